@@ -1,0 +1,552 @@
+"""The clinical records devicelog keeps, as validated plain values.
+
+These pydantic models are the *Create* models of the data model: every patient,
+device and event passes through one of them before it reaches the database, and
+the import/export document and the forms use the same ones.  They know nothing of
+the database or the screen, so the forecast can take them as they are.
+
+Units are in the names (``volume_ml``, ``dose_mg_per_day``).  Drug amounts are
+stored in milligrams whatever unit a drug is shown in; a drug shown in micrograms
+(ziconotide, clonidine, fentanyl) is converted at the edge (see ``Drug.display_unit``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Record(BaseModel):
+    """Base of every record: unknown fields are refused, whitespace trimmed."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+
+
+# --------------------------------------------------------------------------- enums
+
+
+class GoalsOfCare(str, enum.Enum):
+    active_treatment = "active_treatment"
+    hospice = "hospice"
+    survival_under_3_months = "survival_under_3_months"
+
+
+class PatientStatus(str, enum.Enum):
+    active = "active"
+    discharged = "discharged"
+    deceased = "deceased"
+
+
+class DeviceKind(str, enum.Enum):
+    intrathecal_pump = "intrathecal_pump"
+    spinal_cord_stimulator = "spinal_cord_stimulator"
+    drg_stimulator = "drg_stimulator"
+    peripheral_nerve_stimulator = "peripheral_nerve_stimulator"
+
+    @property
+    def label(self) -> str:
+        return {
+            "intrathecal_pump": "IT pump",
+            "spinal_cord_stimulator": "SCS",
+            "drg_stimulator": "DRG",
+            "peripheral_nerve_stimulator": "PNS",
+        }[self.value]
+
+
+class PowerSource(str, enum.Enum):
+    battery = "battery"  # pump battery or primary-cell IPG
+    rechargeable = "rechargeable"
+    none = "none"  # constant-flow pump, external PNS pulse generator
+
+
+class DeviceStatus(str, enum.Enum):
+    trial = "trial"
+    active = "active"
+    explanted = "explanted"
+    replaced = "replaced"
+
+
+class ImplantType(str, enum.Enum):
+    trial = "trial"
+    permanent = "permanent"
+
+
+class EventKind(str, enum.Enum):
+    refill = "refill"
+    interrogation = "interrogation"
+    programming = "programming"
+    wound_check = "wound_check"
+    reintervention = "reintervention"
+    trial_start = "trial_start"
+    trial_end = "trial_end"
+    outcome = "outcome"
+
+    @property
+    def label(self) -> str:
+        return EVENT_LABELS[self]
+
+
+EVENT_LABELS = {
+    EventKind.refill: "Refill",
+    EventKind.interrogation: "Interrogation",
+    EventKind.programming: "Programming change",
+    EventKind.wound_check: "Wound check",
+    EventKind.reintervention: "Reintervention",
+    EventKind.trial_start: "Trial start",
+    EventKind.trial_end: "Trial end",
+    EventKind.outcome: "Outcome",
+}
+
+
+# ------------------------------------------------------------------ small helpers
+
+Volume = Annotated[float, Field(ge=0, le=1000)]
+PositiveVolume = Annotated[float, Field(gt=0, le=1000)]
+Concentration = Annotated[float, Field(gt=0, le=1000)]
+Text = Annotated[str, Field(max_length=2000)]
+ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+# ------------------------------------------------------------------ patients & devices
+
+
+class PatientIn(Record):
+    mrn: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9\-_/.]+$")]
+    name: ShortText
+    birth_date: dt.date
+    goals_of_care: GoalsOfCare = GoalsOfCare.active_treatment
+    status: PatientStatus = PatientStatus.active
+    died_on: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _died_when_deceased(self) -> "PatientIn":
+        if self.died_on is not None and self.died_on < self.birth_date:
+            raise ValueError(f"died_on {self.died_on} is before birth_date {self.birth_date}")
+        return self
+
+
+class UdiIn(Record):
+    """A GS1 UDI: the raw scanned string and the fields parsed out of it (rule 25)."""
+
+    raw: Annotated[str, Field(min_length=1, max_length=200)]
+    device_identifier: Annotated[str, Field(pattern=r"^\d{14}$")]
+    lot: Annotated[str, Field(max_length=20)] | None = None
+    serial: Annotated[str, Field(max_length=20)] | None = None
+    expiry: dt.date | None = None
+    manufactured: dt.date | None = None
+
+
+class DeviceIn(Record):
+    patient_mrn: Annotated[str, Field(min_length=1, max_length=40)]
+    model: Annotated[str, Field(min_length=1, max_length=60)]  # catalogue code
+    serial: Annotated[str, Field(min_length=1, max_length=40)]
+    implanted_on: dt.date
+    implant_type: ImplantType = ImplantType.permanent
+    site: Annotated[str, Field(max_length=120)] = ""
+    status: DeviceStatus = DeviceStatus.active
+    udi: UdiIn | None = None
+    replaces_serial: Annotated[str, Field(max_length=40)] | None = None
+    # For a stimulator trial or permanent IPG the clinic records which cell it has in the
+    # catalogue; a rechargeable IPG's expected recharge interval is recorded here.
+    recharge_interval_days: Annotated[float, Field(gt=0, le=365)] | None = None
+
+
+# ------------------------------------------------------------------ pump programs
+
+
+class DrugConcentration(Record):
+    drug: Annotated[str, Field(min_length=1, max_length=40)]  # drug catalogue code
+    concentration_mg_per_ml: Concentration
+
+
+class FlexStep(Record):
+    """One step of a flexible (time-varying) pump program: a rate held for some hours."""
+
+    rate_ml_per_h: Annotated[float, Field(ge=0, le=10)]
+    hours: Annotated[float, Field(gt=0, le=24)]
+
+
+class PumpMode(str, enum.Enum):
+    simple_continuous = "simple_continuous"
+    flex = "flex"
+    constant_flow = "constant_flow"
+
+
+class PumpProgram(Record):
+    """What the pump is set to deliver (rule 1, rule 2).
+
+    ``drugs[0]`` is the primary drug of the admixture: its daily dose and concentration
+    give the daily volume in simple continuous mode.
+    """
+
+    mode: PumpMode = PumpMode.simple_continuous
+    drugs: Annotated[list[DrugConcentration], Field(min_length=1, max_length=6)]
+    dose_mg_per_day: Annotated[float, Field(gt=0, le=1000)] | None = None
+    flex_steps: Annotated[list[FlexStep], Field(max_length=24)] = []
+    flow_rate_ml_per_day: Annotated[float, Field(gt=0, le=10)] | None = None  # constant-flow pumps
+    bolus_ml: Annotated[float, Field(ge=0, le=5)] = 0.0  # patient (PTM/PTC) bolus volume
+    bolus_max_per_day: Annotated[int, Field(ge=0, le=24)] = 0
+    bolus_lockout_min: Annotated[int, Field(ge=0, le=1440)] = 0
+
+    @model_validator(mode="after")
+    def _mode_inputs(self) -> "PumpProgram":
+        if self.mode is PumpMode.simple_continuous and self.dose_mg_per_day is None:
+            raise ValueError("dose_mg_per_day is required in simple continuous mode")
+        if self.mode is PumpMode.flex and not self.flex_steps:
+            raise ValueError("flex_steps is required in flex mode")
+        if self.mode is PumpMode.flex and sum(s.hours for s in self.flex_steps) > 24.0001:
+            raise ValueError(f"flex_steps cover {sum(s.hours for s in self.flex_steps)} h, more than 24 h")
+        if self.mode is PumpMode.constant_flow and self.flow_rate_ml_per_day is None:
+            raise ValueError("flow_rate_ml_per_day is required for a constant-flow pump")
+        codes = [d.drug for d in self.drugs]
+        if len(set(codes)) != len(codes):
+            raise ValueError(f"drugs lists a drug twice: {codes}")
+        return self
+
+
+class Kit(str, enum.Enum):
+    refill = "refill"
+    cap = "cap"  # catheter access port kit
+
+
+# ------------------------------------------------------------------ events
+
+
+class RefillData(Record):
+    kind: Literal["refill"] = "refill"
+    volume_withdrawn_ml: Volume
+    expected_residual_ml: float | None = None  # as shown when the refill was entered
+    volume_added_ml: PositiveVolume
+    reservoir_volume_after_ml: PositiveVolume  # programmed into the pump after the fill
+    measured_after_ml: Volume | None = None  # measured/aspirated check, if one was made
+    program: PumpProgram
+    bolus_volume_since_last_fill_ml: Volume = 0.0  # from the pump log (rule 8)
+    kit: Kit = Kit.refill
+    low_alarm_ml: Annotated[float, Field(ge=0, le=10)] | None = None
+    admixture_bud: dt.date | None = None  # pharmacy beyond-use date (rule 4)
+    pocket_fill_reason: Annotated[str, Field(max_length=200)] | None = None
+    notes: Text = ""
+
+    @model_validator(mode="after")
+    def _kit(self) -> "RefillData":
+        if self.kit is Kit.cap:
+            raise ValueError("kit: a refill done with the CAP kit is not allowed (rule 10); use the refill kit")
+        return self
+
+
+class AlarmCode(str, enum.Enum):
+    low_reservoir = "low_reservoir"
+    eri = "eri"
+    empty_reservoir = "empty_reservoir"
+    eos = "eos"
+    motor_stall = "motor_stall"
+    critical_memory_error = "critical_memory_error"
+    low_battery_reset = "low_battery_reset"
+    premature_eri = "premature_eri"
+    premature_eos = "premature_eos"
+    lead_impedance = "lead_impedance"
+    other = "other"
+
+
+#: Rule 12 and reference 1.2: which alarms are critical (same-day task).
+CRITICAL_ALARMS = frozenset(
+    {
+        AlarmCode.empty_reservoir,
+        AlarmCode.eos,
+        AlarmCode.motor_stall,
+        AlarmCode.critical_memory_error,
+        AlarmCode.low_battery_reset,
+        AlarmCode.premature_eos,
+    }
+)
+
+
+class Alarm(Record):
+    code: AlarmCode
+    note: Annotated[str, Field(max_length=200)] = ""
+
+    @property
+    def critical(self) -> bool:
+        return self.code in CRITICAL_ALARMS
+
+
+class ContactImpedance(Record):
+    contact: Annotated[str, Field(min_length=1, max_length=12)]
+    impedance_ohm: Annotated[float, Field(ge=0, le=100000)]
+
+
+class BatteryState(str, enum.Enum):
+    ok = "ok"
+    eri = "eri"
+    eos = "eos"
+
+
+class InterrogationData(Record):
+    kind: Literal["interrogation"] = "interrogation"
+    battery_percent: Annotated[float, Field(ge=0, le=100)] | None = None
+    battery_v: Annotated[float, Field(ge=0, le=10)] | None = None
+    battery_state: BatteryState = BatteryState.ok
+    reservoir_volume_ml: Volume | None = None  # pumps: what the pump reports
+    alarms: Annotated[list[Alarm], Field(max_length=20)] = []
+    impedances: Annotated[list[ContactImpedance], Field(max_length=64)] = []
+    last_full_charge_on: dt.date | None = None  # rechargeable IPGs (rule 19)
+    recharge_interval_days: Annotated[float, Field(gt=0, le=365)] | None = None
+    notes: Text = ""
+
+
+class ContactPolarity(str, enum.Enum):
+    anode = "+"
+    cathode = "-"
+    off = "off"
+
+
+class Waveform(str, enum.Enum):
+    tonic = "tonic"
+    burst = "burst"
+    high_frequency = "high_frequency"
+    dtm = "dtm"
+    closed_loop = "closed_loop"
+    other = "other"
+
+
+class StimProgram(Record):
+    """One stimulation program (rule 17)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=40)] = "A"
+    group: Annotated[str, Field(max_length=20)] = ""
+    contacts: dict[Annotated[str, Field(min_length=1, max_length=12)], ContactPolarity]
+    amplitude_ma: Annotated[float, Field(ge=0, le=25.5)] | None = None
+    amplitude_v: Annotated[float, Field(ge=0, le=12)] | None = None
+    pulse_width_us: Annotated[float, Field(gt=0, le=1000)]
+    frequency_hz: Annotated[float, Field(gt=0, le=10000)]
+    waveform: Waveform = Waveform.tonic
+    cycling_on_s: Annotated[float, Field(ge=0, le=86400)] | None = None
+    cycling_off_s: Annotated[float, Field(ge=0, le=86400)] | None = None
+    patient_min_amplitude: Annotated[float, Field(ge=0, le=25.5)] | None = None
+    patient_max_amplitude: Annotated[float, Field(ge=0, le=25.5)] | None = None
+
+    @property
+    def amplitude_unit(self) -> str:
+        return "mA" if self.amplitude_ma is not None else "V"
+
+    @property
+    def amplitude(self) -> float:
+        return self.amplitude_ma if self.amplitude_ma is not None else float(self.amplitude_v or 0)
+
+    @model_validator(mode="after")
+    def _checks(self) -> "StimProgram":
+        if (self.amplitude_ma is None) == (self.amplitude_v is None):
+            raise ValueError("give exactly one of amplitude_ma (constant current) or amplitude_v (constant voltage)")
+        polarities = set(self.contacts.values())
+        if ContactPolarity.cathode not in polarities:
+            raise ValueError("contacts: a program needs at least one cathode (-)")
+        lo, hi = self.patient_min_amplitude, self.patient_max_amplitude
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"patient_min_amplitude {lo} is above patient_max_amplitude {hi}")
+        if hi is not None and self.amplitude > hi:
+            raise ValueError(f"amplitude {self.amplitude} {self.amplitude_unit} is above the patient maximum {hi}")
+        return self
+
+
+class ProgrammingData(Record):
+    kind: Literal["programming"] = "programming"
+    pump_program: PumpProgram | None = None
+    reservoir_volume_ml: Volume | None = None  # pumps: volume at the time of the change
+    stim_programs: Annotated[list[StimProgram], Field(max_length=16)] = []
+    active_program: Annotated[str, Field(max_length=40)] | None = None
+    reason: Text = ""
+
+    @model_validator(mode="after")
+    def _something(self) -> "ProgrammingData":
+        if self.pump_program is None and not self.stim_programs:
+            raise ValueError("a programming change needs pump_program or stim_programs")
+        if self.pump_program is not None and self.stim_programs:
+            raise ValueError("a programming change is for a pump or a stimulator, not both")
+        return self
+
+
+class Drainage(str, enum.Enum):
+    none = "none"
+    serous = "serous"
+    purulent = "purulent"
+
+
+class Dehiscence(str, enum.Enum):
+    none = "none"
+    partial = "partial"
+    exposed_hardware = "exposed_hardware"
+
+
+class WoundCheckData(Record):
+    """Wound record fields (rule 21)."""
+
+    kind: Literal["wound_check"] = "wound_check"
+    site: Annotated[str, Field(max_length=80)] = ""
+    erythema_cm: Annotated[float, Field(ge=0, le=50)] = 0.0
+    drainage: Drainage = Drainage.none
+    dehiscence: Dehiscence = Dehiscence.none
+    fever_c: Annotated[float, Field(ge=30, le=45)] | None = None
+    pocket_swelling: bool = False
+    pain_on_refill_injection: bool = False
+    meningism: bool = False
+    culture_taken: bool = False
+    organism: Annotated[str, Field(max_length=80)] = ""
+    notes: Text = ""
+
+
+class ReinterventionKind(str, enum.Enum):
+    lead_revision = "lead_revision"
+    catheter_revision = "catheter_revision"
+    migration = "migration"
+    ipg_replacement = "ipg_replacement"
+    pump_replacement = "pump_replacement"
+    pocket_revision = "pocket_revision"
+    explant = "explant"
+    dye_study = "dye_study"
+    cap_aspiration = "cap_aspiration"
+    pocket_fill = "pocket_fill"
+    motor_stall = "motor_stall"
+    post_mri_reprogramming = "post_mri_reprogramming"
+    lead_removal = "lead_removal"  # PNS 60-day lead removal
+    other = "other"
+
+
+#: Reinterventions that open the wound: each starts a new series of wound checks (rule 20).
+SURGICAL_REINTERVENTIONS = frozenset(
+    {
+        ReinterventionKind.lead_revision,
+        ReinterventionKind.catheter_revision,
+        ReinterventionKind.migration,
+        ReinterventionKind.ipg_replacement,
+        ReinterventionKind.pump_replacement,
+        ReinterventionKind.pocket_revision,
+        ReinterventionKind.explant,
+    }
+)
+
+
+class ReinterventionData(Record):
+    kind: Literal["reintervention"] = "reintervention"
+    reintervention: ReinterventionKind
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    devices_involved: Annotated[list[Annotated[str, Field(max_length=40)]], Field(max_length=10)] = []
+    kit: Kit | None = None
+    notes: Text = ""
+
+    @model_validator(mode="after")
+    def _kit(self) -> "ReinterventionData":
+        if self.reintervention is ReinterventionKind.cap_aspiration and self.kit is Kit.refill:
+            raise ValueError("kit: CAP access with the refill kit is not allowed (rule 10); use the CAP kit")
+        return self
+
+
+Nrs = Annotated[int, Field(ge=0, le=10)]
+
+
+class TrialStartData(Record):
+    kind: Literal["trial_start"] = "trial_start"
+    baseline_nrs: Nrs
+    planned_days: Annotated[int, Field(ge=0, le=60)] = 7
+    notes: Text = ""
+
+
+class AnalgesicChange(str, enum.Enum):
+    reduced = "reduced"
+    stable = "stable"
+    increased = "increased"
+
+
+class TrialEndData(Record):
+    kind: Literal["trial_end"] = "trial_end"
+    end_nrs: Nrs
+    analgesics: AnalgesicChange
+    patient_satisfied: bool
+    notes: Text = ""
+
+
+class OpioidDose(Record):
+    """An oral or transdermal opioid the patient takes, for total oral MME (reference 5)."""
+
+    opioid: Annotated[str, Field(min_length=1, max_length=30)]
+    dose_mg_per_day: Annotated[float, Field(gt=0, le=100000)] | None = None
+    patch_mcg_per_h: Annotated[float, Field(gt=0, le=1000)] | None = None  # transdermal fentanyl
+
+    @model_validator(mode="after")
+    def _one(self) -> "OpioidDose":
+        if (self.dose_mg_per_day is None) == (self.patch_mcg_per_h is None):
+            raise ValueError("give exactly one of dose_mg_per_day or patch_mcg_per_h")
+        return self
+
+
+class FunctionalInstrument(str, enum.Enum):
+    odi = "ODI"
+    bpi_interference = "BPI interference"
+    eq5d = "EQ-5D"
+    pgic = "PGIC"
+
+
+class OutcomeData(Record):
+    kind: Literal["outcome"] = "outcome"
+    pain_nrs: Nrs
+    oral_mme_mg_per_day: Annotated[float, Field(ge=0, le=100000)] | None = None
+    opioids: Annotated[list[OpioidDose], Field(max_length=10)] = []
+    functional_instrument: FunctionalInstrument | None = None
+    functional_score: Annotated[float, Field(ge=0, le=100)] | None = None
+    notes: Text = ""
+
+
+EventData = Annotated[
+    Union[
+        RefillData,
+        InterrogationData,
+        ProgrammingData,
+        WoundCheckData,
+        ReinterventionData,
+        TrialStartData,
+        TrialEndData,
+        OutcomeData,
+    ],
+    Field(discriminator="kind"),
+]
+
+DATA_MODELS: dict[EventKind, type[Record]] = {
+    EventKind.refill: RefillData,
+    EventKind.interrogation: InterrogationData,
+    EventKind.programming: ProgrammingData,
+    EventKind.wound_check: WoundCheckData,
+    EventKind.reintervention: ReinterventionData,
+    EventKind.trial_start: TrialStartData,
+    EventKind.trial_end: TrialEndData,
+    EventKind.outcome: OutcomeData,
+}
+
+
+class EventIn(Record):
+    """One clinical event for one device, as a person enters it."""
+
+    device_serial: Annotated[str, Field(min_length=1, max_length=40)]
+    occurred_on: dt.date
+    author: Annotated[str, Field(min_length=1, max_length=80)]
+    data: EventData
+
+
+class Event(Record):
+    """An event as the forecast and the reports see it: the effective values after
+    amendments, with the ids that tie it to its history."""
+
+    id: int
+    device_id: int
+    occurred_on: dt.date
+    author: str
+    recorded_at: dt.datetime
+    data: EventData
+    amends_id: int | None = None
+    amendment_reason: str | None = None
+    voided: bool = False
+
+    @property
+    def kind(self) -> EventKind:
+        return EventKind(self.data.kind)

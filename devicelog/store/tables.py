@@ -1,0 +1,113 @@
+"""The database tables.
+
+Clinical events live in one table, ``event``: the columns every event shares
+(device, kind, dates, author, amendment links) are real columns and the kind's own
+fields are a JSON document validated by the kind's Create model
+(``devicelog.clinic.records``).  One table keeps amendments, the audit trail, the
+timeline and import/export uniform across the eight kinds; the forecast reads
+whole device histories, never a column across all refills.
+
+Rows are append-only for clinical records: an amendment is a new row that points
+at the row it corrects (``amends_id``); "entered in error" is an amendment with
+``voided`` set.  Nothing in devicelog updates or deletes an event row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Optional
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class DeviceModelRow(SQLModel, table=True):
+    __tablename__ = "device_model"
+
+    code: str = Field(primary_key=True, max_length=60)
+    maker: str
+    model: str
+    kind: str = Field(index=True)
+    power: str
+    reservoir_ml: Optional[float] = None
+    low_alarm_ml: Optional[float] = None
+    constant_flow: bool = False
+    battery_life_years: Optional[float] = None
+    eri_to_eos_days: Optional[int] = None
+    planned_replacement_months: Optional[int] = None
+    lead_removal_day: Optional[int] = None
+    mr_status: str = "unknown"
+    mr_note: str = ""
+    source: str = ""
+
+
+class DrugRow(SQLModel, table=True):
+    __tablename__ = "drug"
+
+    code: str = Field(primary_key=True, max_length=40)
+    name: str
+    display_unit: str = "mg"
+    stability_days: Optional[int] = None
+    max_concentration_mg_per_ml: Optional[float] = None
+    max_dose_mg_per_day: Optional[float] = None
+    caution_dose_mg_per_day: Optional[float] = None
+    is_ziconotide: bool = False
+    is_opioid: bool = False
+    source: str = ""
+
+
+class Patient(SQLModel, table=True):
+    __tablename__ = "patient"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    mrn: str = Field(unique=True, index=True, max_length=40)
+    name: str = Field(index=True, max_length=200)
+    birth_date: dt.date
+    goals_of_care: str = "active_treatment"
+    status: str = "active"
+    died_on: Optional[dt.date] = None
+    author: str = ""
+    recorded_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class Device(SQLModel, table=True):
+    __tablename__ = "device"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True)
+    model_code: str = Field(foreign_key="device_model.code")
+    serial: str = Field(unique=True, index=True, max_length=40)
+    udi_raw: Optional[str] = None
+    udi_di: Optional[str] = None
+    udi_lot: Optional[str] = None
+    udi_serial: Optional[str] = None
+    udi_expiry: Optional[dt.date] = None
+    udi_manufactured: Optional[dt.date] = None
+    implanted_on: dt.date
+    implant_type: str = "permanent"
+    site: str = ""
+    status: str = "active"
+    replaced_by_id: Optional[int] = Field(default=None, foreign_key="device.id")
+    recharge_interval_days: Optional[float] = None
+    author: str = ""
+    recorded_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class EventRow(SQLModel, table=True):
+    __tablename__ = "event"
+    __table_args__ = (Index("ix_event_device_date", "device_id", "occurred_on"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    device_id: int = Field(foreign_key="device.id")
+    kind: str = Field(max_length=20)
+    occurred_on: dt.date
+    author: str
+    recorded_at: dt.datetime = Field(default_factory=utcnow)
+    data: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSON))
+    amends_id: Optional[int] = Field(default=None, foreign_key="event.id", index=True)
+    amendment_reason: Optional[str] = None
+    voided: bool = False
