@@ -1,0 +1,3 @@
+from devicelog.cli import main
+
+raise SystemExit(main())

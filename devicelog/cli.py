@@ -1,0 +1,101 @@
+"""The ``devicelog`` command.  A bare ``devicelog`` opens the terminal UI.
+
+Each subcommand lives in ``devicelog/commands/<name>.py`` with ``configure(parser)``
+and ``run(args, ctx) -> int``; heavy libraries are imported inside ``run``, so
+``devicelog --help`` and the TUI start stay fast.  The clock is read once, here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import sys
+from dataclasses import dataclass
+from functools import cached_property
+
+#: (name, module, one-line help), in the order ``--help`` lists them.
+COMMANDS: list[tuple[str, str, str]] = [
+]
+
+
+class Context:
+    """What every command shares: the database, the settings, the user and today."""
+
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+
+    @cached_property
+    def engine(self):
+        from devicelog.store.db import make_engine
+        from devicelog.store.schema import prepare
+
+        engine = make_engine(self.args.db)
+        prepare(engine)
+        return engine
+
+    @cached_property
+    def settings(self):
+        from devicelog.settings import load_settings
+
+        return load_settings(self.args.settings)
+
+    @cached_property
+    def user(self) -> str:
+        from devicelog.services import current_user
+
+        return current_user(self.args.user)
+
+    @cached_property
+    def today(self) -> dt.date:
+        return dt.date.today()
+
+
+def parse_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (use YYYY-MM-DD)") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="devicelog", description=__doc__.splitlines()[0])
+    parser.add_argument("--db", help="SQLite file or database URL (default: $DEVICELOG_DB, then the user data directory)")
+    parser.add_argument("--settings", help="clinic settings TOML file (default: $DEVICELOG_SETTINGS)")
+    parser.add_argument("--user", help="who is writing (default: the operating-system login)")
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module, help_text in COMMANDS:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        importlib.import_module(module).configure(p, name)
+    return parser
+
+
+def _version() -> str:
+    from devicelog import __version__
+
+    return f"devicelog {__version__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "tui"])
+    from devicelog.services import InputError
+    from devicelog.settings import SettingsError
+
+    module = importlib.import_module(args._module)
+    try:
+        return module.run(args, Context(args)) or 0
+    except SettingsError as exc:
+        print(f"devicelog: {exc}", file=sys.stderr)
+        return 2
+    except InputError as exc:
+        print("devicelog: refused:", file=sys.stderr)
+        for p in exc.problems:
+            print(f"  {p}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

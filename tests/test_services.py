@@ -1,0 +1,158 @@
+"""Use cases refuse bad input naming the field and value, and leave the database as it was."""
+
+import datetime as dt
+
+import pytest
+from sqlmodel import func, select
+
+from devicelog import services
+from devicelog.clinic.records import (
+    DeviceIn,
+    DrugConcentration,
+    EventIn,
+    PatientIn,
+    PumpProgram,
+    RefillData,
+    WoundCheckData,
+)
+from devicelog.store import tables
+from devicelog.store.db import read_session, write_session
+from tests.conftest import TODAY
+
+
+def counts(engine):
+    with read_session(engine) as s:
+        return tuple(
+            s.exec(select(func.count()).select_from(t)).one()
+            for t in (tables.Patient, tables.Device, tables.EventRow)
+        )
+
+
+def refill(**over):
+    values = dict(
+        volume_withdrawn_ml=3.0,
+        volume_added_ml=20.0,
+        reservoir_volume_after_ml=20.0,
+        program=PumpProgram(drugs=[DrugConcentration(drug="morphine", concentration_mg_per_ml=10)], dose_mg_per_day=2),
+    )
+    values.update(over)
+    return RefillData.model_validate(values)
+
+
+@pytest.fixture
+def clinic(engine):
+    with write_session(engine) as s:
+        services.add_patient(
+            session=s, patient=PatientIn(mrn="MRN001", name="Ann Lee", birth_date=dt.date(1950, 1, 2)), author="rn"
+        )
+        services.add_device(
+            session=s,
+            device=DeviceIn(patient_mrn="MRN001", model="synchromed-ii-20", serial="NGP100", implanted_on=dt.date(2025, 1, 5)),
+            author="rn",
+            today=TODAY,
+        )
+    return engine
+
+
+def record(engine, event):
+    with write_session(engine) as s:
+        return services.record_event(session=s, event=event, today=TODAY).id
+
+
+def refused(engine, action):
+    before = counts(engine)
+    with pytest.raises(services.InputError) as info:
+        action()
+    assert counts(engine) == before
+    return {p.field: (p.value, p.message) for p in info.value.problems}
+
+
+def test_refill_is_stored_with_typed_values(clinic):
+    event_id = record(clinic, EventIn(device_serial="NGP100", occurred_on=dt.date(2026, 10, 1), author="rn", data=refill()))
+    with read_session(clinic) as s:
+        row = s.get(tables.EventRow, event_id)
+    assert row.kind == "refill" and row.data["volume_added_ml"] == 20.0
+    assert row.data["program"]["drugs"][0] == {"drug": "morphine", "concentration_mg_per_ml": 10.0}
+    assert row.recorded_at.tzinfo is not None
+
+
+def test_volume_above_reservoir_is_refused(clinic):
+    problems = refused(
+        clinic,
+        lambda: record(
+            clinic,
+            EventIn(device_serial="NGP100", occurred_on=dt.date(2026, 10, 1), author="rn", data=refill(volume_withdrawn_ml=25.0)),
+        ),
+    )
+    assert problems["data.volume_withdrawn_ml"][0] == 25.0
+    assert "20 mL" in problems["data.volume_withdrawn_ml"][1]
+
+
+def test_event_before_implant_or_after_today_is_refused(clinic):
+    for day, word in ((dt.date(2024, 12, 31), "before"), (TODAY + dt.timedelta(days=1), "after today")):
+        problems = refused(
+            clinic,
+            lambda: record(clinic, EventIn(device_serial="NGP100", occurred_on=day, author="rn", data=WoundCheckData())),
+        )
+        assert problems["occurred_on"][0] == day.isoformat() and word in problems["occurred_on"][1]
+
+
+def test_unknown_drug_model_serial_and_duplicates_are_refused(clinic):
+    bad_drug = refill(program=PumpProgram(drugs=[DrugConcentration(drug="heroin", concentration_mg_per_ml=1)], dose_mg_per_day=1))
+    problems = refused(
+        clinic, lambda: record(clinic, EventIn(device_serial="NGP100", occurred_on=dt.date(2026, 1, 1), author="rn", data=bad_drug))
+    )
+    assert problems["data.program.drugs.0.drug"][0] == "heroin"
+
+    def add(device):
+        with write_session(clinic) as s:
+            services.add_device(session=s, device=device, author="rn", today=TODAY)
+
+    problems = refused(clinic, lambda: add(DeviceIn(patient_mrn="MRN001", model="no-such-pump", serial="X1", implanted_on=dt.date(2025, 1, 1))))
+    assert problems["model"][0] == "no-such-pump"
+    problems = refused(clinic, lambda: add(DeviceIn(patient_mrn="MRN001", model="synchromed-ii-40", serial="NGP100", implanted_on=dt.date(2025, 1, 1))))
+    assert problems["serial"][0] == "NGP100"
+
+    def add_patient():
+        with write_session(clinic) as s:
+            services.add_patient(session=s, patient=PatientIn(mrn="MRN001", name="Other", birth_date=dt.date(1960, 1, 1)), author="rn")
+
+    assert refused(clinic, add_patient)["mrn"][0] == "MRN001"
+
+
+def test_zero_concentration_and_cap_kit_are_refused_by_the_record():
+    with pytest.raises(services.InputError) as info:
+        services.parse_event_data(
+            "refill",
+            {
+                "volume_withdrawn_ml": 1,
+                "volume_added_ml": 10,
+                "reservoir_volume_after_ml": 10,
+                "program": {"drugs": [{"drug": "morphine", "concentration_mg_per_ml": 0}], "dose_mg_per_day": 1},
+            },
+        )
+    fields = {p.field: p.value for p in info.value.problems}
+    assert fields == {"data.program.drugs.0.concentration_mg_per_ml": 0}
+    with pytest.raises(services.InputError, match="CAP kit"):
+        services.parse_event_data("refill", {**refill().model_dump(mode="json"), "kit": "cap"})
+
+
+def test_amendment_keeps_original_and_void_hides_event(clinic):
+    from devicelog.store import queries
+
+    first = record(clinic, EventIn(device_serial="NGP100", occurred_on=dt.date(2026, 10, 1), author="rn", data=refill()))
+    with write_session(clinic) as s:
+        services.amend_event(
+            session=s, event_id=first, occurred_on=dt.date(2026, 10, 1), data=refill(volume_withdrawn_ml=4.0),
+            reason="misread syringe", author="md", today=TODAY,
+        )
+    with read_session(clinic) as s:
+        assert s.get(tables.EventRow, first).data["volume_withdrawn_ml"] == 3.0
+        history = queries.history_by_serial(s, "NGP100")
+    assert [e.data.volume_withdrawn_ml for e in history.events] == [4.0]
+    assert history.events[0].amendment_reason == "misread syringe"
+    with write_session(clinic) as s:
+        services.void_event(session=s, event_id=first, reason="wrong patient", author="md")
+    with read_session(clinic) as s:
+        assert queries.history_by_serial(s, "NGP100").events == ()
+        assert s.exec(select(func.count()).select_from(tables.EventRow)).one() == 3
