@@ -1,5 +1,6 @@
 import datetime as dt
 import os
+import uuid
 
 import pytest
 
@@ -10,13 +11,49 @@ os.environ.pop("DEVICELOG_SETTINGS", None)
 
 TODAY = dt.date(2026, 11, 23)
 
+#: Set by .ci/run's PostgreSQL pass: an admin URL (postgresql://user@host:port/postgres).
+#: Each test then gets a database of its own on that server instead of a SQLite file.
+PG_ADMIN_URL = os.environ.get("DEVICELOG_TEST_PG")
+
+requires_sqlite = pytest.mark.skipif(bool(PG_ADMIN_URL), reason="exercises SQLite files directly")
+
+
+def _pg_database(admin_url: str):
+    from sqlalchemy import create_engine, text
+
+    from devicelog.store.db import resolve_url
+
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(resolve_url(admin_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+    def drop():
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url, drop
+
 
 @pytest.fixture
-def engine(tmp_path):
+def db_url(tmp_path):
+    """A fresh, empty database: a SQLite file, or a PostgreSQL database in the PG pass."""
+    if PG_ADMIN_URL:
+        url, drop = _pg_database(PG_ADMIN_URL)
+        yield url
+        drop()
+    else:
+        yield str(tmp_path / "clinic.db")
+
+
+@pytest.fixture
+def engine(db_url):
     from devicelog.store.db import make_engine
     from devicelog.store.schema import prepare
 
-    eng = make_engine(tmp_path / "clinic.db")
+    eng = make_engine(db_url)
     prepare(eng)
     yield eng
     eng.dispose()
