@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Optional
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -111,3 +111,20 @@ class EventRow(SQLModel, table=True):
     amends_id: Optional[int] = Field(default=None, foreign_key="event.id", index=True)
     amendment_reason: Optional[str] = None
     voided: bool = False
+
+
+class AuditEntry(SQLModel, table=True):
+    """One link of the tamper-evident audit trail (``devicelog.store.audit``).
+
+    Append-only like ``event``: the migration adds triggers refusing UPDATE and DELETE.
+    """
+
+    __tablename__ = "audit"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: dt.datetime = Field(default_factory=utcnow)
+    author: str = Field(max_length=200)
+    action: str = Field(max_length=200)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    prev_hash: str = Field(max_length=64, unique=True)
+    hash: str = Field(max_length=64, unique=True)
