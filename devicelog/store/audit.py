@@ -195,7 +195,7 @@ def append(session, *, action: str, author: str, changes: list[Change]) -> None:
 
 
 def _lock_chain(session) -> None:
-    bind = session.get_bind()
+    bind = session.get_bind() if hasattr(session, "get_bind") else session  # a Session or a Connection
     if bind.dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
 
@@ -204,6 +204,27 @@ def _head(session) -> str:
     t = tables.AuditEntry.__table__
     found = session.execute(select(t.c.hash).order_by(t.c.id.desc()).limit(1)).scalar()
     return found or GENESIS
+
+
+def baseline(conn, *, action: str, author: str, table_names: Iterable[str] = AUDITED_TABLES) -> int:
+    """Record every row of these tables as it stands (for a migration that starts the trail).
+
+    Reads the tables as the database has them (reflection), so it works at the revision
+    the migration runs at, whatever later revisions add.  Returns the number of rows.
+    """
+    from sqlalchemy import MetaData
+
+    meta = MetaData()
+    meta.reflect(conn, only=list(table_names))
+    changes = []
+    for name in table_names:
+        t = meta.tables[name]
+        key = list(t.primary_key.columns)[0]
+        for row in conn.execute(select(t).order_by(key)):
+            values = row_values(row)
+            changes.append(Change(name, values[key.key], None, values))
+    append(conn, action=action, author=author, changes=changes)
+    return len(changes)
 
 
 # --------------------------------------------------------------------- checking

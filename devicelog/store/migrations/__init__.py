@@ -1,0 +1,1 @@
+"""Alembic migrations of the devicelog schema, run by ``devicelog.store.schema.prepare``."""
