@@ -1,0 +1,152 @@
+"""``devicelog due``: what is due, overdue first, then by date, in any format.
+
+Examples::
+
+    devicelog due --within 30
+    devicelog due --within 14 --kind pump --kind scs --format csv -o due.csv
+    devicelog due --within 28 --format pdf -o due.pdf --redact
+    devicelog due --format ics -o due.ics
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+FORMATS = ("text", "csv", "json", "pdf", "ics", "html")
+
+
+def _within(text: str) -> int:
+    from devicelog.store.due import MAX_WITHIN_DAYS
+
+    try:
+        days = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days") from None
+    if not 0 <= days <= MAX_WITHIN_DAYS:
+        raise argparse.ArgumentTypeError(f"{days} is not a number of days from 0 to {MAX_WITHIN_DAYS}")
+    return days
+
+
+def _kind(text: str):
+    from devicelog.store.due import parse_kind
+
+    try:
+        return parse_kind(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def configure(parser: argparse.ArgumentParser, name: str) -> None:
+    from devicelog.cli import parse_date
+
+    parser.description = (
+        "What is due: everything overdue, then what falls due from the as-of date on, "
+        "by date, with why.  Elective items suppressed by goals of care are counted at the foot."
+    )
+    parser.add_argument("--as-of", type=parse_date, metavar="DATE", help="the day the list is for (default: today)")
+    parser.add_argument(
+        "--within", type=_within, metavar="DAYS", help="only items due up to DAYS days after the as-of date (default: all)"
+    )
+    parser.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
+    parser.add_argument(
+        "--kind",
+        type=_kind,
+        action="append",
+        metavar="KIND",
+        help="only this device kind (pump, scs, drg, pns, or the full name); repeat for several",
+    )
+    parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    parser.add_argument(
+        "--redact", action="store_true", help="initials and the last 4 MRN characters; no names, full MRNs or drug names"
+    )
+    parser.add_argument("--group", choices=("week", "day"), default="week", help="pdf/html: group by week or day")
+    parser.add_argument("--page-size", choices=("A4", "Letter"), help="pdf/html page size (default: the settings')")
+
+
+def run(args: argparse.Namespace, ctx) -> int:
+    try:
+        return _run(args, ctx)
+    except BrokenPipeError:  # the reader (head, less) went away: not an error
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _run(args: argparse.Namespace, ctx) -> int:
+    from devicelog.reports import due as report
+    from devicelog.store import queries
+    from devicelog.store.db import read_session
+    from devicelog.store.due import due_list
+
+    as_of = args.as_of or ctx.today
+    settings = ctx.settings
+    fmt = args.format
+    if fmt == "pdf" and not args.output and sys.stdout.isatty():
+        print("devicelog due: --format pdf writes a file: give -o FILE (or pipe the output)", file=sys.stderr)
+        return 2
+
+    with read_session(ctx.engine) as session:
+        dl = due_list(session, as_of=as_of, settings=settings, within_days=args.within, kinds=args.kind or ())
+        if args.redact:
+            from devicelog.reports.redact import redact_due_list
+
+            dl = redact_due_list(dl, queries.catalogue(session).drugs)
+
+    page_size = args.page_size or settings.page_size
+    if fmt == "text":
+        if args.output:
+            with open(args.output, "w", encoding="utf-8") as fh:
+                report.render_text(dl, fh, width=80, color=False)
+        else:
+            report.render_text(dl, sys.stdout)
+    elif fmt == "json":
+        _write_text(args.output, lambda fh: report.render_json(dl, fh))
+    elif fmt == "csv":
+        if args.output:
+            with open(args.output, "wb") as fh:
+                fh.write(report.csv_bytes(dl))
+        else:
+            report.render_csv(dl, sys.stdout)
+    elif fmt == "html":
+        from devicelog.reports.due_html import render_html
+
+        page = render_html(dl, page_size=page_size, group=args.group)
+        _write_text(args.output, lambda fh: fh.write(page))
+    elif fmt == "pdf":
+        from devicelog.reports.due_pdf import render_pdf
+
+        _write_bytes(args.output, render_pdf(dl, page_size=page_size, group=args.group))
+    elif fmt == "ics":
+        import datetime as dt
+
+        from devicelog.reports.due_ics import render_ics
+
+        now = dt.datetime.now(dt.timezone.utc)
+        _write_bytes(args.output, render_ics(dl, reminder_days=settings.calendar_reminder_days, generated_at=now))
+
+    if args.output:
+        n = len(dl.entries)
+        print(f"devicelog due: {n} item{'s' if n != 1 else ''} written to {args.output}", file=sys.stderr)
+    if dl.suppressed and fmt in ("csv", "ics"):
+        # These formats have no foot: say it here so it is never silent.
+        print(f"devicelog due: {dl.suppressed_text()}", file=sys.stderr)
+    return 0
+
+
+def _write_text(path: str | None, write) -> None:
+    if path:
+        with open(path, "w", encoding="utf-8", newline="") as fh:
+            write(fh)
+    else:
+        write(sys.stdout)
+
+
+def _write_bytes(path: str | None, data: bytes) -> None:
+    if path:
+        with open(path, "wb") as fh:
+            fh.write(data)
+    else:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()

@@ -1,0 +1,232 @@
+"""The due list as text, CSV and JSON (issue 3.4, issue 6.3).
+
+Every format is written from a ``DueList`` (``devicelog.store.due``), redacted or not,
+through ``item_record``: one dict per item with the field names documented in the
+README ("Due list fields").  Those names are a promise to spreadsheets and scripts:
+add fields, never rename them.
+
+- **text**: a table that wraps to the terminal width (80 columns when piped), plain
+  (no colour codes) when not written to a terminal.
+- **csv**: one item per row, a header, ISO dates, UTF-8 *with* a byte-order mark.
+  Excel opens a BOM-less UTF-8 file as the local code page and mangles "µ", "—" and
+  accented names; LibreOffice, Numbers, Google Sheets and Python's ``utf-8-sig`` read
+  the BOM and drop it.  Rows end in CRLF (RFC 4180).
+- **json**: the list with its range, the items (each with its why), the suppressed
+  items with their reasons, and the forecast's notes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from typing import Any, TextIO
+
+from devicelog.store.due import DueEntry, DueList
+
+#: The CSV / JSON item fields, in column order.
+FIELDS: tuple[str, ...] = (
+    "status",
+    "due_on",
+    "latest_safe_on",
+    "days_until_due",
+    "severity",
+    "what",
+    "why",
+    "patient_name",
+    "patient_mrn",
+    "device_kind",
+    "device_model",
+    "device_serial",
+    "code",
+    "rule",
+    "item_key",
+)
+
+JSON_FORMAT = "devicelog.due-list/1"
+CSV_ENCODING = "utf-8-sig"
+
+
+def item_record(entry: DueEntry, as_of: dt.date) -> dict[str, Any]:
+    """One item as plain values (dates ISO strings; no latest safe date is None)."""
+    i = entry.item
+    return {
+        "status": entry.status,
+        "due_on": i.due_on.isoformat(),
+        "latest_safe_on": i.latest_safe_on.isoformat() if i.latest_safe_on else None,
+        "days_until_due": (i.due_on - as_of).days,
+        "severity": i.severity,
+        "what": i.what,
+        "why": i.why,
+        "patient_name": i.patient_name,
+        "patient_mrn": i.patient_mrn,
+        "device_kind": i.device_kind.value,
+        "device_model": i.device_model,
+        "device_serial": i.device_serial,
+        "code": i.code,
+        "rule": i.rule,
+        "item_key": i.key,
+    }
+
+
+def records(dl: DueList) -> list[dict[str, Any]]:
+    return [item_record(e, dl.as_of) for e in dl.entries]
+
+
+def when_text(entry: DueEntry, as_of: dt.date) -> str:
+    """"overdue by 3 days", "today", "in 5 days"."""
+    days = (entry.item.due_on - as_of).days
+    if days < 0:
+        return f"overdue by {-days} day{'s' if days != -1 else ''}"
+    if days == 0:
+        return "due today"
+    return f"in {days} day{'s' if days != 1 else ''}"
+
+
+def title(dl: DueList) -> str:
+    name = dl.clinic_name or "Device clinic"
+    return f"{name}: due list"
+
+
+def subtitle(dl: DueList) -> str:
+    parts = [f"as of {dl.as_of.isoformat()}", dl.range_text(), dl.kinds_text()]
+    if dl.redacted:
+        parts.append("REDACTED copy")
+    return " · ".join(parts)
+
+
+def foot_lines(dl: DueList) -> list[str]:
+    """The lines every printed format ends with: count, suppressed items, notes."""
+    n = len(dl.entries)
+    overdue = sum(1 for e in dl.entries if e.status == "overdue")
+    lines = [f"{n} item{'s' if n != 1 else ''} listed, {overdue} overdue."] if n else [dl.empty_text()]
+    if dl.suppressed:
+        lines.append(dl.suppressed_text())
+    for note in dl.notes:
+        word = "Note" if note.warning.level == "note" else "Warning"
+        lines.append(
+            f"{word} for {note.patient_name} ({note.patient_mrn}), {note.device_model} SN {note.device_serial}: "
+            f"{note.warning.message}"
+            + ("" if note.warning.rule in note.warning.message else f" ({note.warning.rule})")
+        )
+    return lines
+
+
+# ------------------------------------------------------------------------ text
+
+
+def render_text(dl: DueList, out: TextIO, *, width: int | None = None, color: bool | None = None) -> None:
+    """A table; ``width`` defaults to the terminal's (80 when ``out`` is not a terminal)."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    is_tty = hasattr(out, "isatty") and out.isatty()
+    if width is None:
+        import shutil
+
+        width = shutil.get_terminal_size((80, 24)).columns if is_tty else 80
+    color = is_tty if color is None else color
+    console = Console(
+        file=out,
+        width=max(width, 40),
+        force_terminal=color,
+        no_color=not color,
+        color_system="standard" if color else None,
+        highlight=False,
+        emoji=False,
+        soft_wrap=False,
+    )
+    console.print(Text(title(dl), style="bold"))
+    console.print(Text(subtitle(dl)))
+    console.print()
+    if dl.entries:
+        table = Table(box=box.SIMPLE_HEAD, show_lines=False, pad_edge=False, expand=True, header_style="bold")
+        table.add_column("Due", no_wrap=True, min_width=10)
+        table.add_column("Patient", ratio=2, overflow="fold")
+        table.add_column("Device", ratio=3, overflow="fold")
+        table.add_column("What and why", ratio=5, overflow="fold")
+        for n, e in enumerate(dl.entries):
+            i = e.item
+            due = Text(i.due_on.isoformat() + "\n")
+            due.append(when_text(e, dl.as_of), style="bold red" if e.status == "overdue" else "")
+            if i.latest_safe_on:
+                due.append(f"\nsafe by\n{i.latest_safe_on.isoformat()}")
+            what = Text(i.what, style="bold")
+            what.append("\n" + i.why, style="dim")
+            if n:
+                table.add_row("", "", "", "")
+            table.add_row(due, f"{i.patient_name}\n{i.patient_mrn}", f"{i.device_model}\nSN {i.device_serial}", what)
+        console.print(table)
+    for line in foot_lines(dl):
+        console.print(Text(line))
+
+
+def text(dl: DueList, *, width: int = 80) -> str:
+    buf = io.StringIO()
+    render_text(dl, buf, width=width, color=False)
+    return buf.getvalue()
+
+
+# ------------------------------------------------------------------------ csv
+
+
+def render_csv(dl: DueList, out: TextIO) -> None:
+    """Header and one row per item; ``out`` should be opened with ``CSV_ENCODING``
+    and ``newline=""`` (``write_csv`` does)."""
+    import csv
+
+    writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\r\n")
+    writer.writeheader()
+    for rec in records(dl):
+        writer.writerow({k: "" if v is None else v for k, v in rec.items()})
+
+
+def csv_bytes(dl: DueList) -> bytes:
+    buf = io.StringIO(newline="")
+    render_csv(dl, buf)
+    return buf.getvalue().encode(CSV_ENCODING)
+
+
+# ------------------------------------------------------------------------ json
+
+
+def document(dl: DueList) -> dict[str, Any]:
+    """The JSON document (documented in the README, "Due list fields")."""
+    return {
+        "format": JSON_FORMAT,
+        "clinic_name": dl.clinic_name,
+        "as_of": dl.as_of.isoformat(),
+        "until": dl.until.isoformat() if dl.until else None,
+        "within_days": dl.within_days,
+        "kinds": [k.value for k in dl.kinds],
+        "redacted": dl.redacted,
+        "count": len(dl.entries),
+        "overdue_count": sum(1 for e in dl.entries if e.status == "overdue"),
+        "items": records(dl),
+        "suppressed_count": len(dl.suppressed),
+        "suppressed_by_reason": [{"reason": r, "count": c} for r, c in dl.suppressed_by_reason()],
+        "suppressed": [
+            {**item_record(DueEntry(s.item, "upcoming"), dl.as_of), "status": "suppressed", "reason": s.reason}
+            for s in dl.suppressed
+        ],
+        "notes": [
+            {
+                "patient_name": n.patient_name,
+                "patient_mrn": n.patient_mrn,
+                "device_model": n.device_model,
+                "device_serial": n.device_serial,
+                "level": n.warning.level,
+                "code": n.warning.code,
+                "rule": n.warning.rule,
+                "message": n.warning.message,
+            }
+            for n in dl.notes
+        ],
+    }
+
+
+def render_json(dl: DueList, out: TextIO) -> None:
+    json.dump(document(dl), out, ensure_ascii=False, indent=2)
+    out.write("\n")

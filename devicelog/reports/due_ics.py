@@ -1,0 +1,103 @@
+"""The due list as an iCalendar file (issue 6.2).
+
+One all-day event per due item, on its due date, with a display reminder
+``settings.calendar_reminder_days`` before.  Importing a newer file must *update*
+the events of an older one, not add a second copy, so an event's UID names the task,
+not its date:
+
+- UID = hash(device serial, item code).  The refill of pump NGP100 keeps its UID
+  from one export to the next while its date moves with each refill.
+- When one export holds two items with the same serial and code (two alarm tasks
+  from two interrogations, say), the one from the earliest record keeps that UID and
+  each other one adds the id of the record that produced it.
+- SEQUENCE is the export time in minutes since 2020-01-01 and DTSTAMP the export
+  time, so a later export always carries the higher sequence number and calendars
+  take its date and text.
+
+A calendar keeps an event that a newer file no longer holds (a task done); that is
+the iCalendar import model, not something a PUBLISH file can undo.  icalendar is
+imported inside the function.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections import defaultdict
+
+from devicelog.clinic.due import DueItem
+from devicelog.store.due import DueList
+
+UID_DOMAIN = "devicelog"
+SEQUENCE_EPOCH = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
+PRIORITY = {"critical": 1, "high": 3, "routine": 5}
+
+
+def base_uid(serial: str, code: str, source_event_id: int | None = None) -> str:
+    text = f"{serial}\x1f{code}" + ("" if source_event_id is None else f"\x1f{source_event_id}")
+    return f"{hashlib.sha256(text.encode('utf-8')).hexdigest()[:32]}@{UID_DOMAIN}"
+
+
+def uids(items: list[DueItem]) -> dict[str, str]:
+    """UID of each item (by ``DueItem.key``); see the module docstring for the rule."""
+    by_task: dict[tuple[str, str], list[DueItem]] = defaultdict(list)
+    for i in items:
+        by_task[(i.device_serial, i.code)].append(i)
+    out: dict[str, str] = {}
+    for (serial, code), same in by_task.items():
+        same.sort(key=lambda i: (i.source_event_id is not None, i.source_event_id or 0, i.due_on))
+        out[same[0].key] = base_uid(serial, code)
+        for i in same[1:]:
+            out[i.key] = base_uid(serial, code, i.source_event_id if i.source_event_id is not None else -1)
+    return out
+
+
+def sequence(generated_at: dt.datetime) -> int:
+    return max(0, int((generated_at - SEQUENCE_EPOCH).total_seconds() // 60))
+
+
+def render_ics(dl: DueList, *, reminder_days: int, generated_at: dt.datetime) -> bytes:
+    """The calendar as bytes (CRLF lines, UTF-8).  ``generated_at`` must be time-zone aware."""
+    from icalendar import Alarm, Calendar, Event
+
+    if generated_at.tzinfo is None:
+        raise ValueError("generated_at must be time-zone aware")
+    stamp = generated_at.astimezone(dt.timezone.utc)
+    seq = sequence(stamp)
+    cal = Calendar()
+    cal.add("prodid", "-//devicelog//due list//EN")
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    cal.add("method", "PUBLISH")
+    name = f"{dl.clinic_name or 'Device clinic'}: due list" + (" (redacted)" if dl.redacted else "")
+    cal.add("x-wr-calname", name)
+    by_key = uids(dl.items)
+    for e in dl.entries:
+        i = e.item
+        ev = Event()
+        ev.add("uid", by_key[i.key])
+        ev.add("dtstamp", stamp)
+        ev.add("last-modified", stamp)
+        ev.add("sequence", seq)
+        ev.add("dtstart", i.due_on)
+        ev.add("dtend", i.due_on + dt.timedelta(days=1))
+        ev.add("summary", f"{i.what}: {i.patient_name} ({i.patient_mrn})")
+        lines = [
+            f"Due {i.due_on.isoformat()}"
+            + (f"; latest safe date {i.latest_safe_on.isoformat()}" if i.latest_safe_on else ""),
+            f"Patient {i.patient_name}, MRN {i.patient_mrn}",
+            f"Device {i.device_model}, SN {i.device_serial}",
+            f"Why: {i.why}",
+            f"Severity {i.severity}; {e.status} as of {dl.as_of.isoformat()} ({i.rule})",
+        ]
+        ev.add("description", "\n".join(lines))
+        ev.add("categories", ["devicelog", i.severity])
+        ev.add("priority", PRIORITY.get(i.severity, 5))
+        ev.add("transp", "TRANSPARENT")
+        alarm = Alarm()
+        alarm.add("action", "DISPLAY")
+        alarm.add("description", f"Due {i.due_on.isoformat()}: {i.what} ({i.patient_name})")
+        alarm.add("trigger", -dt.timedelta(days=reminder_days))
+        ev.add_component(alarm)
+        cal.add_component(ev)
+    return cal.to_ical()

@@ -1,0 +1,243 @@
+"""The due list: the one place the TUI and every report read due items from.
+
+``due_list(session, as_of=…, settings=…, within_days=…, kinds=…)`` asks a
+*forecast source* for each device's ``Forecast`` (its due items, the items rule 24
+suppressed, and its notes), then keeps what falls in the range, gives each item its
+status on ``as_of`` and sorts the list: overdue first, then by date
+(``devicelog.clinic.due.sort_key``).
+
+A device's forecast depends only on its record, never on today's date
+(``devicelog.clinic.due``), so the source is the seam where a maintained next-due
+table can slot in: a source that reads cached forecasts per device (refreshed when a
+device's record changes) instead of computing them, passed as ``source=``.  Today the
+only source is ``ComputedForecasts``: load every history and run the forecast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Protocol, Sequence
+
+from sqlmodel import Session
+
+from devicelog.clinic.due import ClinicalWarning, DueItem, Forecast, Status, SuppressedItem, sort_key, status
+from devicelog.clinic.history import DeviceHistory
+from devicelog.clinic.records import DeviceKind
+from devicelog.settings import Settings
+from devicelog.store import queries
+
+#: Short names people type for ``--kind`` (and the full names).
+KIND_ALIASES: dict[str, DeviceKind] = {
+    "pump": DeviceKind.intrathecal_pump,
+    "itp": DeviceKind.intrathecal_pump,
+    "scs": DeviceKind.spinal_cord_stimulator,
+    "drg": DeviceKind.drg_stimulator,
+    "pns": DeviceKind.peripheral_nerve_stimulator,
+    **{k.value: k for k in DeviceKind},
+}
+
+MAX_WITHIN_DAYS = 3660
+
+
+def parse_kind(text: str) -> DeviceKind:
+    """A device kind from its full or short name; ``ValueError`` naming the choices."""
+    try:
+        return KIND_ALIASES[text.strip().lower()]
+    except KeyError:
+        raise ValueError(
+            f"unknown device kind {text!r}: give pump, scs, drg or pns (or "
+            + ", ".join(k.value for k in DeviceKind)
+            + ")"
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class DueEntry:
+    """One due item with its status on the list's as-of date."""
+
+    item: DueItem
+    status: Status
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceNote:
+    """A forecast warning about a device (a value out of range, or something the forecast
+    could not work out), kept with the list so it is never dropped silently."""
+
+    patient_name: str
+    patient_mrn: str
+    device_serial: str
+    device_model: str
+    warning: ClinicalWarning
+
+
+@dataclass(frozen=True)
+class DueList:
+    """What is due in a range, in order, with what was suppressed and why.
+
+    ``until`` is the last due date included (``as_of + within_days``), or None for
+    everything the forecast knows.  Overdue items are always included.
+    """
+
+    as_of: dt.date
+    until: dt.date | None
+    kinds: tuple[DeviceKind, ...]
+    entries: tuple[DueEntry, ...]
+    suppressed: tuple[SuppressedItem, ...] = ()
+    notes: tuple[DeviceNote, ...] = ()
+    redacted: bool = False
+    clinic_name: str = ""
+
+    @property
+    def within_days(self) -> int | None:
+        return None if self.until is None else (self.until - self.as_of).days
+
+    @property
+    def items(self) -> list[DueItem]:
+        return [e.item for e in self.entries]
+
+    def suppressed_by_reason(self) -> list[tuple[str, int]]:
+        """(reason, how many), most frequent first."""
+        counts = Counter(s.reason for s in self.suppressed)
+        return sorted(counts.items(), key=lambda rc: (-rc[1], rc[0]))
+
+    def range_text(self) -> str:
+        """The range in words, e.g. "overdue, and due 2026-11-23 to 2026-12-23"."""
+        if self.until is None:
+            return f"overdue, and due from {self.as_of.isoformat()} on"
+        return f"overdue, and due {self.as_of.isoformat()} to {self.until.isoformat()}"
+
+    def empty_text(self) -> str:
+        """What an empty list says instead of a blank page (issue 6.6)."""
+        if self.until is None:
+            return f"Nothing overdue, and nothing due from {self.as_of.isoformat()} on."
+        return f"Nothing overdue, and nothing due between {self.as_of.isoformat()} and {self.until.isoformat()}."
+
+    def suppressed_text(self) -> str:
+        """The foot line about suppressed elective items; empty when none were."""
+        if not self.suppressed:
+            return ""
+        n = len(self.suppressed)
+        reasons = "; ".join(f"{count} × {reason}" for reason, count in self.suppressed_by_reason())
+        noun = "item" if n == 1 else "items"
+        return f"{n} {noun} suppressed by goals of care (rule 24), not listed: {reasons}."
+
+    def kinds_text(self) -> str:
+        return "all device kinds" if not self.kinds else ", ".join(k.label for k in self.kinds)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceForecast:
+    """A device's forecast with the history it came from (for naming the device in notes)."""
+
+    history: DeviceHistory
+    forecast: Forecast
+
+
+class ForecastSource(Protocol):
+    """Where ``due_list`` gets each device's forecast from."""
+
+    def forecasts(
+        self, session: Session, *, settings: Settings, kinds: Sequence[DeviceKind]
+    ) -> Iterable[DeviceForecast]: ...
+
+
+@dataclass(frozen=True)
+class ComputedForecasts:
+    """Load every device's history and run the forecast on it (no cache)."""
+
+    def forecasts(
+        self, session: Session, *, settings: Settings, kinds: Sequence[DeviceKind]
+    ) -> Iterator[DeviceForecast]:
+        from devicelog.clinic.forecast import forecast_device
+
+        drugs = queries.drugs_by_code(session)
+        wanted = set(kinds)
+        for history in queries.load_histories(session):
+            if wanted and history.device.model.kind not in wanted:
+                continue
+            yield DeviceForecast(history, forecast_device(history, settings, drugs))
+
+
+def due_list(
+    session: Session,
+    *,
+    as_of: dt.date,
+    settings: Settings,
+    within_days: int | None = None,
+    kinds: Sequence[DeviceKind] = (),
+    source: ForecastSource | None = None,
+) -> DueList:
+    """Everything overdue, and due from ``as_of`` to ``as_of + within_days`` (or all ahead).
+
+    ``kinds`` keeps only devices of those kinds (empty: all).  Suppressed items and
+    forecast notes are kept with the list, in the same range, so a report can say so.
+    """
+    if within_days is not None and not 0 <= within_days <= MAX_WITHIN_DAYS:
+        raise ValueError(f"within_days = {within_days}: must be 0 to {MAX_WITHIN_DAYS} days")
+    until = None if within_days is None else as_of + dt.timedelta(days=within_days)
+    kinds = tuple(dict.fromkeys(kinds or ()))
+    source = source or ComputedForecasts()
+    entries: list[DueEntry] = []
+    suppressed: list[SuppressedItem] = []
+    notes: list[DeviceNote] = []
+    for found in source.forecasts(session, settings=settings, kinds=kinds):
+        fc = found.forecast
+        entries += [DueEntry(i, status(i, as_of, settings)) for i in fc.items if _in_range(i, until)]
+        suppressed += [s for s in fc.suppressed if _in_range(s.item, until)]
+        if fc.warnings:
+            p, d = found.history.patient, found.history.device
+            notes += [DeviceNote(p.name, p.mrn, d.serial, d.model.label, w) for w in fc.warnings]
+    entries.sort(key=lambda e: sort_key(e.item, e.status))
+    suppressed.sort(key=lambda s: (s.item.due_on, s.item.patient_mrn, s.item.device_serial, s.item.code))
+    return DueList(
+        as_of=as_of,
+        until=until,
+        kinds=kinds,
+        entries=tuple(entries),
+        suppressed=tuple(suppressed),
+        notes=tuple(notes),
+        clinic_name=settings.clinic_name,
+    )
+
+
+def _in_range(item: DueItem, until: dt.date | None) -> bool:
+    return until is None or item.due_on <= until
+
+
+def load_due_list(
+    engine,
+    *,
+    as_of: dt.date,
+    settings: Settings,
+    within_days: int | None = None,
+    kinds: Sequence[DeviceKind] = (),
+) -> DueList:
+    """``due_list`` in its own read transaction (for callers holding an engine)."""
+    from devicelog.store.db import read_session
+
+    with read_session(engine) as session:
+        return due_list(session, as_of=as_of, settings=settings, within_days=within_days, kinds=kinds)
+
+
+def with_entries(dl: DueList, entries: Iterable[DueEntry], **changes) -> DueList:
+    """A copy of ``dl`` with other entries (and other fields changed)."""
+    from dataclasses import replace
+
+    return replace(dl, entries=tuple(entries), **changes)
+
+
+__all__ = [
+    "ComputedForecasts",
+    "DeviceForecast",
+    "DeviceNote",
+    "DueEntry",
+    "DueList",
+    "ForecastSource",
+    "KIND_ALIASES",
+    "due_list",
+    "load_due_list",
+    "parse_kind",
+]
