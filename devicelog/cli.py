@@ -16,6 +16,9 @@ from functools import cached_property
 
 #: (name, module, one-line help), in the order ``--help`` lists them.
 COMMANDS: list[tuple[str, str, str]] = [
+    ("verify", "devicelog.commands.verify", "check the database, the audit chain and every recorded row; exit 1 if anything is wrong"),
+    ("backup", "devicelog.commands.backup", "copy the database, even while in use, to a new file (owner-only)"),
+    ("restore", "devicelog.commands.backup", "check a backup, keep the current database as *.before-restore, then restore"),
 ]
 
 
@@ -85,11 +88,15 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "tui"])
     from devicelog.services import InputError
     from devicelog.settings import SettingsError
+    from devicelog.store.schema import SchemaError
 
     module = importlib.import_module(args._module)
     try:
         return module.run(args, Context(args)) or 0
     except SettingsError as exc:
+        print(f"devicelog: {exc}", file=sys.stderr)
+        return 2
+    except SchemaError as exc:
         print(f"devicelog: {exc}", file=sys.stderr)
         return 2
     except InputError as exc:

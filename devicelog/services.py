@@ -33,7 +33,7 @@ from devicelog.clinic.records import (
     ReinterventionData,
     ReinterventionKind,
 )
-from devicelog.store import queries, tables
+from devicelog.store import audit, queries, tables
 
 
 def current_user(explicit: str | None = None) -> str:
@@ -94,7 +94,12 @@ def add_patient(*, session: Session, patient: PatientIn, author: str) -> tables.
     row.status = patient.status.value
     session.add(row)
     session.flush()
+    audit.append(session, action="add patient", author=author, changes=[_created(row)])
     return row
+
+
+def _created(row) -> audit.Change:
+    return audit.Change(row.__tablename__, row.id, None, audit.row_values(row))
 
 
 def add_device(*, session: Session, device: DeviceIn, author: str, today: dt.date) -> tables.Device:
@@ -148,10 +153,14 @@ def add_device(*, session: Session, device: DeviceIn, author: str, today: dt.dat
     )
     session.add(row)
     session.flush()
+    changes = [_created(row)]
     if replaced is not None:
+        before = audit.row_values(replaced)
         replaced.status = DeviceStatus.replaced.value
         replaced.replaced_by_id = row.id
         session.add(replaced)
+        changes.append(audit.Change("device", replaced.id, before, audit.row_values(replaced)))
+    audit.append(session, action="add device", author=author, changes=changes)
     return row
 
 
@@ -267,18 +276,22 @@ def record_event(*, session: Session, event: EventIn, today: dt.date) -> tables.
     )
     session.add(row)
     session.flush()
-    _apply_to_device(session, device, event)
+    changes = [_created(row)] + _apply_to_device(session, device, event)
+    audit.append(session, action=f"record {row.kind}", author=event.author, changes=changes)
     return row
 
 
-def _apply_to_device(session: Session, device: tables.Device, event: EventIn) -> None:
+def _apply_to_device(session: Session, device: tables.Device, event: EventIn) -> list[audit.Change]:
     data = event.data
     if isinstance(data, ReinterventionData) and data.reintervention in (
         ReinterventionKind.explant,
         ReinterventionKind.lead_removal,
     ):
+        before = audit.row_values(device)
         device.status = DeviceStatus.explanted.value
         session.add(device)
+        return [audit.Change("device", device.id, before, audit.row_values(device))]
+    return []
 
 
 def amend_event(
@@ -308,6 +321,7 @@ def amend_event(
     )
     session.add(row)
     session.flush()
+    audit.append(session, action=f"amend {row.kind} {original.id}", author=author, changes=[_created(row)])
     return row
 
 
@@ -328,6 +342,7 @@ def void_event(*, session: Session, event_id: int, reason: str, author: str) -> 
     )
     session.add(row)
     session.flush()
+    audit.append(session, action=f"void {row.kind} {original.id}", author=author, changes=[_created(row)])
     return row
 
 

@@ -329,3 +329,58 @@ def describe_difference(before: dict | None, after: dict | None, prefix: str = "
         else:
             parts.append(f"{prefix}{key} {old!r} → {new!r}")
     return "; ".join(p for p in parts if p)
+
+
+# --------------------------------------------------------------------- the whole check
+
+
+@dataclass
+class Report:
+    """What ``devicelog verify`` found: empty ``problems`` means all is well."""
+
+    problems: list[Finding]
+    entries: int
+    rows: int
+    head: str
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        if self.ok:
+            return (
+                f"ok: {self.entries} audit entries chain intact (head {self.head[:12]}), "
+                f"{self.rows} rows match the trail, database integrity ok"
+            )
+        return f"{len(self.problems)} problem(s) found; {self.entries} audit entries, {self.rows} rows checked"
+
+
+def integrity_problems(conn) -> list[Finding]:
+    """SQLite's own checks of the file (pages, indexes, foreign keys); nothing on other databases."""
+    if conn.dialect.name != "sqlite":
+        return []
+    found = []
+    for (message,) in conn.execute(text("PRAGMA integrity_check")):
+        if message != "ok":
+            found.append(Finding("database", "file", f"integrity check: {message}"))
+    for table, rowid, parent, _ in conn.execute(text("PRAGMA foreign_key_check")):
+        found.append(Finding(table, rowid, f"refers to a missing {parent} row"))
+    return found
+
+
+def verify(engine) -> Report:
+    """Check the database file, the append-only triggers, the chain, and every audited row."""
+    from devicelog.store.schema import missing_protections
+
+    with engine.connect() as conn:
+        problems = integrity_problems(conn)
+        problems += [
+            Finding("trigger", name, "missing: the append-only protection was dropped outside devicelog")
+            for name in missing_protections(conn)
+        ]
+        chain, expected = check_chain(conn)
+        problems += chain
+        problems += check_rows(conn, expected)
+    rows = sum(1 for (table, _), (_, d) in expected.rows.items() if d is not None)
+    return Report(problems=problems, entries=expected.entries, rows=rows, head=expected.head)
