@@ -1,0 +1,258 @@
+"""Issue 7: every write is audited and chained; verify names whatever was changed outside devicelog."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+import sqlite3
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from devicelog.cli import main
+from devicelog.store import audit, tables
+from devicelog.store.db import write_session
+from tests.conftest import requires_sqlite
+from tests.safety_data import make_clinic
+
+# By hand: catalogue seeding, 2 patients, 3 devices (pump, stimulator, its replacement),
+# refill, amendment, wound check, its void, explant = 11 actions, one entry each.
+ENTRIES = 11
+# 14 device models + 7 drugs in the shipped catalogue, 2 patients, 3 devices, 5 events.
+ROWS = 14 + 7 + 2 + 3 + 5
+
+
+def entries(engine) -> list[dict]:
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, at, author, action, payload, prev_hash, hash FROM audit ORDER BY id"))
+        return [dict(r._mapping) | {"changes": json.loads(r.payload)["changes"]} for r in rows]
+
+
+def test_every_service_write_is_audited_and_verifies(engine):
+    make_clinic(engine)
+    report = audit.verify(engine)
+    assert report.problems == []
+    assert (report.entries, report.rows) == (ENTRIES, ROWS)
+    assert report.summary().startswith(f"ok: {ENTRIES} audit entries chain intact")
+
+
+def test_entries_say_who_when_what_and_chain(engine):
+    started = dt.datetime.now(dt.timezone.utc)
+    ids = make_clinic(engine)
+    found = entries(engine)
+    assert [e["author"] for e in found] == [
+        "devicelog 0.1.0", "rn.ann", "rn.ann", "rn.ann", "rn.ann", "dr.bo", "rn.ann", "rn.ann", "rn.ann", "dr.bo", "dr.bo"
+    ]
+    assert found[0]["prev_hash"] == audit.GENESIS
+    for before, after in zip(found, found[1:]):
+        assert after["prev_hash"] == before["hash"]
+    for e in found:
+        at = e["at"] if isinstance(e["at"], dt.datetime) else dt.datetime.fromisoformat(e["at"])
+        at = at if at.tzinfo else at.replace(tzinfo=dt.timezone.utc)
+        assert started - dt.timedelta(seconds=1) <= at <= dt.datetime.now(dt.timezone.utc)
+
+    amendment = found[5]
+    assert amendment["action"] == f"amend refill {ids['refill']}"
+    [change] = amendment["changes"]
+    assert change["table"] == "event" and change["id"] == ids["amendment"] and change["before"] is None
+    assert change["after"]["amends_id"] == ids["refill"] and change["after"]["amendment_reason"] == "wrong date"
+    assert change["after"]["data"]["volume_added_ml"] == 20.0
+
+    replacement = found[9]
+    assert replacement["action"] == "add device"
+    by_id = {c["id"]: c for c in replacement["changes"]}
+    old = by_id[ids["old_stimulator"]]
+    assert (old["before"]["status"], old["before"]["replaced_by_id"]) == ("active", None)
+    assert (old["after"]["status"], old["after"]["replaced_by_id"]) == ("replaced", ids["new_stimulator"])
+
+    explant = found[10]["changes"]
+    assert [c["table"] for c in explant] == ["event", "device"]
+    assert (explant[1]["before"]["status"], explant[1]["after"]["status"]) == ("active", "explanted")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE event SET occurred_on = occurred_on",
+        "DELETE FROM event",
+        "UPDATE audit SET author = 'x'",
+        "DELETE FROM audit",
+        "DELETE FROM patient WHERE mrn = 'MRN002'",
+        "DELETE FROM device",
+    ],
+)
+def test_the_database_refuses_changing_append_only_rows(engine, statement):
+    make_clinic(engine)
+    with pytest.raises(DBAPIError, match="never"):
+        with engine.begin() as conn:
+            conn.execute(text(statement))
+    assert audit.verify(engine).ok
+
+
+def test_a_huge_action_is_split_into_chained_entries(engine, monkeypatch):
+    monkeypatch.setattr(audit, "CHANGES_PER_ENTRY", 2)
+    with write_session(engine) as s:
+        rows = [
+            tables.Patient(mrn=f"M{i}", name=f"P {i}", birth_date=dt.date(1960, 1, 1 + i), author="importer")
+            for i in range(5)
+        ]
+        s.add_all(rows)
+        s.flush()
+        audit.append(
+            s, action="import", author="importer", changes=[audit.Change("patient", r.id, None, audit.row_values(r)) for r in rows]
+        )
+    found = entries(engine)
+    assert [len(e["changes"]) for e in found if e["action"] == "import"] == [2, 2, 1]
+    assert audit.verify(engine).ok
+
+
+def test_append_refuses_what_it_cannot_account_for(engine):
+    with write_session(engine) as s:
+        with pytest.raises(ValueError, match="author"):
+            audit.append(s, action="x", author="", changes=[audit.Change("patient", 1, None, {})])
+        with pytest.raises(ValueError, match="id"):
+            audit.append(s, action="x", author="a", changes=[audit.Change("patient", None, None, {})])
+
+
+class Colour(enum.Enum):
+    red = "red"
+
+
+def test_row_values_are_canonical():
+    values = audit.row_values(
+        {
+            "on": dt.date(2026, 1, 2),
+            "at": dt.datetime(2026, 1, 2, 10, 30, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+            "naive": dt.datetime(2026, 1, 2, 10, 30),
+            "ml": 0.1,
+            "c": Colour.red,
+            "data": {"when": dt.date(2026, 1, 3), "list": (1, 2.5)},
+        }
+    )
+    assert values == {
+        "on": "2026-01-02",
+        "at": "2026-01-02T08:30:00+00:00",
+        "naive": "2026-01-02T10:30:00+00:00",
+        "ml": 0.1,
+        "c": "red",
+        "data": {"when": "2026-01-03", "list": [1, 2.5]},
+    }
+    # A whole number in a REAL column hashes as the float SQLite gives back.
+    assert audit.typed("device", {"recharge_interval_days": 30, "id": 4}) == {"recharge_interval_days": 30.0, "id": 4}
+
+
+# --------------------------------------------------------------------- tampering through plain sqlite3
+
+
+@pytest.fixture
+def tampered(db_url, engine):
+    """The clinic, and a plain sqlite3 connection as an attacker would use."""
+    ids = make_clinic(engine)
+    engine.dispose()
+    conn = sqlite3.connect(db_url, isolation_level=None)
+    yield ids, conn
+    conn.close()
+
+
+def problems(engine) -> list[str]:
+    return [str(p) for p in audit.verify(engine).problems]
+
+
+@requires_sqlite
+def test_changed_refill_volume_is_named(tampered, engine):
+    ids, conn = tampered
+    conn.execute("DROP TRIGGER event_no_update")
+    conn.execute("UPDATE event SET data = json_set(data, '$.volume_added_ml', 30.0) WHERE id = ?", (ids["refill"],))
+    assert problems(engine) == [
+        "trigger event_no_update: missing: the append-only protection was dropped outside devicelog",
+        f"event {ids['refill']}: changed outside devicelog: data.volume_added_ml 20.0 → 30.0",
+    ]
+
+
+@requires_sqlite
+def test_inserted_event_is_named(tampered, engine):
+    ids, conn = tampered
+    conn.execute(
+        "INSERT INTO event (device_id, kind, occurred_on, author, recorded_at, data, voided) "
+        "VALUES (?, 'wound_check', '2026-11-02', 'mallory', '2026-11-02 09:00:00.000000', '{}', 0)",
+        (ids["pump"],),
+    )
+    new_id = conn.execute("SELECT max(id) FROM event").fetchone()[0]
+    assert problems(engine) == [f"event {new_id}: inserted outside devicelog (no audit entry records it)"]
+
+
+@requires_sqlite
+def test_deleted_patient_is_named(tampered, engine):
+    ids, conn = tampered
+    conn.execute("DROP TRIGGER patient_no_delete")
+    conn.execute("DELETE FROM patient WHERE id = ?", (ids["patient_without_device"],))
+    found = problems(engine)
+    assert found[0] == "trigger patient_no_delete: missing: the append-only protection was dropped outside devicelog"
+    assert found[1].startswith(f"patient {ids['patient_without_device']}: deleted outside devicelog (recorded by audit entry 3)")
+    assert len(found) == 2
+
+
+@requires_sqlite
+def test_deleting_a_patient_with_devices_also_breaks_foreign_keys(tampered, engine):
+    ids, conn = tampered
+    conn.execute("DROP TRIGGER patient_no_delete")
+    conn.execute("DELETE FROM patient WHERE id = ?", (ids["patient"],))  # the stdlib leaves foreign keys off
+    found = problems(engine)
+    assert sum("refers to a missing patient row" in p for p in found) == 3
+    assert f"patient {ids['patient']}: deleted outside devicelog (recorded by audit entry 2)" in found
+
+
+@requires_sqlite
+def test_edited_audit_entry_is_named(tampered, engine):
+    _, conn = tampered
+    conn.execute("DROP TRIGGER audit_no_update")
+    conn.execute("UPDATE audit SET author = 'someone else' WHERE id = 5")
+    assert problems(engine) == [
+        "trigger audit_no_update: missing: the append-only protection was dropped outside devicelog",
+        "audit 5: its content does not match its hash (the entry was edited)",
+    ]
+
+
+@requires_sqlite
+def test_rehashed_audit_entry_breaks_the_link_after_it(tampered, engine):
+    ids, conn = tampered
+    for t in ("audit_no_update", "event_no_update"):
+        conn.execute(f"DROP TRIGGER {t}")
+    # The attacker changes a refill *and* its audit entry, and recomputes that entry's hash.
+    conn.execute("UPDATE event SET data = json_set(data, '$.volume_added_ml', 30.0) WHERE id = ?", (ids["refill"],))
+    prev, at, author, action, payload = conn.execute("SELECT prev_hash, at, author, action, payload FROM audit WHERE id = 5").fetchone()
+    payload = payload.replace('"volume_added_ml":20.0', '"volume_added_ml":30.0')
+    at = dt.datetime.fromisoformat(at).replace(tzinfo=dt.timezone.utc)
+    conn.execute(
+        "UPDATE audit SET payload = ?, hash = ? WHERE id = 5", (payload, audit.entry_hash(prev, at, author, action, payload))
+    )
+    found = problems(engine)
+    assert "audit 6: does not follow the entry before it (an entry was inserted, deleted or reordered)" in found
+    assert len(found) == 3  # and the two dropped triggers
+
+
+@requires_sqlite
+def test_deleted_audit_entry_is_named(tampered, engine):
+    ids, conn = tampered
+    conn.execute("DROP TRIGGER audit_no_delete")
+    conn.execute("DELETE FROM audit WHERE id = 7")  # the wound check's entry
+    found = problems(engine)
+    assert "audit 8: does not follow the entry before it (an entry was inserted, deleted or reordered)" in found
+    assert any(p.endswith("inserted outside devicelog (no audit entry records it)") and p.startswith("event ") for p in found)
+
+
+@requires_sqlite
+def test_verify_command_exit_codes(tampered, db_url, capsys):
+    ids, conn = tampered
+    assert main(["--db", db_url, "verify"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and out[0].startswith(f"ok: {ENTRIES} audit entries chain intact") and f"{ROWS} rows" in out[0]
+
+    conn.execute("DROP TRIGGER event_no_update")
+    conn.execute("UPDATE event SET occurred_on = '2026-09-30' WHERE id = ?", (ids["refill"],))
+    assert main(["--db", db_url, "verify"]) == 1
+    out = capsys.readouterr().out
+    assert f"event {ids['refill']}: changed outside devicelog: occurred_on '2026-10-01' → '2026-09-30'" in out
+    assert "2 problem(s) found" in out

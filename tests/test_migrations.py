@@ -1,0 +1,154 @@
+"""Issue 7: the schema is versioned by Alembic; old databases upgrade with data intact, newer ones are refused."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, text
+from sqlmodel import SQLModel
+
+from devicelog.cli import main
+from devicelog.store import audit, schema
+from devicelog.store.db import make_engine, resolve_url
+from tests.conftest import requires_sqlite
+
+
+def test_head_constant_is_the_migrations_head():
+    scripts = ScriptDirectory.from_config(schema.alembic_config())
+    assert scripts.get_heads() == [schema.HEAD]
+    assert [s.revision for s in scripts.walk_revisions()][::-1] == ["0001", "0002"]
+
+
+def test_migrations_build_exactly_the_tables_the_code_describes(engine):
+    with engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert diffs == []
+    with engine.connect() as conn:
+        assert schema.current_revision(conn) == schema.HEAD
+        assert schema.missing_protections(conn) == []
+
+
+def _at_revision(db_url: str, revision: str):
+    """A database built by the migrations up to ``revision`` only."""
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        command.upgrade(schema.alembic_config(conn), revision)
+    return engine
+
+
+REV1_ROWS = [
+    "INSERT INTO device_model (code, maker, model, kind, power, reservoir_ml, low_alarm_ml, constant_flow, mr_status, mr_note, source) "
+    "VALUES ('synchromed-ii-20', 'Medtronic', 'SynchroMed II 8637-20', 'intrathecal_pump', 'primary_cell', 20.0, 2.0, false, 'conditional', '', '')",
+    "INSERT INTO drug (code, name, display_unit, is_ziconotide, is_opioid, source) VALUES ('morphine', 'Morphine', 'mg', false, true, '')",
+    "INSERT INTO patient (id, mrn, name, birth_date, goals_of_care, status, author, recorded_at) "
+    "VALUES (1, 'MRN9', 'Old Record', '1948-05-06', 'active_treatment', 'active', 'rn', '2025-01-01 09:00:00')",
+    "INSERT INTO device (id, patient_id, model_code, serial, implanted_on, implant_type, site, status, author, recorded_at) "
+    "VALUES (1, 1, 'synchromed-ii-20', 'OLD1', '2024-03-04', 'permanent', 'abdomen', 'active', 'rn', '2025-01-01 09:00:00')",
+    "INSERT INTO event (id, device_id, kind, occurred_on, author, recorded_at, data, voided) "
+    "VALUES (1, 1, 'wound_check', '2024-03-14', 'rn', '2025-01-01 09:05:00', '{\"kind\": \"wound_check\", \"site\": \"abdomen\"}', false)",
+]
+
+
+def test_a_revision_1_database_upgrades_with_its_data_intact(db_url):
+    old = _at_revision(db_url, "0001")
+    with old.begin() as conn:
+        assert "audit" not in inspect(conn).get_table_names()
+        for statement in REV1_ROWS:
+            conn.execute(text(statement))
+    old.dispose()
+
+    engine = make_engine(db_url)
+    schema.prepare(engine)
+    with engine.connect() as conn:
+        assert schema.current_revision(conn) == "0002"
+        assert conn.execute(text("SELECT mrn, name, birth_date FROM patient")).one() == ("MRN9", "Old Record", _date(conn, "1948-05-06"))
+        assert conn.execute(text("SELECT serial, status FROM device")).one() == ("OLD1", "active")
+        data = conn.execute(text("SELECT data FROM event WHERE id = 1")).scalar()
+        assert "abdomen" in str(data)
+        assert schema.missing_protections(conn) == []
+        first = conn.execute(text("SELECT author, payload FROM audit ORDER BY id LIMIT 1")).one()
+    assert first.author == "devicelog migration 0002"
+    baseline = {(c["table"], c["id"]) for c in __import__("json").loads(first.payload)["changes"]}
+    assert {("patient", 1), ("device", 1), ("event", 1), ("drug", "morphine"), ("device_model", "synchromed-ii-20")} == baseline
+    report = audit.verify(engine)
+    assert report.problems == []
+    # The baseline (5 rows) and the catalogue entries the old database lacked (13 models, 6 drugs).
+    assert (report.entries, report.rows) == (2, 5 + 13 + 6)
+    engine.dispose()
+
+
+def _date(conn, iso: str):
+    import datetime as dt
+
+    return iso if conn.dialect.name == "sqlite" else dt.date.fromisoformat(iso)
+
+
+@requires_sqlite
+def test_a_database_made_before_versioning_is_taken_as_revision_1(tmp_path):
+    path = tmp_path / "legacy.db"
+    old = _at_revision(str(path), "0001")
+    with old.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))  # as create_all left it
+        for statement in REV1_ROWS:
+            conn.execute(text(statement))
+    old.dispose()
+    engine = make_engine(path)
+    schema.prepare(engine)
+    with engine.connect() as conn:
+        assert schema.current_revision(conn) == "0002"
+    assert audit.verify(engine).ok
+
+
+def test_a_database_from_a_newer_devicelog_is_refused_untouched(db_url):
+    engine = make_engine(db_url)
+    schema.prepare(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099_future'"))
+    engine.dispose()
+    before = _fingerprint(db_url)
+
+    engine = make_engine(db_url)
+    with pytest.raises(schema.SchemaError) as info:
+        schema.prepare(engine)
+    assert "'0099_future'" in str(info.value) and "newer devicelog" in str(info.value)
+    assert "nothing was changed" in str(info.value)
+    engine.dispose()
+    assert _fingerprint(db_url) == before
+
+
+@requires_sqlite
+def test_cli_refuses_a_newer_database_with_a_message(tmp_path, capsys):
+    path = tmp_path / "future.db"
+    engine = make_engine(path)
+    schema.prepare(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099_future'"))
+    engine.dispose()
+    assert main(["--db", str(path), "backup", str(tmp_path / "b.db")]) == 0  # copying stays possible
+    assert main(["--db", str(path), "verify"]) == 2
+    assert "made by a newer devicelog" in capsys.readouterr().err
+
+
+def _fingerprint(db_url: str) -> str:
+    """The file's bytes (SQLite) or every table's rows (PostgreSQL)."""
+    if "://" not in db_url:
+        return hashlib.sha256(Path(db_url).read_bytes()).hexdigest()
+    plain = create_engine(resolve_url(db_url))
+    with plain.connect() as conn:
+        names = sorted(inspect(conn).get_table_names())
+        rows = {n: sorted(map(str, conn.execute(text(f'SELECT * FROM "{n}"')).all())) for n in names}
+    plain.dispose()
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+def test_opening_twice_changes_nothing(engine):
+    before = audit.verify(engine)
+    schema.prepare(engine)
+    after = audit.verify(engine)
+    assert (after.entries, after.head) == (before.entries, before.head)
