@@ -62,9 +62,9 @@ def _copy(src: sqlite3.Connection, dest: Path) -> None:
         out.close()
 
 
-def integrity(path: Path) -> list[str]:
+def integrity(path: Path, *, read_only: bool = True) -> list[str]:
     """SQLite's integrity and foreign-key checks of a file: empty when all is well."""
-    conn = _connect(path, read_only=True)
+    conn = _connect(path, read_only=read_only)
     try:
         found = [m for (m,) in conn.execute("PRAGMA integrity_check") if m != "ok"]
         found += [f"{t} row {r} refers to a missing {p} row" for t, r, p, _ in conn.execute("PRAGMA foreign_key_check")]
@@ -126,7 +126,7 @@ def check_backup(src: Path, scratch: Path):
 
     problems = integrity(src)
     if problems:
-        return [f"integrity check: {p}" for p in problems], None
+        return [p if p.startswith("not a readable") else f"integrity check: {p}" for p in problems], None
     conn = _connect(src, read_only=True)
     try:
         _copy(conn, scratch)
@@ -184,7 +184,7 @@ def restore(src: Path, database: Path) -> tuple[Path | None, object]:
         finally:
             target.close()
             good.close()
-        after = integrity(database)
+        after = integrity(database, read_only=False)
         if after:
             raise BackupError(f"{database} failed its integrity check after the restore; the previous file is {kept}", after)
         return kept, report
