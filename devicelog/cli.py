@@ -16,6 +16,7 @@ from functools import cached_property
 
 #: (name, module, one-line help), in the order ``--help`` lists them.
 COMMANDS: list[tuple[str, str, str]] = [
+    ("tui", "devicelog.commands.tui", "open the clinic terminal UI (the default)"),
     ("verify", "devicelog.commands.verify", "check the database, the audit chain and every recorded row; exit 1 if anything is wrong"),
     ("backup", "devicelog.commands.backup", "copy the database, even while in use, to a new file (owner-only)"),
     ("restore", "devicelog.commands.backup", "check a backup, keep the current database as *.before-restore, then restore"),

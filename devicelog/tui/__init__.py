@@ -1,0 +1,1 @@
+"""The clinic terminal UI (textual).  Nothing outside ``devicelog.tui`` imports textual."""

@@ -1,0 +1,160 @@
+"""Words and colours for the screens: due items, events and device summaries."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from rich.text import Text
+
+from devicelog.clinic.due import DueItem
+from devicelog.clinic.history import DeviceHistory
+from devicelog.clinic.records import (
+    Event,
+    InterrogationData,
+    OutcomeData,
+    ProgrammingData,
+    RefillData,
+    ReinterventionData,
+    TrialEndData,
+    TrialStartData,
+    WoundCheckData,
+)
+from devicelog.forms import current_pump_program, current_stim_programs
+
+STATUS_STYLE = {"overdue": "bold white on dark_red", "due": "bold black on yellow", "upcoming": "green"}
+STATUS_WORD = {"overdue": "OVERDUE", "due": "DUE SOON", "upcoming": "upcoming"}
+
+
+def when(due_on: dt.date, today: dt.date) -> str:
+    """"in 3 days", "today", "2 days ago"."""
+    days = (due_on - today).days
+    if days == 0:
+        return "today"
+    if days == 1:
+        return "tomorrow"
+    if days == -1:
+        return "1 day ago"
+    return f"in {days} days" if days > 0 else f"{-days} days ago"
+
+
+def status_badge(item_status: str) -> Text:
+    return Text(f" {STATUS_WORD[item_status]} ", style=STATUS_STYLE[item_status])
+
+
+def item_line(item: DueItem, item_status: str, today: dt.date, *, with_patient: bool = False) -> Text:
+    """``[OVERDUE] Refill 2026-11-20 (3 days ago) !critical`` with colours."""
+    text = Text()
+    text.append_text(status_badge(item_status))
+    text.append(" ")
+    if with_patient:
+        text.append(f"{item.patient_mrn} {item.patient_name} {item.device_serial} ", style="bold")
+    text.append(item.what, style="bold" if item_status != "upcoming" else "")
+    text.append(f"  {item.due_on} ({when(item.due_on, today)})")
+    if item.severity == "critical":
+        text.append("  CRITICAL", style="bold red")
+    return text
+
+
+def short_item(item: DueItem, item_status: str, today: dt.date) -> Text:
+    text = Text(f"{item.what} {item.due_on}", style=STATUS_STYLE[item_status] if item_status != "upcoming" else "green")
+    if item_status == "overdue":
+        text.append(f" ({when(item.due_on, today)})", style=STATUS_STYLE[item_status])
+    if item.severity == "critical":
+        text.append(" !", style="bold red")
+    return text
+
+
+def _n(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    return f"{value:g} {unit}"
+
+
+def event_summary(event: Event) -> str:
+    """One line saying what an entry recorded, with units."""
+    d = event.data
+    if isinstance(d, RefillData):
+        p = d.program
+        drug = p.drugs[0]
+        dose = f", {_n(p.dose_mg_per_day, 'mg/day')}" if p.dose_mg_per_day is not None else ""
+        return (
+            f"withdrew {_n(d.volume_withdrawn_ml, 'mL')}, added {_n(d.volume_added_ml, 'mL')}, "
+            f"reservoir {_n(d.reservoir_volume_after_ml, 'mL')}; {drug.drug} {_n(drug.concentration_mg_per_ml, 'mg/mL')}{dose}"
+        )
+    if isinstance(d, InterrogationData):
+        parts = [f"battery {d.battery_state.value.upper()}"]
+        if d.battery_percent is not None:
+            parts.append(_n(d.battery_percent, "%"))
+        if d.reservoir_volume_ml is not None:
+            parts.append(f"reservoir {_n(d.reservoir_volume_ml, 'mL')}")
+        if d.alarms:
+            parts.append("alarms " + ", ".join(a.code.value for a in d.alarms))
+        if d.impedances:
+            parts.append(f"{len(d.impedances)} impedances")
+        return "; ".join(parts)
+    if isinstance(d, ProgrammingData):
+        if d.pump_program is not None:
+            p = d.pump_program
+            dose = _n(p.dose_mg_per_day, "mg/day") if p.dose_mg_per_day is not None else p.mode.value
+            return f"pump program {p.drugs[0].drug} {_n(p.drugs[0].concentration_mg_per_ml, 'mg/mL')}, {dose}"
+        s = next((p for p in d.stim_programs if p.name == d.active_program), d.stim_programs[0])
+        return f"program {s.name}: {s.amplitude:g} {s.amplitude_unit}, {s.pulse_width_us:g} µs, {s.frequency_hz:g} Hz, {s.waveform.value}"
+    if isinstance(d, WoundCheckData):
+        parts = [d.site or "wound", f"erythema {_n(d.erythema_cm, 'cm')}", f"drainage {d.drainage.value}"]
+        if d.dehiscence.value != "none":
+            parts.append(f"dehiscence {d.dehiscence.value.replace('_', ' ')}")
+        if d.fever_c is not None:
+            parts.append(_n(d.fever_c, "°C"))
+        return ", ".join(parts)
+    if isinstance(d, ReinterventionData):
+        return f"{d.reintervention.value.replace('_', ' ')}: {d.reason}"
+    if isinstance(d, TrialStartData):
+        return f"baseline NRS {d.baseline_nrs}/10, planned {d.planned_days} days"
+    if isinstance(d, TrialEndData):
+        return f"end NRS {d.end_nrs}/10, analgesics {d.analgesics.value}, satisfied {'yes' if d.patient_satisfied else 'no'}"
+    if isinstance(d, OutcomeData):
+        mme = f", oral MME {_n(d.oral_mme_mg_per_day, 'mg/day')}" if d.oral_mme_mg_per_day is not None else ""
+        return f"pain NRS {d.pain_nrs}/10{mme}"
+    return event.kind.label  # pragma: no cover
+
+
+def therapy_summary(history: DeviceHistory) -> str:
+    """Reservoir drug and rate, or the current stimulation program."""
+    model = history.device.model
+    if model.is_pump:
+        program = current_pump_program(history)
+        if program is None:
+            return "no refill or program logged yet"
+        from devicelog.clinic.pump import daily_volume_ml
+
+        drugs = ", ".join(f"{d.drug} {d.concentration_mg_per_ml:g} mg/mL" for d in program.drugs)
+        if program.dose_mg_per_day is not None:
+            rate = f"{program.dose_mg_per_day:g} mg/day"
+        else:
+            rate = program.mode.value.replace("_", " ")
+        return f"{drugs}; {rate} = {daily_volume_ml(program):.3f} mL/day"
+    programs, active = current_stim_programs(history)
+    if not programs:
+        return "no program logged yet"
+    s = next((p for p in programs if p.name == active), programs[0])
+    contacts = " ".join(f"{c}{p.value}" for c, p in s.contacts.items())
+    return (
+        f"program {s.name}: {s.amplitude:g} {s.amplitude_unit}, {s.pulse_width_us:g} µs, "
+        f"{s.frequency_hz:g} Hz, {s.waveform.value}; contacts {contacts}"
+    )
+
+
+def battery_summary(history: DeviceHistory) -> str:
+    model = history.device.model
+    if model.power.value == "none":
+        return "no battery"
+    for event in reversed(history.events):
+        if isinstance(event.data, InterrogationData):
+            d = event.data
+            parts = [d.battery_state.value.upper()]
+            if d.battery_percent is not None:
+                parts.append(f"{d.battery_percent:g} %")
+            if d.battery_v is not None:
+                parts.append(f"{d.battery_v:g} V")
+            return " ".join(parts) + f" (interrogated {event.occurred_on})"
+    return f"{model.power.value}; not interrogated yet"

@@ -1,0 +1,269 @@
+"""One device: summary, due items with why, recent entries; log, amend, void."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+
+from devicelog.clinic.history import DeviceHistory
+from devicelog.clinic.records import EventKind
+from devicelog.tui.format import battery_summary, event_summary, item_line, therapy_summary
+from devicelog.tui.screens.dialogs import ChooseKindScreen, ReasonScreen
+
+RECENT = 12
+
+
+def kinds_for(history: DeviceHistory) -> list[EventKind]:
+    """The entries that fit the device (the store refuses the others anyway)."""
+    pump = history.device.model.is_pump
+    kinds = [k for k in EventKind]
+    if pump:
+        return [k for k in kinds if k not in (EventKind.trial_start, EventKind.trial_end)]
+    return [k for k in kinds if k is not EventKind.refill]
+
+
+class DeviceScreen(Screen):
+    BINDINGS = [
+        Binding("r", "log('refill')", "Refill"),
+        Binding("v", "log_visit", "Log visit"),
+        Binding("a", "amend", "Amend entry"),
+        Binding("x", "void", "Entered in error"),
+        Binding("h", "history", "Full history"),
+        Binding("d", "tab('tab-due')", "Due", show=False),
+        Binding("e", "tab('tab-events')", "Entries", show=False),
+        Binding("escape", "app.pop_screen", "Back"),
+    ]
+
+    def __init__(self, device_id: int) -> None:
+        super().__init__()
+        self.device_id = device_id
+        self.event_rows: list = []
+
+    @property
+    def history(self) -> DeviceHistory | None:
+        return self.app.state.histories.get(self.device_id) if self.app.state else None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="summary")
+        with TabbedContent(id="device-tabs", initial="tab-due"):
+            with TabPane("Due items (d)", id="tab-due"):
+                with VerticalScroll(id="device-body"):
+                    yield Static("", id="device-items")
+            with TabPane("Recent entries (e)", id="tab-events"):
+                yield DataTable(id="events", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#events", DataTable)
+        table.add_columns("Date", "Entry", "What was recorded", "By")
+        self.watch(self.app, "state", lambda _: self.render_device(), init=False)
+        self.render_device()
+        self.query_one("#device-body").focus()
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one("#device-tabs", TabbedContent).active = tab
+        if tab == "tab-events":
+            self.query_one("#events", DataTable).focus()
+        else:
+            self.query_one("#device-body").focus()
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        history = self.history
+        if action == "log" and parameters and parameters[0] == "refill":
+            return bool(history and history.device.model.is_pump)
+        return True
+
+    def render_device(self) -> None:
+        history = self.history
+        if history is None:
+            return
+        app = self.app
+        p, d = history.patient, history.device
+        days = (app.today - d.implanted_on).days
+        summary = Text()
+        summary.append(f"{p.name}  ", style="bold")
+        summary.append(f"MRN {p.mrn} · born {p.birth_date}")
+        if p.end_of_life:
+            summary.append(f" · {p.goals_of_care.value.replace('_', ' ')}", style="bold magenta")
+        if p.status.value != "active":
+            summary.append(f" · {p.status.value}", style="bold magenta")
+        summary.append("\n")
+        summary.append(f"{d.model.label}", style="bold")
+        summary.append(f" ({d.model.kind.label}) serial {d.serial} · {d.status.value}\n")
+        summary.append(f"Implanted {d.implanted_on} ({days} days ago, {d.implant_type.value})")
+        if d.model.reservoir_ml:
+            summary.append(f" · reservoir {d.model.reservoir_ml:g} mL")
+        summary.append("\n")
+        summary.append("Therapy: ", style="bold")
+        summary.append(therapy_summary(history) + "\n")
+        summary.append("Battery: ", style="bold")
+        summary.append(battery_summary(history))
+        if d.udi_di:
+            summary.append(f"\nUDI DI {d.udi_di} lot {d.udi_lot or '—'} expiry {d.udi_expiry or '—'}", style="dim")
+        self.query_one("#summary", Static).update(summary)
+
+        items = Text()
+        rows = app.state.items(self.device_id, app.today, app.settings)
+        forecast = app.state.forecasts.get(self.device_id)
+        if not rows:
+            items.append("No due items.\n", style="dim")
+        for item, status in rows:
+            items.append_text(item_line(item, status, app.today))
+            items.append(f"\n   why: {item.why} [{item.rule}]\n", style="dim")
+        if forecast is not None:
+            for w in forecast.warnings:
+                items.append(f"WARNING ({w.rule}): {w.message}\n", style="bold yellow" if w.level != "note" else "dim")
+            for s in forecast.suppressed:
+                items.append(f"not listed: {s.item.what} {s.item.due_on} — {s.reason}\n", style="dim")
+        self.query_one("#device-items", Static).update(items)
+
+        table = self.query_one("#events", DataTable)
+        table.clear()
+        self._fill_events(table)
+
+    def _fill_events(self, table: DataTable) -> None:
+        self._load_raw_events()
+
+    @work(thread=True, exclusive=True, group="events")
+    def _load_raw_events(self) -> None:
+        """Every entry row, amendments and voids included, so the original stays visible."""
+        from devicelog.store import queries
+        from devicelog.store.db import read_session
+
+        with read_session(self.app.engine) as session:
+            rows = queries.raw_events(session, [self.device_id]).get(self.device_id, [])
+        self.app.call_from_thread(self._show_events, rows)
+
+    def _show_events(self, rows: list) -> None:
+        originals = sorted((e for e in rows if e.amends_id is None),
+                           key=lambda e: (e.occurred_on, e.recorded_at, e.id), reverse=True)[:RECENT]
+        amendments: dict[int, list] = {}
+        for e in sorted(rows, key=lambda e: e.id):
+            if e.amends_id is not None:
+                amendments.setdefault(e.amends_id, []).append(e)
+        table = self.query_one("#events", DataTable)
+        table.clear()
+        self.event_rows = []
+        for original in originals:
+            later = amendments.get(original.id, [])
+            latest = later[-1] if later else None
+            style = "strike dim" if latest is not None else ""
+            marker = ""
+            if latest is not None and latest.voided:
+                marker = " [entered in error]"
+            elif latest is not None:
+                marker = " [amended]"
+            table.add_row(str(original.occurred_on), Text(original.kind.label + marker, style=style if latest and latest.voided else ""),
+                          Text(event_summary(original), style=style), original.author, key=f"e{original.id}")
+            self.event_rows.append(original)
+            for amendment in later:
+                label = "  ↳ entered in error" if amendment.voided else "  ↳ amendment"
+                summary = f"why: {amendment.amendment_reason}" if amendment.voided else (
+                    f"{event_summary(amendment)} · why: {amendment.amendment_reason}")
+                table.add_row(str(amendment.occurred_on), label, summary, amendment.author, key=f"e{amendment.id}")
+                self.event_rows.append(amendment)
+
+    def _selected(self):
+        table = self.query_one("#events", DataTable)
+        tabs = self.query_one("#device-tabs", TabbedContent)
+        if tabs.active != "tab-events":
+            self.action_tab("tab-events")
+            self.notify("Choose the entry in the list, then press the key again.")
+            return None
+        if not self.event_rows or table.cursor_row is None or table.cursor_row >= len(self.event_rows):
+            self.notify("No entry selected: move to an entry in the list first.", severity="warning")
+            return None
+        return self.event_rows[table.cursor_row]
+
+    def _open_form(self, kind: EventKind, amend=None) -> None:
+        from devicelog.tui.screens.visit import VisitScreen
+
+        history = self.history
+        if history is None:
+            return
+        self.app.push_screen(VisitScreen(history, kind, amend=amend))
+
+    def action_log(self, kind: str) -> None:
+        self._open_form(EventKind(kind))
+
+    def action_log_visit(self) -> None:
+        history = self.history
+        if history is None:
+            return
+
+        def chosen(kind: EventKind | None) -> None:
+            if kind is not None:
+                self._open_form(kind)
+
+        self.app.push_screen(ChooseKindScreen(kinds_for(history)), chosen)
+
+    def _effective(self, row):
+        """The entry as it stands now (its latest amendment), for amending."""
+        original_id = row.amends_id or row.id
+        history = self.history
+        for e in history.events:
+            if e.id == original_id:
+                return e
+        return None
+
+    def action_amend(self) -> None:
+        row = self._selected()
+        if row is None:
+            return
+        current = self._effective(row)
+        if current is None:
+            self.notify("This entry was marked entered in error; it cannot be amended.", severity="warning")
+            return
+        self._open_form(current.kind, amend=current)
+
+    def action_void(self) -> None:
+        row = self._selected()
+        if row is None:
+            return
+        current = self._effective(row)
+        if current is None:
+            self.notify("This entry is already marked entered in error.", severity="warning")
+            return
+        question = (f"Mark the {current.kind.label.lower()} of {current.occurred_on} as entered in error?\n"
+                    "It stays on the record, struck through; the forecast ignores it.")
+
+        def answered(reason: str | None) -> None:
+            if reason:
+                self._void(current.id, reason)
+
+        self.app.push_screen(ReasonScreen(question, "Entered in error"), answered)
+
+    @work(thread=True, exclusive=True, group="save")
+    def _void(self, event_id: int, reason: str) -> None:
+        from devicelog import services
+        from devicelog.store.db import write_session
+
+        app = self.app
+        try:
+            with write_session(app.engine) as session:
+                services.void_event(session=session, event_id=event_id, reason=reason, author=app.user)
+        except services.InputError as exc:
+            app.call_from_thread(self.notify, f"Not saved: {exc}", severity="error")
+            return
+        app.call_from_thread(self.notify, "Marked entered in error; the original stays on the record.")
+        app.call_from_thread(app.refresh_devices, [self.device_id])
+
+    def action_history(self) -> None:
+        try:
+            from devicelog.tui.screens.history import HistoryScreen
+        except ImportError:
+            self.notify("The full history screen is not available yet in this version.", severity="warning")
+            return
+        try:
+            screen = HistoryScreen(self.device_id)
+        except TypeError:
+            screen = HistoryScreen(self.history)
+        self.app.push_screen(screen)

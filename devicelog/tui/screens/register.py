@@ -1,0 +1,280 @@
+"""Register a patient, and a device with a scanned UDI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from devicelog import forms
+from devicelog.services import InputError, Problem
+from devicelog.tui.screens.dialogs import ConfirmScreen
+from devicelog.tui.widgets.fields import FieldRow
+
+PATIENT_MRN = forms.FormField("patient_mrn", "Patient MRN", "text", required=True)
+
+
+class RegisterScreen(Screen["str | None"]):
+    """Shared behaviour: rows, problems by field, save in a worker, confirm on leave."""
+
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save", priority=True),
+        Binding("escape", "leave", "Back"),
+    ]
+    TITLE_TEXT = ""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saving = False
+        self.problems: list[Problem] = []
+
+    def field_list(self) -> list[forms.FormField]:
+        raise NotImplementedError
+
+    def initial(self) -> dict[str, Any]:
+        return {}
+
+    def compose(self) -> ComposeResult:
+        values = self.initial()
+        yield Header()
+        yield Static(self.TITLE_TEXT, id="form-title")
+        yield Static("", id="general-problems")
+        with VerticalScroll(id="form"):
+            for f in self.field_list():
+                yield FieldRow(f, values.get(f.key), today=self.app.today, scan=f.key == "udi")
+        yield Static("", id="preview")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#preview", Static).display = False
+        self.query_one("#general-problems", Static).display = False
+        rows = list(self.query(FieldRow))
+        self.call_after_refresh(rows[0].control.focus)
+
+    @property
+    def rows(self) -> dict[str, FieldRow]:
+        return {r.field.key: r for r in self.query(FieldRow)}
+
+    def raw(self) -> dict[str, Any]:
+        return {k: r.raw for k, r in self.rows.items()}
+
+    def show(self, problems: list[Problem], everything: bool = True) -> None:
+        keys = set(self.rows)
+        by_key: dict[str, list[str]] = {}
+        general = []
+        for p in problems:
+            key = self.key_of(p.field)
+            if key in keys:
+                by_key.setdefault(key, []).append(p.message)
+            else:
+                general.append(str(p))
+        for key, row in self.rows.items():
+            msgs = by_key.get(key)
+            row.show_problem("; ".join(msgs) if msgs and (everything or row.touched) else None)
+        box = self.query_one("#general-problems", Static)
+        box.update(Text("\n".join(general), style="bold red"))
+        box.display = bool(general)
+
+    def key_of(self, field: str) -> str:
+        return forms.field_for(field, self.field_list())
+
+    def build(self):
+        """The record to save, or raise ``InputError``."""
+        raise NotImplementedError
+
+    @on(FieldRow.Changed)
+    def _changed(self, event: FieldRow.Changed) -> None:
+        try:
+            self.build()
+            problems = []
+        except InputError as exc:
+            problems = exc.problems
+        self.show(problems, everything=False)
+
+    def action_save(self) -> None:
+        if self.saving:
+            return
+        try:
+            record = self.build()
+        except InputError as exc:
+            self.show(exc.problems)
+            self.notify(f"Not saved: {len(exc.problems)} problem(s) shown at their fields.", severity="error")
+            return
+        self.saving = True
+        self._save(record)
+
+    @work(thread=True, exclusive=True, group="save")
+    def _save(self, record) -> None:
+        from devicelog.store.db import write_session
+
+        app = self.app
+        try:
+            with write_session(app.engine) as session:
+                result = self.store(session, record)
+        except InputError as exc:
+            app.call_from_thread(self._refused, exc.problems)
+            return
+        except Exception as exc:  # noqa: BLE001 - keep the form, say why
+            app.call_from_thread(self._refused, [Problem("(database)", None, f"{type(exc).__name__}: {exc}")])
+            return
+        app.call_from_thread(self._saved, result)
+
+    def store(self, session, record) -> str:
+        raise NotImplementedError
+
+    def _refused(self, problems: list[Problem]) -> None:
+        self.saving = False
+        self.show(problems)
+        self.notify("Not saved: " + "; ".join(str(p) for p in problems), severity="error", timeout=8)
+
+    def _saved(self, result: str) -> None:
+        self.saving = False
+        self.app.reload_state()
+        self.dismiss(result)
+
+    def action_leave(self) -> None:
+        if not any(r.touched for r in self.query(FieldRow)):
+            self.dismiss(None)
+            return
+
+        def answered(leave: bool | None) -> None:
+            if leave:
+                self.dismiss(None)
+
+        self.app.push_screen(ConfirmScreen("Leave this form? What you typed has not been saved.", yes="Leave", no="Stay"),
+                             answered)
+
+
+class PatientScreen(RegisterScreen):
+    """Register a patient; dismisses with the MRN."""
+
+    TITLE_TEXT = "Register a patient"
+
+    def field_list(self) -> list[forms.FormField]:
+        return forms.patient_fields()
+
+    def initial(self) -> dict[str, Any]:
+        return {"goals_of_care": "active_treatment"}
+
+    def build(self):
+        from devicelog.clinic.records import PatientIn
+        from devicelog.services import validate
+
+        typed = forms.parse_fields(self.field_list(), self.raw(), today=self.app.today)
+        return validate(PatientIn, typed)
+
+    def store(self, session, record) -> str:
+        from devicelog import services
+
+        services.add_patient(session=session, patient=record, author=self.app.user)
+        return record.mrn
+
+    def _saved(self, result: str) -> None:
+        self.notify(f"Patient {result} registered. F3 registers a device for them.")
+        super()._saved(result)
+
+
+class DeviceRegisterScreen(RegisterScreen):
+    """Register a device; a scanned UDI fills in its identifier, serial, lot and expiry."""
+
+    TITLE_TEXT = "Register a device (scan the UDI barcode into the first field)"
+
+    def __init__(self, patient_mrn: str = "") -> None:
+        super().__init__()
+        self.patient_mrn = patient_mrn
+        self._fields: list[forms.FormField] | None = None
+
+    def field_list(self) -> list[forms.FormField]:
+        if self._fields is None:
+            models = self.app.state.catalogue.device_models if self.app.state else []
+            self._fields = [PATIENT_MRN, *forms.device_fields(models)]
+        return self._fields
+
+    def initial(self) -> dict[str, Any]:
+        return {"patient_mrn": self.patient_mrn, "implanted_on": self.app.today.isoformat(), "implant_type": "permanent"}
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        if self.patient_mrn:
+            self.call_after_refresh(self.rows["udi"].control.focus)
+
+    @on(FieldRow.Changed)
+    def _changed(self, event: FieldRow.Changed) -> None:
+        if event.row.field.key == "udi":
+            event.stop()
+            self._udi_typed(event.row)
+        super()._changed(event)
+
+    def _udi_typed(self, row: FieldRow) -> None:
+        preview = self.query_one("#preview", Static)
+        try:
+            udi = forms.parse_udi_field("udi", row.raw)
+        except InputError as exc:
+            preview.update(Text(f"UDI not read: {exc.problems[0].message}", style="bold red"))
+            preview.display = True
+            return
+        if udi is None:
+            preview.display = False
+            return
+        rows = self.rows
+        if udi.serial:
+            rows["serial"].set_raw(udi.serial)
+        rows["udi_di"].set_raw(udi.device_identifier)
+        rows["udi_lot"].set_raw(udi.lot or "")
+        rows["udi_expiry"].set_raw(udi.expiry.isoformat() if udi.expiry else "")
+        text = Text("UDI read: ", style="bold green")
+        text.append(f"DI {udi.device_identifier} · serial {udi.serial or '—'} · lot {udi.lot or '—'} · "
+                    f"expiry {udi.expiry or '—'}" + (f" · made {udi.manufactured}" if udi.manufactured else ""))
+        preview.update(text)
+        preview.display = True
+
+    def key_of(self, field: str) -> str:
+        if field.startswith("udi"):
+            return {"udi.serial": "serial", "udi.device_identifier": "udi_di", "udi.lot": "udi_lot",
+                    "udi.expiry": "udi_expiry"}.get(field, "udi")
+        return super().key_of(field)
+
+    def build(self):
+        from devicelog.clinic.records import DeviceIn
+        from devicelog.services import validate
+
+        raw = self.raw()
+        fields = [f for f in self.field_list() if f.key != "udi"]
+        problems: list[Problem] = []
+        typed: dict[str, Any] = {}
+        try:
+            typed = forms.parse_fields(fields, raw, today=self.app.today)
+        except InputError as exc:
+            problems += exc.problems
+        udi = None
+        try:
+            udi = forms.parse_udi_field("udi", raw.get("udi"))
+        except InputError as exc:
+            problems += exc.problems
+        if problems:
+            raise InputError(problems)
+        values = {k: v for k, v in typed.items() if k in ("patient_mrn", "model", "serial", "implanted_on",
+                                                          "implant_type", "site", "replaces_serial") and v not in (None, "")}
+        if udi is not None:
+            values["udi"] = udi.model_dump()
+        elif typed.get("udi_di"):
+            # Typed by hand from the label: DI, lot and expiry without a scan.
+            values["udi"] = {"raw": f"(01){typed['udi_di']}", "device_identifier": typed["udi_di"],
+                             "lot": typed.get("udi_lot") or None, "expiry": typed.get("udi_expiry")}
+        return validate(DeviceIn, values)
+
+    def store(self, session, record) -> str:
+        from devicelog import services
+
+        services.add_device(session=session, device=record, author=self.app.user, today=self.app.today)
+        return record.serial
+
+    def _saved(self, result: str) -> None:
+        self.notify(f"Device {result} registered.")
+        super()._saved(result)

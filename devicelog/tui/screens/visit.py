@@ -1,0 +1,386 @@
+"""The visit form: one screen for every event kind, to log a new entry or amend one.
+
+The fields come from ``devicelog.forms``; what they mean comes from the records
+(``services.parse_event_data``), the store's own checks (``services.check_event``, run
+in a worker as the form is typed) and the forecast (``refill_preview``,
+``dose_warnings``, ``wound_escalation_findings``).  The screen keeps no clinical rule of
+its own.  Saving is one transaction in a worker; a refused save keeps the form as
+typed and shows each problem at its field.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from devicelog import forms
+from devicelog.clinic.history import DeviceHistory
+from devicelog.clinic.records import Event, EventKind, ProgrammingData, RefillData, WoundCheckData
+from devicelog.services import InputError, Problem
+from devicelog.tui.screens.dialogs import ConfirmScreen
+from devicelog.tui.widgets.fields import FieldRow
+
+AMEND_REASON = forms.FormField("amendment_reason", "Reason for amendment", "text", required=True)
+
+
+@dataclass
+class Evaluation:
+    """The form read once: the record (if it validates), problems by field, the preview."""
+
+    data: Any = None
+    occurred_on: dt.date | None = None
+    reason: str = ""
+    problems: dict[str, list[str]] = field(default_factory=dict)
+    general: list[str] = field(default_factory=list)
+    preview: Text = field(default_factory=Text)
+    blocked: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.data is not None and not self.problems and not self.general and not self.blocked
+
+
+class VisitScreen(Screen["int | None"]):
+    """Log (or amend) one entry for one device; dismisses with the saved event id."""
+
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save", priority=True),
+        Binding("escape", "leave", "Back"),
+        Binding("ctrl+t", "top", "First field"),
+    ]
+
+    def __init__(self, history: DeviceHistory, kind: EventKind, *, amend: Event | None = None) -> None:
+        super().__init__()
+        self.history = history
+        self.kind = EventKind(kind)
+        self.amend = amend
+        self.fields: list[forms.FormField] = []
+        self.evaluation = Evaluation()
+        self.server_problems: list[Problem] = []
+        self.show_all = False
+        self.saving = False
+
+    # ------------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        app = self.app
+        model = self.history.device.model
+        drugs = app.state.catalogue.drugs
+        self.fields = forms.event_fields(self.kind, model, drugs)
+        if self.amend is not None:
+            values = forms.raw_from_data(self.kind, self.amend.data, self.amend.occurred_on)
+        else:
+            values = forms.defaults(self.kind, self.history, app.today)
+        known = tuple(d.code for d in drugs)
+        p, d = self.history.patient, self.history.device
+        verb = f"Amend {self.kind.label.lower()} of {self.amend.occurred_on}" if self.amend else self.kind.label
+        yield Header()
+        yield Static(f"{verb} · {p.mrn} {p.name} · {d.model.label} {d.serial}", id="form-title")
+        yield Static("", id="general-problems")
+        with VerticalScroll(id="form"):
+            if self.amend is not None:
+                yield FieldRow(AMEND_REASON, "", today=app.today)
+            for f in self.fields:
+                yield FieldRow(f, values.get(f.key), today=app.today, known_drugs=known)
+        yield Static("", id="preview")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#preview", Static).border_title = "What this entry means"
+        self.call_after_refresh(self._start)
+
+    def _start(self) -> None:
+        rows = list(self.query(FieldRow))
+        first = next((r for r in rows if r.field.required and r.raw in ("", None)), rows[0] if rows else None)
+        if first is not None:
+            first.control.focus()
+        self._refresh()
+
+    def action_top(self) -> None:
+        rows = list(self.query(FieldRow))
+        if rows:
+            rows[0].control.focus()
+
+    # ------------------------------------------------------------------ reading the form
+
+    @property
+    def rows(self) -> dict[str, FieldRow]:
+        return {r.field.key: r for r in self.query(FieldRow)}
+
+    @property
+    def dirty(self) -> bool:
+        return any(r.touched for r in self.query(FieldRow))
+
+    def raw_values(self) -> dict[str, Any]:
+        return {key: row.raw for key, row in self.rows.items()}
+
+    def evaluate(self) -> Evaluation:
+        app = self.app
+        ev = Evaluation()
+        raw = self.raw_values()
+        known = [d.code for d in app.state.catalogue.drugs]
+
+        def add(key: str, message: str) -> None:
+            ev.problems.setdefault(key, []).append(message)
+
+        if self.amend is not None:
+            try:
+                ev.reason = forms.parse_free_text("amendment_reason", raw.get("amendment_reason"), required=True, max_length=500)
+            except InputError as exc:
+                for p in exc.problems:
+                    add("amendment_reason", p.message)
+        try:
+            typed = forms.parse_fields(self.fields, raw, today=app.today, known_drugs=known)
+        except InputError as exc:
+            for p in exc.problems:
+                add(p.field, p.message)
+            return ev
+        ev.occurred_on = typed.get("occurred_on")
+        keep = []
+        if self.kind is EventKind.programming and not self.history.device.model.is_pump:
+            programs, _ = forms.current_stim_programs(self.history)
+            keep = [p.model_dump(mode="json") for p in programs]
+        values = forms.event_values(self.kind, typed, keep_stim_programs=keep)
+        from devicelog.services import parse_event_data
+
+        try:
+            ev.data = parse_event_data(self.kind.value, values)
+        except InputError as exc:
+            for p in exc.problems:
+                key = forms.field_for(p.field, self.fields)
+                if key:
+                    add(key, p.message)
+                else:
+                    ev.general.append(str(p))
+            return ev
+        self._preview(ev)
+        return ev
+
+    def _preview(self, ev: Evaluation) -> None:
+        app = self.app
+        text = Text()
+        data, on_date = ev.data, ev.occurred_on
+        try:
+            if isinstance(data, RefillData):
+                self._refill_preview(ev, text)
+            elif isinstance(data, ProgrammingData):
+                if data.pump_program is not None:
+                    from devicelog.clinic.forecast import dose_warnings
+
+                    current = forms.current_pump_program(self.history)
+                    for line in forms.pump_program_changes(current, data.pump_program):
+                        text.append(f"• {line}\n")
+                    for w in dose_warnings(self.history, data.pump_program, on_date, app.settings, app.state.catalogue):
+                        self._warning(ev, text, w)
+                else:
+                    programs, active = forms.current_stim_programs(self.history)
+                    new = data.stim_programs[0]
+                    old = next((p for p in programs if p.name == new.name), None)
+                    for line in forms.stim_program_changes(old, new):
+                        text.append(f"• {line}\n")
+                    others = len(data.stim_programs) - 1
+                    if others:
+                        text.append(f"• {others} other program(s) kept as they were\n", style="dim")
+            elif isinstance(data, WoundCheckData):
+                from devicelog.clinic.forecast import wound_escalation_findings
+
+                findings = wound_escalation_findings(data, self.history.device.model.kind)
+                if findings:
+                    text.append("ESCALATE SAME DAY (rule 22): " + "; ".join(findings) + "\n", style="bold white on dark_red")
+                else:
+                    text.append("No escalation finding (rule 22: purulent drainage, exposed hardware, "
+                                "fever > 38.0 °C, meningism in a pump patient)\n", style="green")
+            else:
+                from devicelog.tui.format import event_summary
+
+                fake = Event(id=0, device_id=self.history.device.id, occurred_on=on_date, author=app.user,
+                             recorded_at=dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc), data=data)
+                text.append(f"Saves: {event_summary(fake)}\n")
+        except Exception as exc:  # noqa: BLE001 - a preview failure must not lose the form
+            text.append(f"(preview unavailable: {type(exc).__name__}: {exc})\n", style="yellow")
+        ev.preview = text
+
+    def _warning(self, ev: Evaluation, text: Text, w) -> None:
+        style = {"block": "bold white on dark_red", "warn": "bold yellow", "note": "dim"}[w.level]
+        word = {"block": "REFUSED", "warn": "WARNING", "note": "note"}[w.level]
+        text.append(f"{word} ({w.rule}): {w.message}\n", style=style)
+        if w.level == "block":
+            ev.blocked.append(w.message)
+
+    def _refill_preview(self, ev: Evaluation, text: Text) -> None:
+        from devicelog.clinic.forecast import refill_preview
+
+        app = self.app
+        pv = refill_preview(self.history, ev.data, ev.occurred_on, app.settings, app.state.catalogue)
+        if pv.expected_residual_ml is not None:
+            text.append(f"Expected residual {pv.expected_residual_ml:.1f} mL", style="bold")
+            text.append(f"  ({pv.expected_residual_why})\n", style="dim")
+        else:
+            text.append(f"Expected residual: {pv.expected_residual_why}\n", style="dim")
+        if pv.discrepancy is not None:
+            style = "bold white on dark_red" if pv.discrepancy.flagged else "green"
+            text.append(("FLAG: " if pv.discrepancy.flagged else "") + pv.discrepancy.text + "\n", style=style)
+        if pv.pocket_fill.flagged:
+            text.append("FLAG: " + pv.pocket_fill.text + "\n", style="bold white on dark_red")
+        alarm = pv.low_reservoir_alarm_on
+        text.append(f"Daily volume {pv.daily_volume_ml:.3f} mL/day (worst case {pv.worst_case_daily_volume_ml:.3f} mL/day)\n")
+        text.append(f"Low-reservoir alarm {alarm if alarm else '— (none forecast)'}", style="bold")
+        text.append(f" · next refill due {pv.refill_due_on}", style="bold")
+        text.append(f" (latest safe {pv.refill_latest_safe_on})\n")
+        text.append(f"  why: {pv.refill_due_why}\n", style="dim")
+        for w in pv.warnings:
+            self._warning(ev, text, w)
+
+    # ------------------------------------------------------------------ showing it
+
+    def _refresh(self) -> None:
+        ev = self.evaluate()
+        self.evaluation = ev
+        for key, row in self.rows.items():
+            messages = list(ev.problems.get(key, []))
+            messages += [p.message for p in self.server_problems if self._key_of(p) == key]
+            row.show_problem("; ".join(messages) if messages and (row.touched or self.show_all) else None)
+        general = list(ev.general) + [str(p) for p in self.server_problems if not self._key_of(p)]
+        if self.show_all:
+            hidden = [k for k in ev.problems if k not in self.rows]
+            general += [f"{k}: {'; '.join(ev.problems[k])}" for k in hidden]
+        box = self.query_one("#general-problems", Static)
+        box.update(Text("\n".join(general), style="bold red") if general else "")
+        box.display = bool(general)
+        preview = self.query_one("#preview", Static)
+        if ev.data is not None:
+            preview.update(ev.preview)
+        else:
+            waiting = [f"{self.rows[k].field.label}: {'; '.join(v)}" for k, v in ev.problems.items() if k in self.rows]
+            preview.update(Text("Fill in the form to see what this entry means.\n" + "\n".join(waiting[:4]), style="dim"))
+        if ev.data is not None:
+            self._check_with_store(ev)
+
+    def _key_of(self, problem: Problem) -> str:
+        if problem.field == "reason" and self.amend is not None:
+            return "amendment_reason"
+        if problem.field == "occurred_on":
+            return "occurred_on"
+        return forms.field_for(problem.field, self.fields)
+
+    @on(FieldRow.Changed)
+    def _changed(self, event: FieldRow.Changed) -> None:
+        self.server_problems = []
+        self._refresh()
+
+    @work(thread=True, exclusive=True, group="check")
+    def _check_with_store(self, ev: Evaluation) -> None:
+        """The store's own checks (implant date, today, reservoir size), read-only."""
+        from devicelog import services
+        from devicelog.clinic.records import EventIn
+        from devicelog.store.db import read_session
+
+        app = self.app
+        try:
+            event = EventIn(device_serial=self.history.device.serial, occurred_on=ev.occurred_on,
+                            author=app.user, data=ev.data)
+            with read_session(app.engine) as session:
+                _, problems = services.check_event(session=session, event=event, today=app.today)
+        except Exception:  # noqa: BLE001 - the save reports anything this check cannot
+            return
+        if self.amend is not None:
+            problems = [p for p in problems if p.field != "device_serial"]
+        self.app.call_from_thread(self._show_store_problems, ev, problems)
+
+    def _show_store_problems(self, ev: Evaluation, problems: list[Problem]) -> None:
+        if ev is not self.evaluation or not self.is_attached:
+            return
+        if problems != self.server_problems:
+            self.server_problems = problems
+            for key, row in self.rows.items():
+                messages = list(ev.problems.get(key, [])) + [p.message for p in problems if self._key_of(p) == key]
+                row.show_problem("; ".join(messages) if messages else None)
+                if messages:
+                    row.touched = True
+            general = list(ev.general) + [str(p) for p in problems if not self._key_of(p)]
+            box = self.query_one("#general-problems", Static)
+            box.update(Text("\n".join(general), style="bold red") if general else "")
+            box.display = bool(general)
+
+    # ------------------------------------------------------------------ saving and leaving
+
+    def action_save(self) -> None:
+        if self.saving:
+            return
+        self.show_all = True
+        self._refresh()
+        ev = self.evaluation
+        if not ev.ok:
+            count = sum(len(v) for v in ev.problems.values()) + len(ev.general) + len(ev.blocked)
+            self.notify(f"Not saved: {count} problem(s) shown at their fields.", severity="error")
+            self._focus_first_problem()
+            return
+        self.saving = True
+        self._save(ev)
+
+    def _focus_first_problem(self) -> None:
+        for key, row in self.rows.items():
+            if key in self.evaluation.problems or any(self._key_of(p) == key for p in self.server_problems):
+                row.control.focus()
+                return
+
+    @work(thread=True, exclusive=True, group="save")
+    def _save(self, ev: Evaluation) -> None:
+        from devicelog import services
+        from devicelog.clinic.records import EventIn
+        from devicelog.store.db import write_session
+
+        app = self.app
+        try:
+            with write_session(app.engine) as session:
+                if self.amend is not None:
+                    row = services.amend_event(session=session, event_id=self.amend.id, occurred_on=ev.occurred_on,
+                                               data=ev.data, reason=ev.reason, author=app.user, today=app.today)
+                else:
+                    event = services.validate(EventIn, {"device_serial": self.history.device.serial,
+                                                        "occurred_on": ev.occurred_on, "author": app.user,
+                                                        "data": ev.data.model_dump(mode="json")})
+                    row = services.record_event(session=session, event=event, today=app.today)
+                saved_id = row.id
+        except InputError as exc:
+            app.call_from_thread(self._refused, exc.problems)
+            return
+        except Exception as exc:  # noqa: BLE001 - the database said no: keep the form, say why
+            app.call_from_thread(self._refused, [Problem("(database)", None, f"{type(exc).__name__}: {exc}")])
+            return
+        app.call_from_thread(self._saved, saved_id)
+
+    def _refused(self, problems: list[Problem]) -> None:
+        self.saving = False
+        self.server_problems = problems
+        self._refresh()
+        self.notify("Not saved: " + "; ".join(str(p) for p in problems), severity="error", timeout=8)
+        self._focus_first_problem()
+
+    def _saved(self, event_id: int) -> None:
+        self.saving = False
+        what = "Amendment" if self.amend is not None else self.kind.label
+        self.notify(f"{what} saved for {self.history.device.serial}.")
+        self.app.refresh_devices([self.history.device.id])
+        self.dismiss(event_id)
+
+    def action_leave(self) -> None:
+        if not self.dirty:
+            self.dismiss(None)
+            return
+
+        def answered(leave: bool | None) -> None:
+            if leave:
+                self.dismiss(None)
+
+        self.app.push_screen(ConfirmScreen("Leave this form? What you typed has not been saved.",
+                                           yes="Leave", no="Stay"), answered)
