@@ -1,6 +1,7 @@
 """Rule 24 (goals of care, death), devices out of service, item status and the due list,
 and the purity of the forecast module."""
 
+import re
 import subprocess
 import sys
 
@@ -204,3 +205,38 @@ def test_forecast_imports_no_database_or_screen_library():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_every_rule_function_cites_the_clinical_reference():
+    from devicelog.clinic import alarms, battery, forecast, pump, trials, wounds
+
+    rule_functions = [
+        pump.daily_volume_ml,
+        pump.bolus_allowance_ml_per_day,
+        pump.low_reservoir_alarm_date,
+        pump.refill_due_date,
+        pump.drug_stability_limits,
+        pump.ziconotide_refill_limit_days,
+        pump.expected_residual_ml,
+        pump.refill_discrepancy,
+        pump.possible_pocket_fill,
+        pump.ziconotide_dose_checks,
+        pump.max_dose_check,
+        pump.infumorph_caution_check,
+        pump.concentration_check,
+        battery.pump_end_of_service_date,
+        battery.planned_replacement_date,
+        battery.primary_cell_eri_projection,
+        battery.recharge_due_date,
+        wounds.wound_check_schedule,
+        wounds.wound_escalation_findings,
+        trials.trial_outcome,
+        trials.pns_lead_removal_date,
+        alarms.alarm_task_date,
+        alarms.impedance_out_of_range,
+        forecast.removal_before_cremation_item,
+        forecast.goals_of_care_filter,
+    ]
+    for function in rule_functions:
+        doc = function.__doc__ or ""
+        assert re.search(r"Rules? \d+", doc) and "domain.md" in doc, function.__name__
