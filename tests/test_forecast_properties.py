@@ -7,7 +7,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 from devicelog.clinic.forecast import forecast_device
 from devicelog.clinic.history import DeviceHistory
 from devicelog.clinic.pump import low_reservoir_alarm_date, pump_fills, refill_discrepancy, refill_schedule
-from devicelog.clinic.records import BatteryState, Dehiscence, Drainage
+from devicelog.clinic.records import BatteryState, Drainage
 from tests.clinic_builders import (
     CATALOGUE,
     SETTINGS,
