@@ -235,3 +235,14 @@ def test_pns_has_no_battery_items():
     story = Story(device=device("spr-sprint-pns")).add("2025-01-20", interrogation(battery_percent=50))
     found = codes(forecast_device(story.history, SETTINGS, CATALOGUE))
     assert not [c for c in found if "replacement" in c or "recharge" in c or "eos" in c]
+
+
+def test_pump_eri_without_a_catalogue_eos_interval_is_due_at_once():
+    # Prometra II: the catalogue gives no ERI-to-EOS interval, so the replacement is due on the
+    # ERI date itself, with no latest safe date to promise
+    story = Story(device=device("prometra-ii-20")).add("2025-01-06", refill(simple_program(2.0))).add(
+        "2025-03-03", interrogation(battery_state=BatteryState.eri)
+    )
+    replacement = item(forecast_device(story.history, SETTINGS, CATALOGUE), "pump_replacement_eos")
+    assert (replacement.due_on, replacement.latest_safe_on, replacement.severity) == (d("2025-03-03"), None, "critical")
+    assert "no ERI-to-EOS interval" in replacement.why
