@@ -150,7 +150,8 @@ def render_text(dl: DueList, out: TextIO, *, width: int | None = None, color: bo
         for n, e in enumerate(dl.entries):
             i = e.item
             due = Text(i.due_on.isoformat() + "\n")
-            due.append(when_text(e, dl.as_of), style="bold red" if e.status == "overdue" else "")
+            when_words = when_text(e, dl.as_of).replace("overdue by ", "overdue by\n")
+            due.append(when_words, style="bold red" if e.status == "overdue" else "")
             if i.latest_safe_on:
                 due.append(f"\nsafe by\n{i.latest_safe_on.isoformat()}")
             what = Text(i.what, style="bold")

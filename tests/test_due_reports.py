@@ -1,0 +1,176 @@
+"""The due list as text, CSV, JSON and HTML, and the redacted copy in each format."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from devicelog.clinic.catalogue import shipped_catalogue
+from devicelog.reports import due as report
+from devicelog.reports.due_html import render_html
+from devicelog.reports.redact import initials, redact_due_list, short_mrn
+from tests.test_due_clinic import clinic, load  # noqa: F401  (fixture)
+
+NAMES = ["Ann Lee", "Bob Stone", "Cara Diaz", "Dan Roe", "Eve Park"]
+MRNS = ["MRN0001", "MRN0002", "MRN0003", "MRN0004", "MRN0005"]
+DRUG_WORDS = ["morphine", "hydromorphone", "infumorph", "ziconotide", "prialt"]
+
+
+@pytest.fixture
+def dl(clinic):  # noqa: F811
+    return load(clinic, within_days=90)
+
+
+def test_json_document_has_the_documented_fields_and_the_why(dl):
+    doc = report.document(dl)
+    assert doc["format"] == "devicelog.due-list/1"
+    assert (doc["as_of"], doc["until"], doc["within_days"]) == ("2026-11-23", "2027-02-21", 90)
+    assert doc["count"] == len(doc["items"]) == 11
+    first = doc["items"][0]
+    assert list(first) == list(report.FIELDS)
+    assert first["status"] == "due" and first["due_on"] == "2026-11-23" and first["days_until_due"] == 0
+    refill = next(i for i in doc["items"] if i["device_serial"] == "NGP100" and i["code"] == "refill")
+    assert refill["latest_safe_on"] == "2027-01-30"
+    assert "2 mg/day ÷ 10 mg/mL morphine = 0.200 mL/day" in refill["why"]
+    follow = next(i for i in doc["items"] if i["code"] == "follow_up")
+    assert follow["latest_safe_on"] is None
+    assert doc["suppressed_count"] == 1
+    assert doc["suppressed_by_reason"] == [{"reason": "elective item suppressed (hospice)", "count": 1}]
+    assert doc["suppressed"][0]["code"] == "planned_replacement"
+    assert doc["suppressed"][0]["status"] == "suppressed"
+    json.dumps(doc)  # serialisable as it is
+
+
+def test_csv_is_the_json_items_one_per_row_with_bom_and_iso_dates(dl):
+    data = report.csv_bytes(dl)
+    assert data.startswith(b"\xef\xbb\xbf")
+    assert b"\r\n" in data
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    items = report.document(dl)["items"]
+    assert len(rows) == len(items)
+    for row, item in zip(rows, items):
+        assert row == {k: "" if v is None else str(v) for k, v in item.items()}
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", row["due_on"])
+    assert "→" in rows[0]["why"]  # UTF-8 survives
+
+
+class _Rows(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.rows, self.cells, self._cell, self.external = [], [], None, []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "tr" and "data-item-key" in a:
+            self.rows.append(a)
+            self.cells.append({})
+        if tag == "td" and self.rows:
+            self._cell = a.get("class")
+            self.cells[-1][self._cell] = ""
+        for key in ("src", "href"):
+            if key in a:
+                self.external.append(a[key])
+        if tag == "link" or tag == "script":
+            self.external.append(tag)
+
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell and self.cells:
+            self.cells[-1][self._cell] += data
+
+
+def test_html_rows_match_the_json_and_the_page_is_self_contained(dl):
+    page = render_html(dl, page_size="Letter")
+    parser = _Rows()
+    parser.feed(page)
+    items = report.document(dl)["items"]
+    assert [(r["data-item-key"], r["data-status"], r["data-due-on"]) for r in parser.rows] == [
+        (i["item_key"], i["status"], i["due_on"]) for i in items
+    ]
+    for cells, item in zip(parser.cells, items):
+        assert cells["what"] == item["what"]
+        assert cells["why"] == item["why"]
+        assert cells["who"] == item["patient_name"] + item["patient_mrn"]
+        assert cells["safe"] == (item["latest_safe_on"] or "—")
+    assert parser.external == []
+    assert "@media print" in page and "size: letter portrait" in page
+    assert "1 item suppressed by goals of care (rule 24)" in page
+
+
+def test_html_escapes_text(dl):
+    from dataclasses import replace
+
+    from devicelog.store.due import DueEntry
+
+    e = dl.entries[0]
+    evil = replace(dl, entries=(DueEntry(replace(e.item, patient_name="<script>x</script>"), e.status),))
+    page = render_html(evil)
+    assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+def test_text_fits_80_columns_has_no_colour_codes_and_names_every_item(dl):
+    out = report.text(dl, width=80)
+    assert "\x1b[" not in out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    # items appear in list order: each item's first line holds its due date and patient
+    firsts = re.findall(r"^ (\d{4}-\d{2}-\d{2}) +(" + "|".join(NAMES) + ") ", out, flags=re.M)
+    assert firsts == [(i.due_on.isoformat(), i.patient_name) for i in dl.items]
+    for i in dl.items:
+        assert i.patient_mrn in out
+    assert "1 item suppressed by goals of care (rule 24), not listed" in out
+    assert "11 items listed, 0 overdue." in out
+
+
+def test_text_wraps_to_a_wider_terminal(dl):
+    wide = report.text(dl, width=120)
+    assert max(len(line) for line in wide.splitlines()) <= 120
+    assert max(len(line) for line in wide.splitlines()) > 80
+
+
+def test_empty_list_says_nothing_due(clinic):  # noqa: F811
+    from devicelog.store.due import parse_kind
+
+    dl = load(clinic, within_days=14, kinds=[parse_kind("drg")])
+    msg = "Nothing overdue, and nothing due between 2026-11-23 and 2026-12-07."
+    assert msg in report.text(dl)
+    assert msg in render_html(dl)
+    assert report.document(dl)["items"] == []
+
+
+def test_initials_and_short_mrn():
+    assert initials("Ann Marie Lee") == "A.M.L."
+    assert initials("jean-luc o'neil") == "J.L.O."
+    assert short_mrn("MRN0001234") == "…1234"
+
+
+def test_redaction_scrubs_names_mrns_and_drug_names_in_every_format(dl):
+    red = redact_due_list(dl, shipped_catalogue().drugs)
+    assert red.redacted and len(red.entries) == len(dl.entries)
+    outputs = {
+        "text": report.text(red),
+        "csv": report.csv_bytes(red).decode("utf-8-sig"),
+        "json": json.dumps(report.document(red), ensure_ascii=False),
+        "html": render_html(red),
+    }
+    for fmt, out in outputs.items():
+        low = out.lower()
+        for name in NAMES:
+            assert name.lower() not in low, (fmt, name)
+            assert name.split()[1].lower() not in low, (fmt, name)
+        for mrn in MRNS:
+            assert mrn.lower() not in low, (fmt, mrn)
+        for word in DRUG_WORDS:
+            assert not re.search(rf"\b{word}\b", low), (fmt, word)
+        assert "…0001" in out and "A.L." in out, fmt
+        assert "[drug]" in out, fmt
+    refill = next(i for i in red.items if i.device_serial == "NGP100" and i.code == "refill")
+    assert "2 mg/day ÷ 10 mg/mL [drug] = 0.200 mL/day" in refill.why
+    assert json.loads(outputs["json"])["redacted"] is True
