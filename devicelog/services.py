@@ -33,6 +33,7 @@ from devicelog.clinic.records import (
     ReinterventionData,
     ReinterventionKind,
 )
+from devicelog.settings import Settings
 from devicelog.store import audit, queries, tables
 
 
@@ -263,8 +264,43 @@ def _volumes_fit(data, model: DeviceModel) -> list[Problem]:
     ]
 
 
-def record_event(*, session: Session, event: EventIn, today: dt.date) -> tables.EventRow:
+def clinical_refusals(*, session: Session, event: EventIn, settings: Settings) -> list[Problem]:
+    """What the clinical rules forbid saving from a visit (not applied to imports, which
+    carry history as it happened; their flags show in the forecast and the ledger).
+
+    Rules 6-7: a dose the forecast blocks (ziconotide step, interval or maximum).
+    Rule 9: a possible pocket fill must come with a reason code.
+    """
+    data = event.data
+    if isinstance(data, RefillData):
+        program, where = data.program, "data.program"
+    elif isinstance(data, ProgrammingData) and data.pump_program is not None:
+        program, where = data.pump_program, "data.pump_program"
+    else:
+        return []
+    from devicelog.clinic import forecast
+
+    problems = []
+    history = queries.history_by_serial(session, event.device_serial)
+    drugs = queries.drugs_by_code(session)
+    for warning in forecast.dose_warnings(history, program, event.occurred_on, settings, drugs):
+        if warning.level == "block":
+            problems.append(Problem(f"{where}.dose_mg_per_day", program.dose_mg_per_day, warning.message))
+    if isinstance(data, RefillData) and not (data.pocket_fill_reason or "").strip():
+        check = forecast.possible_pocket_fill(data, settings)
+        if check.flagged:
+            problems.append(
+                Problem("data.pocket_fill_reason", None, f"{check.text}: give a reason code and monitor after the refill (rule 9)")
+            )
+    return problems
+
+
+def record_event(
+    *, session: Session, event: EventIn, today: dt.date, settings: Settings | None = None
+) -> tables.EventRow:
     device, problems = check_event(session=session, event=event, today=today)
+    if not problems:
+        problems = clinical_refusals(session=session, event=event, settings=settings or Settings())
     if problems:
         raise InputError(problems)
     row = tables.EventRow(
@@ -295,7 +331,15 @@ def _apply_to_device(session: Session, device: tables.Device, event: EventIn) ->
 
 
 def amend_event(
-    *, session: Session, event_id: int, occurred_on: dt.date, data, reason: str, author: str, today: dt.date
+    *,
+    session: Session,
+    event_id: int,
+    occurred_on: dt.date,
+    data,
+    reason: str,
+    author: str,
+    today: dt.date,
+    settings: Settings | None = None,
 ) -> tables.EventRow:
     """Record a correction of an earlier event; the original stays as it was."""
     original = _original(session, event_id)
@@ -308,6 +352,14 @@ def amend_event(
     _, problems = check_event(session=session, event=candidate, today=today)
     # An amendment of an event on a since-explanted device is still allowed.
     problems = [p for p in problems if p.field != "device_serial"]
+    # Dose steps are not re-judged on an amendment (the amended event would be compared
+    # with itself); the pocket-fill reason is still required.
+    if not problems and isinstance(data, RefillData):
+        problems = [
+            p
+            for p in clinical_refusals(session=session, event=candidate, settings=settings or Settings())
+            if p.field == "data.pocket_fill_reason"
+        ]
     if problems:
         raise InputError(problems)
     row = tables.EventRow(

@@ -156,3 +156,45 @@ def test_amendment_keeps_original_and_void_hides_event(clinic):
     with read_session(clinic) as s:
         assert queries.history_by_serial(s, "NGP100").events == ()
         assert s.exec(select(func.count()).select_from(tables.EventRow)).one() == 3
+
+
+def zico_refill(dose_mcg_per_day, **over):
+    # Ziconotide 25 mcg/mL = 0.025 mg/mL, undiluted.
+    return refill(
+        program=PumpProgram(
+            drugs=[DrugConcentration(drug="ziconotide", concentration_mg_per_ml=0.025)],
+            dose_mg_per_day=dose_mcg_per_day / 1000,
+        ),
+        **over,
+    )
+
+
+def test_ziconotide_step_above_2_4_mcg_per_day_is_refused_at_a_visit(clinic):
+    record(clinic, EventIn(device_serial="NGP100", occurred_on=dt.date(2026, 10, 1), author="rn", data=zico_refill(2.4)))
+    # 2.4 -> 6.0 mcg/day is a step of 3.6 mcg/day, above the 2.4 mcg/day limit of rule 6.
+    problems = refused(
+        clinic,
+        lambda: record(clinic, EventIn(device_serial="NGP100", occurred_on=dt.date(2026, 10, 10), author="rn", data=zico_refill(6.0))),
+    )
+    assert "data.program.dose_mg_per_day" in problems
+    assert "2.4" in problems["data.program.dose_mg_per_day"][1]
+    # 2.4 -> 4.8 mcg/day is a step of exactly 2.4 mcg/day, nine days later: allowed.
+    record(clinic, EventIn(device_serial="NGP100", occurred_on=dt.date(2026, 10, 10), author="rn", data=zico_refill(4.8)))
+
+
+def test_possible_pocket_fill_needs_a_reason(clinic):
+    # 20.0 mL injected but the pump was programmed with 18.0 mL: a 2.0 mL gap, above the
+    # 0.5 mL tolerance (rule 9).
+    mismatch = dict(volume_added_ml=20.0, reservoir_volume_after_ml=18.0)
+    problems = refused(
+        clinic,
+        lambda: record(clinic, EventIn(device_serial="NGP100", occurred_on=dt.date(2026, 10, 1), author="rn", data=refill(**mismatch))),
+    )
+    assert "rule 9" in problems["data.pocket_fill_reason"][1]
+    record(
+        clinic,
+        EventIn(
+            device_serial="NGP100", occurred_on=dt.date(2026, 10, 1), author="rn",
+            data=refill(**mismatch, pocket_fill_reason="resistance on injection; aspirated, US check booked"),
+        ),
+    )
