@@ -22,6 +22,7 @@ class DueScreen(Screen):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("k", "focus_kind", "Kind"),
         Binding("g", "focus_range", "Range"),
+        Binding("p", "print_due", "Print"),
     ]
 
     def __init__(self) -> None:
@@ -51,6 +52,27 @@ class DueScreen(Screen):
 
     def action_focus_range(self) -> None:
         self.query_one("#due-range", Select).focus()
+
+    def action_print_due(self) -> None:
+        """Write the list as shown (kind, range) to a PDF; print it when print_command is set."""
+        kind = self.query_one("#due-kind", Select).value
+        days = self.query_one("#due-range", Select).value
+        kinds = [] if kind is Select.NULL or kind is None else [DeviceKind(kind)]
+        self._print(kinds, None if days == -1 else max(days, 0))
+
+    @work(thread=True, exclusive=True, group="due-print")
+    def _print(self, kinds, within) -> None:
+        from pathlib import Path
+
+        from devicelog.reports.due_pdf import print_due_pdf
+
+        app = self.app
+        try:
+            _, message = print_due_pdf(app.engine, app.settings, app.today, within, kinds, Path.cwd())
+        except Exception as exc:  # a full disk, an unwritable folder: say so, keep the screen
+            app.call_from_thread(app.notify, f"Due list PDF not written: {exc}", severity="error")
+            return
+        app.call_from_thread(app.notify, message, timeout=12)
 
     @on(Select.Changed)
     def _filter(self) -> None:
