@@ -20,6 +20,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("verify", "devicelog.commands.verify", "check the database, the audit chain and every recorded row; exit 1 if anything is wrong"),
     ("backup", "devicelog.commands.backup", "copy the database, even while in use, to a new file (owner-only)"),
     ("restore", "devicelog.commands.backup", "check a backup, keep the current database as *.before-restore, then restore"),
+    ("due", "devicelog.commands.due", "what is due: overdue first, then by date, as text, csv, json, pdf, ics or html"),
     ("history", "devicelog.commands.history", "a device's (or patient's) whole history as text, json or pdf"),
 ]
 
