@@ -22,6 +22,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("restore", "devicelog.commands.backup", "check a backup, keep the current database as *.before-restore, then restore"),
     ("due", "devicelog.commands.due", "what is due: overdue first, then by date, as text, csv, json, pdf, ics or html"),
     ("history", "devicelog.commands.history", "a device's (or patient's) whole history as text, json or pdf"),
+    ("fhir", "devicelog.commands.fhir", "export patients, devices, procedures and observations as a FHIR R4 Bundle (JSON)"),
 ]
 
 
