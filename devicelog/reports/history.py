@@ -640,18 +640,28 @@ def load_corrections(session, device_ids: Sequence[int]) -> dict[int, list[Event
     return found
 
 
-def load_report(session, serial: str, *, settings: Settings, as_of: dt.date, whole_patient: bool = False) -> HistoryReport:
-    """Read one device (or, with ``whole_patient``, every device of its patient) and
-    build the report.  A fixed number of queries however many events there are."""
-    from devicelog.store import queries
+def load_report(
+    session,
+    serial: str | None = None,
+    *,
+    settings: Settings,
+    as_of: dt.date,
+    whole_patient: bool = False,
+    device_id: int | None = None,
+) -> HistoryReport:
+    """Read one device, by ``serial`` or ``device_id`` (or, with ``whole_patient``,
+    every device of its patient, old ones included) and build the report.  A fixed
+    number of queries however many events there are."""
+    from devicelog.store import queries, tables
 
-    device = queries.device_by_serial(session, serial)
+    device = queries.device_by_serial(session, serial) if serial is not None else session.get(tables.Device, device_id)
     if device is None:
-        raise LookupError(f"no device has serial {serial!r}")
+        raise LookupError(f"no device has serial {serial!r}" if serial is not None else f"no device has id {device_id}")
     ids = [d.id for d in queries.devices_of_patient(session, device.patient_id)] if whole_patient else [device.id]
     histories = list(queries.load_histories(session, ids))
     corrections = load_corrections(session, ids)
-    return build_report(histories, corrections, settings, queries.drugs_by_code(session), as_of)
+    scope = f"patient {histories[0].patient.mrn} (all devices)" if whole_patient else f"device {device.serial}"
+    return build_report(histories, corrections, settings, queries.drugs_by_code(session), as_of, scope=scope)
 
 
 # ====================================================================== renderers
