@@ -598,6 +598,8 @@ def event_values(kind: EventKind | str, typed: Mapping[str, Any], keep_stim_prog
             others = [dict(p) for p in keep_stim_programs if p.get("name") != program["name"]]
             values["stim_programs"] = [program, *others]
             values["active_program"] = program["name"]
+    elif kind is EventKind.interrogation and values.get("alarms"):
+        values["alarms"] = [{"code": code} for code in values["alarms"]]
     elif kind is EventKind.reintervention and values.get("kit") == "":
         values.pop("kit")
     elif kind is EventKind.outcome and not values.get("functional_instrument"):

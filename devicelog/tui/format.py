@@ -57,8 +57,6 @@ def item_line(item: DueItem, item_status: str, today: dt.date, *, with_patient: 
 
 def short_item(item: DueItem, item_status: str, today: dt.date) -> Text:
     text = Text(f"{item.what} {item.due_on}", style=STATUS_STYLE[item_status] if item_status != "upcoming" else "green")
-    if item_status == "overdue":
-        text.append(f" ({when(item.due_on, today)})", style=STATUS_STYLE[item_status])
     if item.severity == "critical":
         text.append(" !", style="bold red")
     return text

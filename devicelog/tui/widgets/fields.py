@@ -43,23 +43,23 @@ class FieldValidator(Validator):
 
 
 class ScanInput(Input):
-    """An Input that keeps the group separator (GS, ctrl+]) a barcode scanner types."""
+    """An Input that keeps the group separator (GS, ctrl+]) a barcode scanner types.
 
-    def _on_key(self, event) -> None:  # noqa: D401 - textual hook
+    Textual calls ``_on_key``/``_on_paste`` of every class in the MRO; these only take
+    the GS cases and ``prevent_default`` so Input's own handlers skip them.
+    """
+
+    def _on_key(self, event) -> None:
         if event.character == "\x1d" or event.key in ("ctrl+right_square_bracket", "ctrl+]"):
             event.stop()
             event.prevent_default()
             self.insert_text_at_cursor(GS_SHOWN)
-            return
-        super()._on_key(event)
 
     def _on_paste(self, event) -> None:
         if "\x1d" in event.text:
             event.stop()
             event.prevent_default()
             self.insert_text_at_cursor(event.text.replace("\x1d", GS_SHOWN).replace("\n", ""))
-            return
-        super()._on_paste(event)
 
 
 class FieldRow(Widget):
