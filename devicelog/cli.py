@@ -23,6 +23,9 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("due", "devicelog.commands.due", "what is due: overdue first, then by date, as text, csv, json, pdf, ics or html"),
     ("history", "devicelog.commands.history", "a device's (or patient's) whole history as text, json or pdf"),
     ("fhir", "devicelog.commands.fhir", "export patients, devices, procedures and observations as a FHIR R4 Bundle (JSON)"),
+    ("demo", "devicelog.commands.demo", "build a realistic demo clinic in a new database (--open to open it)"),
+    ("import", "devicelog.commands.transfer", "add a devicelog JSON document to the database, all or nothing"),
+    ("export", "devicelog.commands.transfer", "write the whole database as a devicelog JSON document"),
 ]
 
 

@@ -1,0 +1,92 @@
+"""``devicelog import FILE`` and ``devicelog export [-o FILE]``: the whole clinic as one JSON document.
+
+Import is all or nothing: every refusal is listed with its JSON path and the database
+stays as it was.  Export → import into an empty database → export gives the same bytes.
+The document's JSON Schema is ``schemas/document.schema.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def configure(parser: argparse.ArgumentParser, name: str) -> None:
+    if name == "import":
+        parser.description = (
+            "Add a devicelog JSON document (patients, devices, events, catalogue additions) to the database, "
+            "all or nothing: on any refusal every error is listed with its JSON path and nothing is written."
+        )
+        parser.add_argument("file", metavar="FILE", help="the JSON document to import ('-' reads standard input)")
+    else:
+        parser.description = (
+            "Write the whole database as one devicelog JSON document (the format `devicelog import` reads)."
+        )
+        parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+
+
+def run(args: argparse.Namespace, ctx) -> int:
+    return _import(args, ctx) if args.command == "import" else _export(args, ctx)
+
+
+def _import(args, ctx) -> int:
+    from devicelog import transfer
+    from devicelog.progress import progress
+    from devicelog.store.db import write_session
+
+    source = "standard input" if args.file == "-" else args.file
+    try:
+        if args.file == "-":
+            text = sys.stdin.read()
+        else:
+            with open(args.file, encoding="utf-8") as fh:
+                text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"devicelog: cannot read {source}: {exc}", file=sys.stderr)
+        return 1
+    raw = transfer.parse_text(text, source)  # InputError: cli prints it, exit 1
+    with progress(transfer.count_items(raw), f"Importing {source}") as tick:
+        with write_session(ctx.engine) as session:
+            summary = transfer.import_document(session, raw, author=ctx.user, today=ctx.today, tick=tick)
+    print(
+        f"Imported {source}: {summary.patients} patients, {summary.devices} devices, {summary.events} events"
+        + (f", {summary.catalogue_entries} catalogue entries" if summary.catalogue_entries else "")
+        + "."
+    )
+    return 0
+
+
+def _export(args, ctx) -> int:
+    import os
+
+    from devicelog import transfer
+    from devicelog.progress import progress
+    from devicelog.store.db import read_session
+
+    with read_session(ctx.engine) as session:
+        if not args.output or args.output == "-":
+            try:
+                transfer.write_document(session, sys.stdout)
+                sys.stdout.flush()
+            except BrokenPipeError:  # the reader stopped early (`| head`): the document is incomplete
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return 141
+            return 0
+        partial = f"{args.output}.partial"
+        with progress(_count(session), f"Exporting to {args.output}") as tick:
+            with open(partial, "w", encoding="utf-8") as fh:
+                count = transfer.write_document(session, fh, tick=tick)
+        os.replace(partial, args.output)  # never leave a half-written document under the real name
+    print(f"Exported {count} patients, devices and events to {args.output}.")
+    return 0
+
+
+def _count(session) -> int:
+    from sqlalchemy import func, select
+
+    from devicelog.store import tables
+
+    return sum(
+        session.execute(select(func.count()).select_from(t.__table__)).scalar() or 0
+        for t in (tables.Patient, tables.Device, tables.EventRow)
+    )
