@@ -87,8 +87,10 @@ def prepare(engine: Engine, catalogue: Catalogue | None = None) -> None:
     with engine.connect() as conn:  # a read first: most opens have nothing to do
         revision = current_revision(conn)
         check_known(revision)
-        if revision == HEAD and not _missing_catalogue(Session(bind=conn), catalogue):
-            return
+        if revision == HEAD:
+            with Session(bind=conn) as session:
+                if not _missing_catalogue(session, catalogue):
+                    return
     with engine.execution_options(devicelog_write=True).begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
