@@ -262,8 +262,4 @@ class DeviceScreen(Screen):
         except ImportError:
             self.notify("The full history screen is not available yet in this version.", severity="warning")
             return
-        try:
-            screen = HistoryScreen(self.device_id)
-        except TypeError:
-            screen = HistoryScreen(self.history)
-        self.app.push_screen(screen)
+        self.app.push_screen(HistoryScreen(self.device_id))

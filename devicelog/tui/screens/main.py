@@ -38,7 +38,7 @@ class MainScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one("#patients", DataTable)
-        table.add_columns("MRN", "Patient", "Device", "Serial", "Most urgent")
+        table.add_columns("MRN", "Patient", "Most urgent", "Serial", "Device")
         self.watch(self.app, "state", lambda _: self._state_changed(), init=False)
         self.query_one("#search", Input).focus()
         if self.app.state is not None:
@@ -53,7 +53,8 @@ class MainScreen(Screen):
     def render_warnings(self) -> None:
         app = self.app
         box = self.query_one("#warnings", Static)
-        rows = app.state.warnings(app.today, app.settings)
+        # Critical items first, then overdue ones in the forecast's order.
+        rows = sorted(app.state.warnings(app.today, app.settings), key=lambda r: r[0].severity != "critical")
         if not rows:
             box.update(Text(" No overdue or critical items. ", style="bold black on green"))
             box.set_class(False, "alert")
@@ -106,7 +107,7 @@ class MainScreen(Screen):
             histories = [app.state.histories[i] for i in hit.device_ids if i in app.state.histories]
             name = p.name + ("" if p.status.value == "active" else f" ({p.status.value})")
             if not histories:
-                table.add_row(p.mrn, name, Text("no device", style="dim"), "", "", key=f"p{p.id}")
+                table.add_row(p.mrn, name, Text("no device (Enter registers one)", style="dim"), "", "", key=f"p{p.id}")
                 self.hits.append((p, None))
                 continue
             for n, h in enumerate(histories):
@@ -115,7 +116,7 @@ class MainScreen(Screen):
                 device = h.device.model.model
                 if not h.device.in_service:
                     device += f" ({h.device.status.value})"
-                table.add_row(p.mrn if n == 0 else "", name if n == 0 else "", device, h.device.serial, shown,
+                table.add_row(p.mrn if n == 0 else "", name if n == 0 else "", shown, h.device.serial, device,
                               key=f"d{h.device.id}")
                 self.hits.append((p, h.device.id))
         count = len(hits)

@@ -96,6 +96,7 @@ class VisitScreen(Screen["int | None"]):
 
     def on_mount(self) -> None:
         self.query_one("#preview", Static).border_title = "What this entry means"
+        self.query_one("#general-problems", Static).display = False
         self.call_after_refresh(self._start)
 
     def _start(self) -> None:
