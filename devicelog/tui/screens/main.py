@@ -119,6 +119,12 @@ class MainScreen(Screen):
                 table.add_row(p.mrn if n == 0 else "", name if n == 0 else "", shown, h.device.serial, device,
                               key=f"d{h.device.id}")
                 self.hits.append((p, h.device.id))
+        # A serial typed in full (or scanned) puts the cursor on that device's row.
+        wanted = text.strip().lower()
+        for index, (_, device_id) in enumerate(self.hits):
+            if wanted and device_id is not None and app.state.histories[device_id].device.serial.lower() == wanted:
+                table.move_cursor(row=index)
+                break
         count = len(hits)
         line = f"{count} patient(s)" + (f" matching {text!r}" if text.strip() else "")
         if count >= 50:

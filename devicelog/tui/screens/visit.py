@@ -101,7 +101,17 @@ class VisitScreen(Screen["int | None"]):
 
     def _start(self) -> None:
         rows = list(self.query(FieldRow))
-        first = next((r for r in rows if r.field.required and r.raw in ("", None)), rows[0] if rows else None)
+        # The cursor starts where the person has something to type: the first empty required
+        # field, else the value most often changed, else the first field after the date.
+        first = next((r for r in rows if r.field.required and r.raw in ("", None)), None)
+        if first is None:
+            usual = {r.field.key: r for r in rows}
+            for key in ("program.dose_mg_per_day", "pump_program.dose_mg_per_day", "stim.amplitude"):
+                if key in usual:
+                    first = usual[key]
+                    break
+        if first is None:
+            first = next((r for r in rows if r.field.key != "occurred_on"), rows[0] if rows else None)
         if first is not None:
             first.control.focus()
         self._refresh()
