@@ -47,7 +47,7 @@ from devicelog.store import tables
 DEMO_AUTHOR = "devicelog-demo"
 #: The audit action of a demo build; with DEMO_AUTHOR it marks a database as a demo clinic.
 BUILD_ACTION = "demo build"
-CHECKED_LIMIT = 2000
+CHECKED_LIMIT = 250
 SAMPLE_EVERY = 97
 BATCH_PATIENTS = 2000
 

@@ -245,13 +245,14 @@ def import_document(
             problems.append(Problem(f"$.events[{i}].ref", e.ref, f"is also the ref of $.events[{ref_index[e.ref]}]"))
         else:
             ref_index[e.ref] = i
+    refused_refs = _raw_keys(raw, "events", "ref", events)
     for i, e in events.items():
         if e.amends is None:
             continue
         target = ref_index.get(e.amends)
-        if target is None:
+        if target is None and e.amends not in refused_refs:
             problems.append(Problem(f"$.events[{i}].amends", e.amends, "no event in the document has this ref"))
-        elif events[target].amends is not None:
+        elif target is not None and events[target].amends is not None:
             problems.append(
                 Problem(f"$.events[{i}].amends", e.amends, "names an amendment; amend the original event instead")
             )
@@ -279,13 +280,12 @@ def import_document(
             row.recorded_at = p.recorded_at
         patient_rows[i] = row
         changes.append(("patient", row))
-    refused_mrns |= {item.get("mrn") for j, item in enumerate(raw.get("patients", [])) if j not in patients and isinstance(item, dict)}
+    refused_mrns |= _raw_keys(raw, "patients", "mrn", patients)
+    refused_mrns -= {patients[i].mrn for i in patient_rows}  # a refused duplicate leaves the first one standing
 
     device_rows: dict[int, tables.Device] = {}
     device_by_serial_index = {d.serial: i for i, d in devices.items()}
-    unchecked_serials = {
-        item.get("serial") for j, item in enumerate(raw.get("devices", [])) if j not in devices and isinstance(item, dict)
-    }
+    unchecked_serials = _raw_keys(raw, "devices", "serial", devices)
     timeline = []
     for i, d in devices.items():
         timeline.append(((d.implanted_on, 1, d.replaces_serial is not None, _instant(d.recorded_at), i), "device", i))
@@ -294,8 +294,11 @@ def import_document(
             continue
         d_index = device_by_serial_index.get(e.device_serial)
         implanted = devices[d_index].implanted_on if d_index is not None else None
-        phase = 2 if implanted is not None and implanted >= e.occurred_on else 0
-        timeline.append(((e.occurred_on, phase, False, _instant(e.recorded_at), i), "event", i))
+        if implanted is not None and implanted >= e.occurred_on:
+            # On (or, refused by check_event, before) its implant day: just after the device is added.
+            timeline.append(((implanted, 2, False, _instant(e.recorded_at), i), "event", i))
+        else:
+            timeline.append(((e.occurred_on, 0, False, _instant(e.recorded_at), i), "event", i))
     timeline.sort(key=lambda t: t[0])
 
     skipped = 0
@@ -346,7 +349,7 @@ def import_document(
         target = ref_index.get(e.amends)
         tick(1)
         if target is None or target not in checked:
-            skipped += target is not None  # the original was refused (and reported): nothing to amend
+            skipped += target is not None or e.amends in refused_refs  # the original was refused and reported
             continue
         device_id, original = checked[target]
         where = f"$.events[{i}]"
@@ -396,6 +399,15 @@ def import_document(
     changes += [("device", r) for r in device_rows.values()]
     _audit(session, audit_action, author, changes, event_ids)
     return ImportSummary(len(patient_rows), len(device_rows), len(event_ids), added_catalogue)
+
+
+def _raw_keys(raw: dict, section: str, key: str, valid: dict) -> set[str]:
+    """The MRNs / serials / refs of a section's items that failed validation (others depend on them)."""
+    return {
+        item[key]
+        for j, item in enumerate(raw.get(section, []))
+        if j not in valid and isinstance(item, dict) and isinstance(item.get(key), str)
+    }
 
 
 _FAR = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
