@@ -27,8 +27,10 @@ What is in it (clinical reference in ``shared/domain.md``):
 Building: a clinic of up to :data:`CHECKED_LIMIT` patients goes through
 ``transfer.import_document``, i.e. every record through the records' models and
 ``services.check_event`` / ``add_device`` / ``add_patient``.  A larger one is written
-in batches with SQLAlchemy Core ``executemany`` in one transaction, after validating
-every :data:`SAMPLE_EVERY`-th item through the records' models.
+in batches with SQLAlchemy Core ``executemany`` in one transaction (audited per batch),
+after passing every event's values through its record model and every
+:data:`SAMPLE_EVERY`-th patient's whole record (patient, devices, events) through the
+document models; ``tests/test_demo.py`` checks that both paths write the same rows.
 """
 
 from __future__ import annotations
