@@ -205,29 +205,51 @@ def test_recharge_due_date():
     assert recharge_due_date(d("2025-02-20"), 14, 3) == d("2025-03-09")
 
 
-def test_rechargeable_missed_charge_is_flagged_after_its_date():
+def test_rechargeable_missed_charge_is_flagged_at_the_interrogation():
+    # Interrogation 2025-03-10: last full charge 2025-02-20, 18 days before; interval 14
+    # days → the charge was due by 2025-03-06, so it was missed.  Contact within the
+    # non-critical horizon of 7 days: 2025-03-10 + 7 = 2025-03-17.
     story = Story(device=device("medtronic-intellis", recharge_interval_days=14)).add(
+        "2025-03-10", interrogation(last_full_charge_on=d("2025-02-20"))
+    )
+    missed = item(forecast_device(story.history, SETTINGS, CATALOGUE), "recharge_missed")
+    assert missed.due_on == d("2025-03-17")
+    assert "18 days" in missed.why and "2025-03-06" in missed.why
+    assert status(missed, d("2025-03-18"), SETTINGS) == "overdue"
+
+
+def test_rechargeable_charged_within_interval_has_no_item_and_a_later_visit_clears_a_miss():
+    # Interrogation 2025-03-01, last charge 2025-02-20: 9 days ≤ 14 → not missed.
+    on_time = Story(device=device("medtronic-intellis", recharge_interval_days=14)).add(
         "2025-03-01", interrogation(last_full_charge_on=d("2025-02-20"))
     )
-    recharge = item(forecast_device(story.history, SETTINGS, CATALOGUE), "recharge_check")
-    assert recharge.due_on == d("2025-03-06")
-    assert status(recharge, d("2025-03-06"), SETTINGS) == "due"
-    assert status(recharge, d("2025-03-07"), SETTINGS) == "overdue"
+    assert "recharge_missed" not in codes(forecast_device(on_time.history, SETTINGS, CATALOGUE))
+    # Missed on 2025-03-10 (as above), then on 2025-03-14 the last charge was 2025-03-12.
+    cleared = (
+        Story(device=device("medtronic-intellis", recharge_interval_days=14))
+        .add("2025-03-10", interrogation(last_full_charge_on=d("2025-02-20")))
+        .add("2025-03-14", interrogation(last_full_charge_on=d("2025-03-12")))
+    )
+    assert "recharge_missed" not in codes(forecast_device(cleared.history, SETTINGS, CATALOGUE))
 
 
 def test_rechargeable_interval_from_interrogation_and_grace_setting():
-    story = Story(device=device("nevro-senza")).add(
-        "2025-03-01", interrogation(last_full_charge_on=d("2025-02-20"), recharge_interval_days=7)
+    # Interval 7 days from the interrogation, grace 2: 2025-02-20 + 9 = 2025-03-01.
+    # Seen on 2025-03-01: not missed.  Seen on 2025-03-02: missed, contact by 2025-03-09.
+    base = Story(device=device("nevro-senza"))
+    grace = Settings(recharge_grace_days=2)
+    on_day = base.add("2025-03-01", interrogation(last_full_charge_on=d("2025-02-20"), recharge_interval_days=7))
+    assert "recharge_missed" not in codes(forecast_device(on_day.history, grace, CATALOGUE))
+    late = Story(device=device("nevro-senza")).add(
+        "2025-03-02", interrogation(last_full_charge_on=d("2025-02-20"), recharge_interval_days=7)
     )
-    # 2025-02-20 + 7 + 2 grace = 2025-03-01
-    recharge = item(forecast_device(story.history, Settings(recharge_grace_days=2), CATALOGUE), "recharge_check")
-    assert recharge.due_on == d("2025-03-01")
+    assert item(forecast_device(late.history, grace, CATALOGUE), "recharge_missed").due_on == d("2025-03-09")
 
 
 def test_rechargeable_without_charge_record_is_noted():
     story = Story(device=device("medtronic-intellis", recharge_interval_days=14)).add("2025-03-01", interrogation())
     forecast = forecast_device(story.history, SETTINGS, CATALOGUE)
-    assert "recharge_check" not in codes(forecast)
+    assert "recharge_missed" not in codes(forecast)
     assert any(w.code == "recharge_unknown" for w in forecast.warnings)
 
 

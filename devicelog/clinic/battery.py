@@ -268,10 +268,16 @@ def _planned_replacement_item(history: DeviceHistory) -> DueItem:
 def _recharge_item(
     history: DeviceHistory, interrogations: Sequence[Event], settings: Settings
 ) -> tuple[DueItem | None, ClinicalWarning | None]:
+    """Rule 19 and issue 3: a rechargeable IPG is flagged when, at an interrogation, its
+    last full charge is older than the recorded recharge interval (+ grace): the patient
+    missed a charge.  The clinic cannot see charging between visits, so nothing is
+    predicted forward; the item asks for a call within the non-critical alarm horizon
+    and is satisfied by a later interrogation that shows a charge within the interval.
+    """
     charged = [e for e in interrogations if e.data.last_full_charge_on is not None]  # type: ignore[union-attr]
     if not charged:
         return None, ClinicalWarning("note", "recharge_unknown", "rule 19", "no last full charge recorded for this rechargeable IPG")
-    latest = max(charged, key=lambda e: (e.data.last_full_charge_on, e.occurred_on))  # type: ignore[union-attr]
+    latest = max(charged, key=lambda e: (e.occurred_on, e.recorded_at, e.id))
     last_on = latest.data.last_full_charge_on  # type: ignore[union-attr]
     interval = next(
         (e.data.recharge_interval_days for e in reversed(interrogations) if e.data.recharge_interval_days),  # type: ignore[union-attr]
@@ -279,16 +285,22 @@ def _recharge_item(
     )
     if interval is None:
         return None, ClinicalWarning("note", "recharge_interval_unknown", "rule 19", "no recharge interval recorded for this rechargeable IPG")
-    due = recharge_due_date(last_on, interval, settings.recharge_grace_days)
+    due_by = recharge_due_date(last_on, interval, settings.recharge_grace_days)
+    if latest.occurred_on <= due_by:
+        return None, None
+    days_since = (latest.occurred_on - last_on).days
+    call_by = plus_days(latest.occurred_on, settings.noncritical_alarm_days)
     item = make_item(
         history,
-        what="IPG recharge check",
-        code="recharge_check",
-        due_on=due,
+        what="Recharge missed: contact patient",
+        code="recharge_missed",
+        due_on=call_by,
         severity="high",
         rule="rule 19",
-        why=f"last full charge {last_on} + recharge interval {interval:g} days + grace "
-        f"{settings.recharge_grace_days} days → {due}; past it, the IPG may be flat",
+        why=f"at the interrogation on {latest.occurred_on} the last full charge was {last_on}, "
+        f"{days_since} days before; recharge interval {interval:g} days + grace "
+        f"{settings.recharge_grace_days} days → charge was due by {due_by} (missed); "
+        f"contact within {settings.noncritical_alarm_days} days → {call_by}",
         source_event_id=latest.id,
     )
     return item, None

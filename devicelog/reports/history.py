@@ -55,7 +55,7 @@ BATTERY_CODES = frozenset(
         "ipg_replacement_eri",
         "ipg_replacement_projected_eri",
         "planned_replacement",
-        "recharge_check",
+        "recharge_missed",
     }
 )
 BATTERY_NOTE_CODES = frozenset({"battery_projection", "recharge_unknown", "recharge_interval_unknown"})
