@@ -139,3 +139,33 @@ def test_escalation_cleared_by_a_later_surgical_reintervention():
 def test_meningism_escalates_in_a_pump_patient():
     story = Story().add("2025-01-16", wound(meningism=True))
     assert "wound_escalation" in codes(forecast_device(story.history, SETTINGS, CATALOGUE))
+
+
+def test_checks_never_logged_become_notes_once_the_patient_is_seen_after_surveillance_closed():
+    # A stimulator implanted 2020-03-01 and first seen in devicelog on 2023-01-10.
+    # Surveillance closes at the last window's end, day 104: 2020-03-01 + 104 days =
+    # 2020-06-13 (Mar +30, Apr +30, May +31, Jun +13).  2023-01-10 is after it, so the
+    # three checks cannot be done any more: notes, not items.
+    from tests.clinic_builders import interrogation
+
+    story = Story(device=device("abbott-proclaim-xr", implanted_on="2020-03-01")).add(
+        "2023-01-10", interrogation(battery_percent=80)
+    )
+    forecast = forecast_device(story.history, SETTINGS, CATALOGUE)
+    assert wound_items(forecast) == []
+    missed = [w for w in forecast.warnings if w.code.startswith("wound_check_day_")]
+    assert [w.code for w in missed] == ["wound_check_day_10_missed", "wound_check_day_30_missed", "wound_check_day_90_missed"]
+    assert all("2020-06-13" in w.message for w in missed)
+
+
+def test_checks_stay_overdue_while_the_patient_has_not_been_seen_since():
+    # Implant 2025-01-06, an interrogation on day 5 (2025-01-11), nothing after: the three
+    # checks stay items however late it gets (status is computed against as_of).
+    from tests.clinic_builders import interrogation
+
+    story = scs_story().add("2025-01-11", interrogation(battery_percent=90))
+    assert [c for c, _, _ in wound_items(forecast_device(story.history, SETTINGS, CATALOGUE))] == [
+        "wound_check_day_10",
+        "wound_check_day_30",
+        "wound_check_day_90",
+    ]

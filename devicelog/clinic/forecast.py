@@ -174,7 +174,9 @@ def forecast_device(history: DeviceHistory, settings: Settings, drugs: DrugLooku
         items += trial_items(history, settings)
         items += pns_items(history)
         items += _follow_up_items(history, settings)
-    items += wound_items(history, settings)
+    wounds, notes = wound_items(history, settings)
+    items += wounds
+    warnings += notes
     kept, suppressed = goals_of_care_filter(history, items)
     return Forecast(
         items=tuple(sorted(kept, key=_item_order)),

@@ -7,7 +7,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Sequence
 
-from devicelog.clinic.due import DueItem, make_item, plus_days
+from devicelog.clinic.due import ClinicalWarning, DueItem, make_item, plus_days
 from devicelog.clinic.history import DeviceHistory, clinical_order
 from devicelog.clinic.records import (
     SURGICAL_REINTERVENTIONS,
@@ -91,15 +91,42 @@ def surgery_starts(history: DeviceHistory, events: Sequence[Event]) -> list[Surg
     return [implant, *surgical]
 
 
-def wound_items(history: DeviceHistory, settings: Settings) -> list[DueItem]:
-    """Rules 20 and 22 for one device."""
+def surveillance_closed_on(surgery_on: dt.date, settings: Settings) -> dt.date:
+    """Rule 20: "The SSI window closes at day 90"; with the clinic's wound checks, the
+    surveillance ends when the last check's window ends (day 104 by default)."""
+    return plus_days(surgery_on, max(c.window_end_day for c in settings.wound_checks))
+
+
+def wound_items(history: DeviceHistory, settings: Settings) -> tuple[list[DueItem], list[ClinicalWarning]]:
+    """Rules 20 and 22 for one device.
+
+    A check never logged stays due, then overdue, until a wound check is logged, except
+    when the record shows the patient was seen again after the surveillance window
+    closed (a device brought into devicelog years after its implant, say): a check can
+    no longer be done then, so it is reported as a note ("never logged") instead of an
+    item that could never be satisfied.
+    """
     events = clinical_order(history.events)
     checks = [e for e in events if isinstance(e.data, WoundCheckData)]
     items: list[DueItem] = []
+    notes: list[ClinicalWarning] = []
     for start in surgery_starts(history, events):
+        closed_on = surveillance_closed_on(start.on, settings)
+        seen_after_close = any(e.occurred_on > closed_on for e in events)
         for check in settings.wound_checks:
             window_start, due, window_end = wound_check_schedule(start.on, check)
             if any(c.occurred_on >= window_start for c in checks):
+                continue
+            if seen_after_close:
+                notes.append(
+                    ClinicalWarning(
+                        "note",
+                        f"wound_check_day_{check.day}_missed",
+                        "rule 20",
+                        f"wound check day {check.day} after the {start.label} on {start.on} was never logged; "
+                        f"the surveillance window closed {closed_on} and the patient was seen since",
+                    )
+                )
                 continue
             items.append(
                 make_item(
@@ -118,7 +145,7 @@ def wound_items(history: DeviceHistory, settings: Settings) -> list[DueItem]:
     escalation = _open_escalation(history, events)
     if escalation is not None:
         items.append(escalation)
-    return items
+    return items, notes
 
 
 def _open_escalation(history: DeviceHistory, events: Sequence[Event]) -> DueItem | None:
