@@ -539,6 +539,17 @@ def _patient(index: int, seed: int, as_of: dt.date) -> PatientStory:
             if died < as_of:
                 patient.update(status="deceased", died_on=died.isoformat(), goals_of_care="hospice")
                 s.events = [e for e in s.events if e["occurred_on"] <= died.isoformat()]
+                # Most clinics remove the pump before cremation (rule 24); one in ten is
+                # left for the due list to ask about.
+                removal_on = died + dt.timedelta(days=2)
+                if r.random() < 0.9 and removal_on <= as_of:
+                    for device in s.devices:
+                        if device["status"] in ("active", "trial") and s.add(
+                            device["serial"], removal_on,
+                            {"kind": "reintervention", "reintervention": "explant",
+                             "reason": "removed after death, before cremation", "devices_involved": [device["serial"]]},
+                        ):
+                            device["status"] = "explanted"
     # Drop amendments whose original was cut away; then one voided entry now and then.
     refs = {e["ref"] for e in s.events}
     s.events = [e for e in s.events if e.get("amends", e["ref"]) in refs]
