@@ -107,6 +107,7 @@ class HistoryScreen(Screen):
         self._today = today
         self.whole_patient = whole_patient
         self.report: HistoryReport | None = None
+        self.trends_drawn = False
         self.kind_filter: str | None = None  # None: every kind
         self.timeline_rows: list[tuple[str, object]] = []  # what each table row shows, for the detail pane
 
@@ -140,7 +141,10 @@ class HistoryScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#timeline", DataTable).add_columns("Date", "Device", "Entry", "By", "What was recorded")
+        # Fixed widths: a 3,000-row timeline is not measured cell by cell.
+        timeline = self.query_one("#timeline", DataTable)
+        for label, width in (("Date", 10), ("Device", 8), ("Entry", 28), ("By", 10), ("What was recorded", DETAIL_CHARS)):
+            timeline.add_column(label, width=width)
         self.query_one("#programming", DataTable).add_columns("Date", "Device", "By", "What", "Setting", "Before", "After")
         self.load()
 
@@ -170,8 +174,19 @@ class HistoryScreen(Screen):
         self.fill_timeline()
         self.fill_programming()
         self.fill_ledger()
-        self.fill_trends()
+        self.trends_drawn = False  # drawn when the Trends tab is first opened
+        if self.query_one("#history-tabs", TabbedContent).active == "tab-trends":
+            self.draw_trends()
         self.query_one("#timeline", DataTable).focus()
+
+    def draw_trends(self) -> None:
+        if self.report is not None and not self.trends_drawn:
+            self.trends_drawn = True
+            self.fill_trends()
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "tab-trends":
+            self.draw_trends()
 
     def title_text(self) -> Text:
         r = self.report
