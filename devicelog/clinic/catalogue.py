@@ -95,9 +95,8 @@ class Drug(CatalogueEntry):
 
     def show(self, amount_mg: float, per: str = "") -> str:
         """Format an amount in the drug's display unit, e.g. ``2.4 mcg/day``."""
-        value = amount_mg * self.per_mg
-        text = f"{value:.4g}" if value < 10 else f"{value:.1f}".rstrip("0").rstrip(".")
-        return f"{text} {self.display_unit}{per}"
+        value = round(amount_mg * self.per_mg, 6)  # mg → mcg without float dust (0.0192 → 19.2)
+        return f"{value:.6g} {self.display_unit}{per}"
 
 
 class Catalogue(BaseModel):

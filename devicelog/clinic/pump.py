@@ -86,20 +86,21 @@ def drug_doses_mg_per_day(program: PumpProgram) -> dict[str, float]:
     return {d.drug: volume * d.concentration_mg_per_ml for d in program.drugs}
 
 
-def _volume_formula(program: PumpProgram) -> str:
+def _volume_formula(program: PumpProgram, drugs: Mapping[str, Drug] | None = None) -> str:
     if program.mode is PumpMode.flex:
         return "flex " + " + ".join(f"{s.rate_ml_per_h:g} mL/h × {s.hours:g} h" for s in program.flex_steps)
     if program.mode is PumpMode.constant_flow:
         return f"constant flow {fmt_ml_per_day(daily_volume_ml(program))}"
     first = program.drugs[0]
-    return (
-        f"{program.dose_mg_per_day:g} mg/day ÷ {first.concentration_mg_per_ml:g} mg/mL {first.drug}"
-    )
+    drug = (drugs or {}).get(first.drug)
+    if drug is not None:  # in the unit the drug is read in (ziconotide: mcg)
+        return f"{drug.show(program.dose_mg_per_day, '/day')} ÷ {drug.show(first.concentration_mg_per_ml, '/mL')} {first.drug}"
+    return f"{program.dose_mg_per_day:g} mg/day ÷ {first.concentration_mg_per_ml:g} mg/mL {first.drug}"
 
 
-def describe_daily_volume(program: PumpProgram) -> str:
+def describe_daily_volume(program: PumpProgram, drugs: Mapping[str, Drug] | None = None) -> str:
     """The daily volume with its formula and, if any, the bolus allowance."""
-    base = f"{_volume_formula(program)} = {fmt_ml_per_day(daily_volume_ml(program))}"
+    base = f"{_volume_formula(program, drugs)} = {fmt_ml_per_day(daily_volume_ml(program))}"
     allowance = bolus_allowance_ml_per_day(program)
     if allowance > 0:
         base += (
@@ -371,7 +372,7 @@ def refill_schedule(
     fill_on = fill.event.occurred_on
     low_alarm = low_alarm_ml_of(history, fill.data)
     anchor_on, volume, program = fill_on, fill.data.reservoir_volume_after_ml, fill.data.program
-    history_parts = [f"filled to {fmt_ml(volume)} on {fill_on}; {describe_daily_volume(program)}"]
+    history_parts = [f"filled to {fmt_ml(volume)} on {fill_on}; {describe_daily_volume(program, drugs)}"]
     for event, change in fill.changes:
         new_program = change.pump_program
         assert new_program is not None
@@ -387,7 +388,7 @@ def refill_schedule(
                 f"expected {fmt_ml(volume)} ({days} days at {fmt_ml_per_day(worst_case_daily_volume_ml(program))})"
             )
         anchor_on, program = event.occurred_on, new_program
-        history_parts.append(f"{source}; new program {describe_daily_volume(program)}")
+        history_parts.append(f"{source}; new program {describe_daily_volume(program, drugs)}")
     alarm = low_reservoir_alarm_date(anchor_on, volume, low_alarm, worst_case_daily_volume_ml(program))
     limits, _notes = drug_stability_limits(
         fill_on,
