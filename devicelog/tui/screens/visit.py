@@ -355,12 +355,13 @@ class VisitScreen(Screen["int | None"]):
             with write_session(app.engine) as session:
                 if self.amend is not None:
                     row = services.amend_event(session=session, event_id=self.amend.id, occurred_on=ev.occurred_on,
-                                               data=ev.data, reason=ev.reason, author=app.user, today=app.today)
+                                               data=ev.data, reason=ev.reason, author=app.user, today=app.today,
+                                               settings=app.settings)
                 else:
                     event = services.validate(EventIn, {"device_serial": self.history.device.serial,
                                                         "occurred_on": ev.occurred_on, "author": app.user,
                                                         "data": ev.data.model_dump(mode="json")})
-                    row = services.record_event(session=session, event=event, today=app.today)
+                    row = services.record_event(session=session, event=event, today=app.today, settings=app.settings)
                 saved_id = row.id
         except InputError as exc:
             app.call_from_thread(self._refused, exc.problems)
