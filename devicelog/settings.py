@@ -17,7 +17,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from devicelog.clinic.records import DeviceKind
 
@@ -133,6 +133,15 @@ class Settings(BaseModel):
     # Issue 6: print the PDF with this command (e.g. "lp"); empty means do not print.
     print_command: Annotated[str, Field(max_length=200)] = ""
     page_size: Literal["A4", "Letter"] = "A4"
+
+    @field_validator("follow_up_days", mode="before")
+    @classmethod
+    def _follow_up_over_defaults(cls, value):
+        # A file that sets one kind's interval keeps the defaults of the others, so no
+        # device kind silently loses its routine follow-up.
+        if isinstance(value, dict):
+            return {**{k.value: v for k, v in _default_follow_up().items()}, **value}
+        return value
 
     @model_validator(mode="after")
     def _order(self) -> "Settings":
