@@ -18,11 +18,21 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Protocol, Sequence
+from typing import Collection, Iterable, Iterator, Protocol, Sequence
 
 from sqlmodel import Session
 
-from devicelog.clinic.due import ClinicalWarning, DueItem, Forecast, Status, SuppressedItem, sort_key, status
+from devicelog.clinic.due import (
+    SEVERITY_ORDER,
+    STATUS_ORDER,
+    ClinicalWarning,
+    DueItem,
+    Forecast,
+    Status,
+    SuppressedItem,
+    sort_key,
+    status,
+)
 from devicelog.clinic.history import DeviceHistory
 from devicelog.clinic.records import DeviceKind
 from devicelog.settings import Settings
@@ -137,7 +147,11 @@ class DeviceForecast:
 
 
 class ForecastSource(Protocol):
-    """Where ``due_list`` gets each device's forecast from."""
+    """Where ``due_list`` gets each device's forecast from.
+
+    ``device_ids`` (keyword, optional: a source may leave it out when it is None)
+    restricts the forecasts to those devices.
+    """
 
     def forecasts(
         self, session: Session, *, settings: Settings, kinds: Sequence[DeviceKind]
@@ -146,16 +160,24 @@ class ForecastSource(Protocol):
 
 @dataclass(frozen=True)
 class ComputedForecasts:
-    """Load every device's history and run the forecast on it (no cache)."""
+    """Load every device's history and run the forecast on it (no cache): the reference."""
 
     def forecasts(
-        self, session: Session, *, settings: Settings, kinds: Sequence[DeviceKind]
+        self,
+        session: Session,
+        *,
+        settings: Settings,
+        kinds: Sequence[DeviceKind],
+        device_ids: Collection[int] | None = None,
     ) -> Iterator[DeviceForecast]:
         from devicelog.clinic.forecast import forecast_device
 
         drugs = queries.drugs_by_code(session)
         wanted = set(kinds)
-        for history in queries.load_histories(session):
+        ids = None if device_ids is None else sorted(set(device_ids))
+        if ids == []:
+            return
+        for history in queries.load_histories(session, ids):
             if wanted and history.device.model.kind not in wanted:
                 continue
             yield DeviceForecast(history, forecast_device(history, settings, drugs))
@@ -168,12 +190,14 @@ def due_list(
     settings: Settings,
     within_days: int | None = None,
     kinds: Sequence[DeviceKind] = (),
+    device_ids: Collection[int] | None = None,
     source: ForecastSource | None = None,
 ) -> DueList:
     """Everything overdue, and due from ``as_of`` to ``as_of + within_days`` (or all ahead).
 
-    ``kinds`` keeps only devices of those kinds (empty: all).  Suppressed items and
-    forecast notes are kept with the list, in the same range, so a report can say so.
+    ``kinds`` keeps only devices of those kinds (empty: all); ``device_ids`` only those
+    devices (None: all).  Suppressed items and forecast notes are kept with the list,
+    in the same range, so a report can say so.
     """
     if within_days is not None and not 0 <= within_days <= MAX_WITHIN_DAYS:
         raise ValueError(f"within_days = {within_days}: must be 0 to {MAX_WITHIN_DAYS} days")
@@ -183,7 +207,12 @@ def due_list(
     entries: list[DueEntry] = []
     suppressed: list[SuppressedItem] = []
     notes: list[DeviceNote] = []
-    for found in source.forecasts(session, settings=settings, kinds=kinds):
+    found_all = (
+        source.forecasts(session, settings=settings, kinds=kinds)
+        if device_ids is None
+        else source.forecasts(session, settings=settings, kinds=kinds, device_ids=device_ids)
+    )
+    for found in found_all:
         fc = found.forecast
         entries += [DueEntry(i, status(i, as_of, settings)) for i in fc.items if _in_range(i, until)]
         suppressed += [s for s in fc.suppressed if _in_range(s.item, until)]
@@ -205,6 +234,58 @@ def due_list(
 
 def _in_range(item: DueItem, until: dt.date | None) -> bool:
     return until is None or item.due_on <= until
+
+
+def urgency_key(item: DueItem, item_status: Status) -> tuple:
+    """The order of a device's most urgent item (the TUI's rule): overdue first; among
+    overdue or due items a critical one before an earlier routine one; then the earliest."""
+    severity = SEVERITY_ORDER[item.severity] if item_status != "upcoming" else 0
+    return (STATUS_ORDER[item_status], severity, item.due_on)
+
+
+def most_urgent(
+    session: Session, *, device_ids: Collection[int], as_of: dt.date, settings: Settings, source: ForecastSource | None = None
+) -> dict[int, tuple[DueItem, Status]]:
+    """Each device's most urgent item with its status (devices with no item are left out).
+
+    Ties keep the due list's order (``sort_key``)."""
+    ids = set(device_ids)
+    if not ids:
+        return {}
+    dl = due_list(session, as_of=as_of, settings=settings, device_ids=ids, source=source)
+    found: dict[int, tuple[DueItem, Status]] = {}
+    best: dict[int, tuple] = {}
+    for e in dl.entries:  # already in sort_key order, so the first of equals wins
+        key = urgency_key(e.item, e.status)
+        d = e.item.device_id
+        if d not in best or key < best[d]:
+            best[d] = key
+            found[d] = (e.item, e.status)
+    return found
+
+
+def warnings_key(item: DueItem, item_status: Status) -> tuple:
+    """Critical items lead the warnings; then the due list's order."""
+    return (item.severity != "critical", *sort_key(item, item_status))
+
+
+def clinic_warnings(
+    session: Session, *, as_of: dt.date, settings: Settings, limit: int = 200, source: ForecastSource | None = None
+) -> tuple[list[tuple[DueItem, Status]], int]:
+    """Items nobody may miss: every overdue item and every critical one (whatever its
+    date), critical first, then in the due list's order; at most ``limit``, and how many
+    there are in all (so a screen can say "and 312 more")."""
+    dl = due_list(session, as_of=as_of, settings=settings, source=source)
+    rows = [(e.item, e.status) for e in dl.entries if e.status == "overdue" or e.item.severity == "critical"]
+    rows.sort(key=lambda r: warnings_key(*r))
+    return rows[: max(0, limit)], len(rows)
+
+
+def device_forecast(session: Session, *, device_id: int, settings: Settings) -> Forecast:
+    """One device's forecast: its items, what rule 24 suppressed, and its notes
+    (an empty ``Forecast`` for an unknown device)."""
+    found = list(ComputedForecasts().forecasts(session, settings=settings, kinds=(), device_ids=[device_id]))
+    return found[0].forecast if found else Forecast()
 
 
 def load_due_list(
@@ -237,7 +318,10 @@ __all__ = [
     "DueList",
     "ForecastSource",
     "KIND_ALIASES",
+    "clinic_warnings",
+    "device_forecast",
     "due_list",
     "load_due_list",
+    "most_urgent",
     "parse_kind",
 ]
