@@ -79,7 +79,7 @@ def alarm_items(history: DeviceHistory, settings: Settings) -> list[DueItem]:
             seen.add(alarm.code)
             due, severity = alarm_task_date(alarm, event.occurred_on, settings)
             kind = "Critical alarm" if alarm.critical else "Alarm"
-            name = alarm.code.value.replace("_", " ")
+            name = alarm.code.label
             horizon = "same day" if alarm.critical else f"within {settings.noncritical_alarm_days} days"
             note = f" ({alarm.note})" if alarm.note else ""
             items.append(

@@ -250,6 +250,25 @@ class AlarmCode(str, enum.Enum):
     lead_impedance = "lead_impedance"
     other = "other"
 
+    @property
+    def label(self) -> str:
+        return ALARM_LABELS[self]
+
+
+ALARM_LABELS = {
+    AlarmCode.low_reservoir: "low reservoir",
+    AlarmCode.eri: "ERI (elective replacement indicator)",
+    AlarmCode.empty_reservoir: "empty reservoir",
+    AlarmCode.eos: "EOS (end of service: pump stopped)",
+    AlarmCode.motor_stall: "motor stall",
+    AlarmCode.critical_memory_error: "critical memory error",
+    AlarmCode.low_battery_reset: "Low Battery Reset",
+    AlarmCode.premature_eri: "premature ERI",
+    AlarmCode.premature_eos: "premature EOS",
+    AlarmCode.lead_impedance: "lead impedance",
+    AlarmCode.other: "other",
+}
+
 
 #: Rule 12 and reference 1.2: which alarms are critical (same-day task).
 CRITICAL_ALARMS = frozenset(
