@@ -112,9 +112,13 @@ def events(engine, serial):
 
 
 def refill_due(app, serial):
-    state = app.state
-    history = next(h for h in state.histories.values() if h.device.serial == serial)
-    items = [i for i, _ in state.items(history.device.id, TODAY, app.settings) if i.code == "refill"]
+    """The refill due date the device screen on top shows for ``serial``."""
+    from devicelog.tui.screens.device import DeviceScreen
+
+    screen = app.screen
+    assert isinstance(screen, DeviceScreen) and screen.history.device.serial == serial
+    items = [i for i, _ in screen.view.items(TODAY, app.settings) if i.code == "refill"]
+    assert f"Pump refill  {items[0].due_on}" in str(screen.query_one("#device-items").render())
     return items[0].due_on
 
 
@@ -367,7 +371,8 @@ async def test_mark_entered_in_error_needs_a_reason_and_keeps_the_row(clinic):
         await pilot.press(*"wrong patient", "enter")
         await settle(pilot)
         # The only refill is void: the forecast no longer has a refill to schedule from.
-        history = next(h for h in app.state.histories.values() if h.device.serial == "NGP200")
+        history = app.screen.history
+        assert history.device.serial == "NGP200"
         assert not any(e.kind.value == "refill" for e in history.events)
     rows = [r for r in events(clinic, "NGP200") if r.kind == "refill"]
     assert len(rows) == 2 and rows[1].voided and rows[1].amends_id == rows[0].id

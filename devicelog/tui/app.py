@@ -1,24 +1,50 @@
 """The clinic terminal UI.
 
 ``make_app(engine, settings, today, user)`` builds it for the CLI and for the tests;
-today is passed in and never read from the clock here.  The clinic's histories and
-forecasts are loaded in a worker thread into ``app.state`` (a reactive: screens watch
-it) and refreshed for the devices an entry touched.
+today is passed in and never read from the clock here.
+
+Nothing proportional to the clinic's size is loaded: the first screen paints, then
+each screen reads what it shows in worker threads (``devicelog.tui.state``).  After a
+save the app publishes ``records_changed`` with the devices the entry touched, and
+each screen refreshes only those (``Changed``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable
 
-from sqlalchemy import Engine
 from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
-from textual.reactive import reactive
+from textual.signal import Signal
 
 from devicelog.settings import Settings
-from devicelog.tui.state import ClinicState
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from devicelog.clinic.catalogue import Catalogue
+
+
+@dataclass(frozen=True)
+class Changed:
+    """What a save (or a reload) touched.
+
+    ``device_ids``: devices whose record changed (their items, their patient's details);
+    ``new_records``: a patient or device was added, so a search may find more;
+    ``everything``: read it all again (F5).
+    """
+
+    device_ids: frozenset[int] = frozenset()
+    new_records: bool = False
+    everything: bool = False
+
+    def touches(self, device_ids: Iterable[int]) -> bool:
+        return self.everything or not self.device_ids.isdisjoint(device_ids)
 
 
 class ClinicCommands(Provider):
@@ -54,8 +80,6 @@ class DeviceLogApp(App):
     COMMANDS = App.COMMANDS | {ClinicCommands}
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True)]
 
-    state: reactive[ClinicState | None] = reactive(None, always_update=True)
-
     def __init__(self, engine: Engine, settings: Settings, today: dt.date, user: str) -> None:
         super().__init__()
         self.engine = engine
@@ -63,36 +87,40 @@ class DeviceLogApp(App):
         self.today = today
         self.user = user
         self.sub_title = f"{settings.clinic_name} · {today.isoformat()} · {user}"
+        self._catalogue: Catalogue | None = None
+        self._catalogue_lock = threading.Lock()
+        #: Published on the UI thread after a save: a ``Changed``.
+        self.records_changed: Signal[Changed] = Signal(self, "records-changed")
 
     def on_mount(self) -> None:
         from devicelog.tui.screens.main import MainScreen
 
         self.push_screen(MainScreen())
-        self.reload_state()
 
     # ------------------------------------------------------------------ data
 
-    @work(thread=True, exclusive=True, group="state")
-    def reload_state(self) -> None:
-        from devicelog.tui.state import load_state
+    @property
+    def catalogue(self) -> Catalogue | None:
+        """The device models and drugs, once read (``load_catalogue`` reads them)."""
+        return self._catalogue
 
-        state = load_state(self.engine, self.settings)
-        self.call_from_thread(setattr, self, "state", state)
+    def load_catalogue(self) -> Catalogue:
+        """The catalogue, read once (a few dozen rows); safe to call from worker threads."""
+        with self._catalogue_lock:
+            if self._catalogue is None:
+                from devicelog.tui.state import load_catalogue
 
-    @work(thread=True, group="state-devices")
-    def refresh_devices(self, device_ids: list[int]) -> None:
-        from devicelog.tui.state import reload_devices
+                self._catalogue = load_catalogue(self.engine)
+            return self._catalogue
 
-        if self.state is None:
-            self.reload_state()
-            return
-        state = reload_devices(self.state, self.engine, self.settings, device_ids)
-        self.call_from_thread(setattr, self, "state", state)
+    def changed(self, device_ids: Iterable[int] = (), *, new_records: bool = False, everything: bool = False) -> None:
+        """Tell the screens what a save touched (call on the UI thread)."""
+        self.records_changed.publish(Changed(frozenset(device_ids), new_records, everything))
 
     # ------------------------------------------------------------------ actions
 
     def action_reload(self) -> None:
-        self.reload_state()
+        self.changed(everything=True)
         self.notify("Reloading the clinic…")
 
     def action_search(self) -> None:
@@ -120,7 +148,7 @@ class DeviceLogApp(App):
     def action_register_device(self, patient_mrn: str = "") -> None:
         from devicelog.tui.screens.register import DeviceRegisterScreen
 
-        if self.state is None:
+        if self.catalogue is None:
             self.notify("Still loading the clinic; try again in a moment.", severity="warning")
             return
         self.push_screen(DeviceRegisterScreen(patient_mrn))

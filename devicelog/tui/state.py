@@ -1,131 +1,204 @@
-"""What the screens show, read from the store and the forecast (no textual here).
+"""What the screens show, read from the store for the rows on screen (no textual here).
 
-The app loads a ``ClinicState`` in a worker thread at start and refreshes the devices a
-saved entry touched.  Each device's forecast depends only on its record (see
-``devicelog.clinic.forecast``), so it is computed once per load and the status of its
-items (overdue, due, upcoming) is asked for with the app's ``today``.
+Nothing here reads the whole clinic: every function asks the store for what one
+screen shows, so a 100,000-patient registry opens as fast as a small one.
+
+- ``search``: the patients a search finds (``queries.search_patients``, at most 50),
+  their devices, and each device's most urgent item (``store.due.most_urgent``).
+- ``opening_warnings``: the overdue and critical items shown on opening
+  (``store.due.clinic_warnings``): the first rows and how many there are in all.
+- ``device_view``: one device's history, forecast and entry rows (amendments and
+  voids included), read together.
+- ``due_view``: the due list of the due screen (``store.due.due_list``).
+
+Each function opens its own read session, so the app calls them from worker threads.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Iterable
-
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING, Callable, Collection, Sequence
 
 from devicelog.clinic.catalogue import Catalogue
-from devicelog.clinic.due import DueItem, Forecast, SEVERITY_ORDER, Status, sort_key, status
-from devicelog.clinic.history import DeviceHistory, PatientInfo
-from devicelog.clinic.records import DeviceKind
+from devicelog.clinic.due import DueItem, Forecast, Status, sort_key
+from devicelog.clinic.history import DeviceHistory, DeviceInfo, PatientInfo
+from devicelog.clinic.records import DeviceKind, Event
 from devicelog.settings import Settings
-from devicelog.store import queries
-from devicelog.store.db import read_session
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from devicelog.store.due import DueList
 
 Row = tuple[DueItem, Status]
 
-
-@dataclass
-class ClinicState:
-    catalogue: Catalogue
-    histories: dict[int, DeviceHistory] = field(default_factory=dict)
-    forecasts: dict[int, Forecast] = field(default_factory=dict)
-
-    def items(self, device_id: int, as_of: dt.date, settings: Settings) -> list[Row]:
-        """The device's due items with their status, most urgent first."""
-        forecast = self.forecasts.get(device_id)
-        if forecast is None:
-            return []
-        rows = [(item, status(item, as_of, settings)) for item in forecast.items]
-        return sorted(rows, key=lambda r: sort_key(r[0], r[1]))
-
-    def most_urgent(self, device_id: int, as_of: dt.date, settings: Settings) -> Row | None:
-        rows = self.items(device_id, as_of, settings)
-        if not rows:
-            return None
-        # Overdue first, then a critical item before an earlier routine one.
-        return min(rows, key=lambda r: (_status_rank(r[1]), SEVERITY_ORDER[r[0].severity] if r[1] != "upcoming" else 0, r[0].due_on))
-
-    def devices_of(self, patient_id: int) -> list[DeviceHistory]:
-        return sorted(
-            (h for h in self.histories.values() if h.patient.id == patient_id),
-            key=lambda h: (not h.device.in_service, h.device.implanted_on, h.device.id),
-        )
-
-    def due(
-        self,
-        as_of: dt.date,
-        settings: Settings,
-        within_days: int | None = None,
-        kinds: Iterable[DeviceKind] | None = None,
-    ) -> list[Row]:
-        """The clinic's due list: the forecast's ``due_items`` over the loaded histories."""
-        from devicelog.clinic.forecast import due_items
-
-        return due_items(
-            self.histories.values(), as_of, settings, self.catalogue, within_days=within_days, kinds=kinds
-        )
-
-    def warnings(self, as_of: dt.date, settings: Settings) -> list[Row]:
-        """Items nobody may miss: every overdue item, and every critical one."""
-        return [r for r in self.due(as_of, settings) if r[1] == "overdue" or r[0].severity == "critical"]
-
-    def patient(self, patient_id: int) -> PatientInfo | None:
-        for h in self.histories.values():
-            if h.patient.id == patient_id:
-                return h.patient
-        return None
+SEARCH_LIMIT = 50
+WARNINGS_LIMIT = 200
 
 
-def _status_rank(s: str) -> int:
-    return {"overdue": 0, "due": 1, "upcoming": 2}[s]
+def load_catalogue(engine: Engine) -> Catalogue:
+    """The device models and drugs the clinic knows (a few dozen rows)."""
+    from devicelog.store import queries
+    from devicelog.store.db import read_session
 
-
-def _forecast(history: DeviceHistory, settings: Settings, catalogue: Catalogue) -> Forecast:
-    from devicelog.clinic.forecast import forecast_device
-
-    return forecast_device(history, settings, catalogue)
-
-
-def load_state(engine: Engine, settings: Settings) -> ClinicState:
-    """Every device's history and forecast."""
     with read_session(engine) as session:
-        catalogue = queries.catalogue(session)
-        histories = {h.device.id: h for h in queries.load_histories(session)}
-    forecasts = {i: _forecast(h, settings, catalogue) for i, h in histories.items()}
-    return ClinicState(catalogue=catalogue, histories=histories, forecasts=forecasts)
+        return queries.catalogue(session)
 
 
-def reload_devices(state: ClinicState, engine: Engine, settings: Settings, device_ids: Iterable[int]) -> ClinicState:
-    """A new state with these devices (and their patients' other devices) read again."""
-    ids = set(device_ids)
-    with read_session(engine) as session:
-        fresh = {h.device.id: h for h in queries.load_histories(session, ids)}
-        patient_ids = {h.patient.id for h in fresh.values()}
-        if patient_ids:
-            # A patient's details are shared by their devices; read the siblings too.
-            siblings = [d.id for pid in patient_ids for d in queries.devices_of_patient(session, pid) if d.id not in fresh]
-            fresh.update({h.device.id: h for h in queries.load_histories(session, siblings)})
-    histories = dict(state.histories)
-    forecasts = dict(state.forecasts)
-    for device_id, history in fresh.items():
-        histories[device_id] = history
-        forecasts[device_id] = _forecast(history, settings, state.catalogue)
-    return ClinicState(catalogue=state.catalogue, histories=histories, forecasts=forecasts)
+# ----------------------------------------------------------------------------- search
 
 
 @dataclass(frozen=True)
 class PatientHit:
+    """A patient a search found, with their devices in the order the screen lists them."""
+
     patient: PatientInfo
-    device_ids: tuple[int, ...]
+    devices: tuple[DeviceInfo, ...] = ()
 
 
-def search(engine: Engine, text: str, limit: int = 50) -> list[PatientHit]:
-    """Patients whose MRN, name or a device serial contains ``text``."""
+@dataclass(frozen=True)
+class SearchResult:
+    text: str
+    hits: tuple[PatientHit, ...]
+    urgent: dict[int, Row] = field(default_factory=dict)  # device id -> most urgent item
+    limit: int = SEARCH_LIMIT
+
+    @property
+    def device_ids(self) -> list[int]:
+        return [d.id for h in self.hits for d in h.devices]
+
+
+def search(
+    engine: Engine,
+    text: str,
+    *,
+    as_of: dt.date,
+    settings: Settings,
+    catalogue: Catalogue,
+    limit: int = SEARCH_LIMIT,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> SearchResult | None:
+    """Patients whose MRN, name or a device serial contains ``text`` (at most ``limit``),
+    their devices, and each device's most urgent item on ``as_of``: three queries.
+
+    ``cancelled`` is asked between the queries: when it says yes (a newer keystroke),
+    the search stops and returns None."""
+    from sqlmodel import select
+
+    from devicelog.store import due, queries, tables
+    from devicelog.store.db import read_session
+
+    models = {m.code: m for m in catalogue.device_models}
     with read_session(engine) as session:
-        rows = queries.search_patients(session, text, limit=limit)
-        hits = []
+        patients = queries.search_patients(session, text, limit=limit)
+        if cancelled():
+            return None
+        ids = [p.id for p in patients]
+        rows = []
+        if ids:
+            # One query for every found patient's devices (not one per patient).
+            rows = list(session.exec(select(tables.Device).where(tables.Device.patient_id.in_(ids))).all())
+        by_patient: dict[int, list[DeviceInfo]] = {}
         for row in rows:
-            devices = queries.devices_of_patient(session, row.id)
-            hits.append(PatientHit(queries.to_patient(row), tuple(d.id for d in devices)))
-    return hits
+            by_patient.setdefault(row.patient_id, []).append(queries.to_device(row, models[row.model_code]))
+        device_ids = [r.id for r in rows]
+        if cancelled():
+            return None
+        urgent = due.most_urgent(session, device_ids=device_ids, as_of=as_of, settings=settings) if device_ids else {}
+    hits = tuple(
+        PatientHit(
+            queries.to_patient(p),
+            tuple(sorted(by_patient.get(p.id, []), key=lambda d: (not d.in_service, d.implanted_on, d.id))),
+        )
+        for p in patients
+    )
+    return SearchResult(text=text, hits=hits, urgent=dict(urgent), limit=limit)
+
+
+def most_urgent(engine: Engine, device_ids: Collection[int], *, as_of: dt.date, settings: Settings) -> dict[int, Row]:
+    """The most urgent item of each of these devices (devices with nothing due are left out)."""
+    from devicelog.store import due
+    from devicelog.store.db import read_session
+
+    if not device_ids:
+        return {}
+    with read_session(engine) as session:
+        return dict(due.most_urgent(session, device_ids=list(device_ids), as_of=as_of, settings=settings))
+
+
+# ----------------------------------------------------------------------------- warnings
+
+
+@dataclass(frozen=True)
+class Warnings:
+    """The first overdue and critical items (critical first), and how many there are."""
+
+    rows: tuple[Row, ...]
+    total: int
+
+    @property
+    def complete(self) -> bool:
+        return self.total <= len(self.rows)
+
+
+def opening_warnings(engine: Engine, *, as_of: dt.date, settings: Settings, limit: int = WARNINGS_LIMIT) -> Warnings:
+    from devicelog.store import due
+    from devicelog.store.db import read_session
+
+    with read_session(engine) as session:
+        rows, total = due.clinic_warnings(session, as_of=as_of, settings=settings, limit=limit)
+    return Warnings(rows=tuple(rows), total=total)
+
+
+# ----------------------------------------------------------------------------- one device
+
+
+@dataclass(frozen=True)
+class DeviceView:
+    """One device as its screen shows it: the history (effective events), the forecast,
+    and every entry row (originals, amendments and voids) so the original stays visible."""
+
+    history: DeviceHistory
+    forecast: Forecast
+    entries: tuple[Event, ...] = ()
+
+    def items(self, as_of: dt.date, settings: Settings) -> list[Row]:
+        """The device's due items with their status, in the due list's order."""
+        from devicelog.clinic.due import status
+
+        rows = [(item, status(item, as_of, settings)) for item in self.forecast.items]
+        return sorted(rows, key=lambda r: sort_key(*r))
+
+
+def device_view(engine: Engine, device_id: int, *, settings: Settings) -> DeviceView | None:
+    """This one device's history, forecast and entries in one read (None if unknown)."""
+    from devicelog.store import due, queries
+    from devicelog.store.db import read_session
+
+    with read_session(engine) as session:
+        history = next(queries.load_histories(session, [device_id]), None)
+        if history is None:
+            return None
+        forecast = due.device_forecast(session, device_id=device_id, settings=settings)
+        entries = queries.raw_events(session, [device_id]).get(device_id, [])
+    return DeviceView(history=history, forecast=forecast, entries=tuple(entries))
+
+
+# ----------------------------------------------------------------------------- due list
+
+
+def due_view(
+    engine: Engine,
+    *,
+    as_of: dt.date,
+    settings: Settings,
+    within_days: int | None,
+    kinds: Sequence[DeviceKind] = (),
+) -> DueList:
+    """The due list with its suppressed items and forecast notes (``store.due.due_list``)."""
+    from devicelog.store import due
+    from devicelog.store.db import read_session
+
+    with read_session(engine) as session:
+        return due.due_list(session, as_of=as_of, settings=settings, within_days=within_days, kinds=tuple(kinds or ()))

@@ -1,4 +1,8 @@
-"""One device: summary, due items with why, recent entries; log, amend, void."""
+"""One device: summary, due items with why, recent entries; log, amend, void.
+
+The screen reads its one device (history, forecast, entry rows) in a worker when it
+opens, and again when a save touches that device; nothing else of the clinic.
+"""
 
 from __future__ import annotations
 
@@ -45,14 +49,15 @@ class DeviceScreen(Screen):
         super().__init__()
         self.device_id = device_id
         self.event_rows: list = []
+        self.view = None  # devicelog.tui.state.DeviceView, once read
 
     @property
     def history(self) -> DeviceHistory | None:
-        return self.app.state.histories.get(self.device_id) if self.app.state else None
+        return self.view.history if self.view is not None else None
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("", id="summary")
+        yield Static("Loading the device…", id="summary")
         with TabbedContent(id="device-tabs", initial="tab-due"):
             with TabPane("Due items (d)", id="tab-due"):
                 with VerticalScroll(id="device-body"):
@@ -64,9 +69,35 @@ class DeviceScreen(Screen):
     def on_mount(self) -> None:
         table = self.query_one("#events", DataTable)
         table.add_columns("Date", "Entry", "What was recorded", "By")
-        self.watch(self.app, "state", lambda _: self.render_device(), init=False)
-        self.render_device()
+        self.app.records_changed.subscribe(self, self._records_changed)
         self.query_one("#device-body").focus()
+        self.load()
+
+    def _records_changed(self, change) -> None:
+        if change.touches([self.device_id]):
+            self.load()
+
+    @work(thread=True, exclusive=True, group="device")
+    def load(self) -> None:
+        """This device's history, forecast and entries, read together."""
+        from textual.worker import get_current_worker
+
+        from devicelog.tui.state import device_view
+
+        app = self.app
+        app.load_catalogue()  # the visit form needs the drugs
+        view = device_view(app.engine, self.device_id, settings=app.settings)
+        if get_current_worker().is_cancelled:
+            return
+        if view is None:
+            app.call_from_thread(self.notify, f"No device with id {self.device_id}.", severity="error")
+            return
+        app.call_from_thread(self._loaded, view)
+
+    def _loaded(self, view) -> None:
+        self.view = view
+        self.render_device()
+        self.refresh_bindings()
 
     def action_tab(self, tab: str) -> None:
         self.query_one("#device-tabs", TabbedContent).active = tab
@@ -111,8 +142,8 @@ class DeviceScreen(Screen):
         self.query_one("#summary", Static).update(summary)
 
         items = Text()
-        rows = app.state.items(self.device_id, app.today, app.settings)
-        forecast = app.state.forecasts.get(self.device_id)
+        rows = self.view.items(app.today, app.settings)
+        forecast = self.view.forecast
         if not rows:
             items.append("No due items.\n", style="dim")
         for item, status in rows:
@@ -125,24 +156,10 @@ class DeviceScreen(Screen):
                 items.append(f"not listed: {s.item.what} {s.item.due_on} — {s.reason}\n", style="dim")
         self.query_one("#device-items", Static).update(items)
 
-        table = self.query_one("#events", DataTable)
-        table.clear()
-        self._fill_events(table)
-
-    def _fill_events(self, table: DataTable) -> None:
-        self._load_raw_events()
-
-    @work(thread=True, exclusive=True, group="events")
-    def _load_raw_events(self) -> None:
-        """Every entry row, amendments and voids included, so the original stays visible."""
-        from devicelog.store import queries
-        from devicelog.store.db import read_session
-
-        with read_session(self.app.engine) as session:
-            rows = queries.raw_events(session, [self.device_id]).get(self.device_id, [])
-        self.app.call_from_thread(self._show_events, rows)
+        self._show_events(list(self.view.entries))
 
     def _show_events(self, rows: list) -> None:
+        """Every entry row, amendments and voids included, so the original stays visible."""
         originals = sorted((e for e in rows if e.amends_id is None),
                            key=lambda e: (e.occurred_on, e.recorded_at, e.id), reverse=True)[:RECENT]
         amendments: dict[int, list] = {}
@@ -209,6 +226,8 @@ class DeviceScreen(Screen):
         """The entry as it stands now (its latest amendment), for amending."""
         original_id = row.amends_id or row.id
         history = self.history
+        if history is None:
+            return None
         for e in history.events:
             if e.id == original_id:
                 return e
@@ -254,7 +273,7 @@ class DeviceScreen(Screen):
             app.call_from_thread(self.notify, f"Not saved: {exc}", severity="error")
             return
         app.call_from_thread(self.notify, "Marked entered in error; the original stays on the record.")
-        app.call_from_thread(app.refresh_devices, [self.device_id])
+        app.call_from_thread(app.changed, [self.device_id])
 
     def action_history(self) -> None:
         try:

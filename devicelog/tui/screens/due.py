@@ -1,4 +1,5 @@
-"""The clinic's due list from the forecast, filtered by device kind and range."""
+"""The clinic's due list (``store.due.due_list``), filtered by device kind and range,
+with the items suppressed by goals of care (rule 24) and the forecast's notes under it."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ class DueScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.rows = []
+        self.due_list = None
+        self.stale = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -37,15 +40,30 @@ class DueScreen(Screen):
             yield Label("Range")
             yield Select(RANGES, value=30, allow_blank=False, id="due-range", compact=True)
         yield DataTable(id="due-table", cursor_type="row", zebra_stripes=True)
-        yield Static("", id="due-why")
+        yield Static("", id="due-foot")
+        yield Static("Loading the due list…", id="due-why")
         yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#due-table", DataTable)
         table.add_columns("Status", "Due", "When", "Patient", "Device", "What")
-        self.watch(self.app, "state", lambda _: self.load(), init=False)
+        self.app.records_changed.subscribe(self, self._records_changed)
+        self.query_one("#due-foot", Static).display = False
         self.load()
         table.focus()
+
+    def _records_changed(self, change) -> None:
+        # Any save may move an item into or out of the range: read the list again,
+        # now if it is on screen, else when the screen comes back.
+        self.stale = True
+        if self.is_current:
+            self.stale = False
+            self.load()
+
+    def on_screen_resume(self) -> None:
+        if self.stale:
+            self.stale = False
+            self.load()
 
     def action_focus_kind(self) -> None:
         self.query_one("#due-kind", Select).focus()
@@ -86,18 +104,23 @@ class DueScreen(Screen):
 
     @work(thread=True, exclusive=True, group="due")
     def _compute(self, kinds, days) -> None:
+        from textual.worker import get_current_worker
+
+        from devicelog.tui.state import due_view
+
         app = self.app
-        state = app.state
-        if state is None:
-            return
         within = None if days == -1 else max(days, 0)
-        rows = state.due(app.today, app.settings, within_days=within, kinds=kinds)
+        dl = due_view(app.engine, as_of=app.today, settings=app.settings, within_days=within, kinds=kinds or ())
+        rows = [(e.item, e.status) for e in dl.entries]
         if days == 0:
             rows = [r for r in rows if r[1] == "overdue"]
-        app.call_from_thread(self._show, rows)
+        if not get_current_worker().is_cancelled:
+            app.call_from_thread(self._show, rows, dl)
 
-    def _show(self, rows) -> None:
+    def _show(self, rows, dl=None) -> None:
         today = self.app.today
+        self.due_list = dl
+        self._show_foot(dl)
         table = self.query_one("#due-table", DataTable)
         table.clear()
         self.rows = rows
@@ -109,6 +132,23 @@ class DueScreen(Screen):
                           f"{item.device_serial}", what)
         self.query_one("#due-why", Static).update(f"{len(rows)} item(s) · Enter opens the device")
         self._explain()
+
+    def _show_foot(self, dl) -> None:
+        """What the list leaves out, and why: suppressed items (rule 24) and forecast notes."""
+        foot = self.query_one("#due-foot", Static)
+        lines = Text()
+        if dl is not None and dl.suppressed:
+            lines.append(dl.suppressed_text() + "\n", style="magenta")
+        if dl is not None and dl.notes:
+            n = len(dl.notes)
+            lines.append(f"{n} forecast note{'s' if n != 1 else ''}: ", style="bold yellow")
+            first = dl.notes[0]
+            lines.append(f"{first.device_serial} ({first.patient_mrn}): {first.warning.message} [{first.warning.rule}]",
+                         style="yellow")
+            if n > 1:
+                lines.append(f" … and {n - 1} more (p prints them all)", style="yellow")
+        foot.update(lines)
+        foot.display = bool(lines.plain)
 
     @on(DataTable.RowHighlighted, "#due-table")
     def _explain(self) -> None:

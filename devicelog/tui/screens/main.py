@@ -1,9 +1,16 @@
-"""The main screen: warnings first, then patients and devices with instant search."""
+"""The main screen: warnings first, then patients and devices with instant search.
+
+Opening reads the first overdue and critical items (``clinic_warnings``) and the
+first 50 patients; each keystroke runs one search (50 patients, their devices, their
+most urgent items) in an exclusive worker, so a newer keystroke drops the older
+result.  Nothing else of the clinic is read.
+"""
 
 from __future__ import annotations
 
 from rich.text import Text
 from textual import on, work
+from textual.worker import get_current_worker
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -26,7 +33,11 @@ class MainScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.hits = []
+        self.hits: list = []  # (PatientInfo, device id or None) per table row
+        self.result = None  # the SearchResult shown
+        self.urgent_column = None
+        self.stale: set[str] = set()  # what changed while another screen was on top
+        self.stale_devices: set[int] = set()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -38,41 +49,103 @@ class MainScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one("#patients", DataTable)
-        table.add_columns("MRN", "Patient", "Most urgent", "Serial", "Device")
-        self.watch(self.app, "state", lambda _: self._state_changed(), init=False)
+        keys = table.add_columns("MRN", "Patient", "Most urgent", "Serial", "Device")
+        self.urgent_column = keys[2]
+        self.app.records_changed.subscribe(self, self._records_changed)
         self.query_one("#search", Input).focus()
-        if self.app.state is not None:
-            self._state_changed()
-
-    def _state_changed(self) -> None:
-        if self.app.state is None:
-            return
-        self.render_warnings()
+        # The screen paints first; the database is read in workers.
+        self.load_warnings()
         self.run_search(self.query_one("#search", Input).value)
 
-    def render_warnings(self) -> None:
+    # ------------------------------------------------------------------ after a save
+
+    def _records_changed(self, change) -> None:
+        shown = self.result.device_ids if self.result is not None else []
+        if change.everything or change.new_records:
+            self.stale |= {"warnings", "search"}
+        elif change.touches(shown):
+            self.stale |= {"warnings", "urgent"}
+            self.stale_devices |= change.device_ids
+        elif change.device_ids:
+            self.stale.add("warnings")  # a device not on screen may still join or leave the warnings
+        if self.is_current:
+            self._refresh_stale()
+
+    def on_screen_resume(self) -> None:
+        self._refresh_stale()
+
+    def _refresh_stale(self) -> None:
+        stale, self.stale = self.stale, set()
+        devices, self.stale_devices = self.stale_devices, set()
+        if "warnings" in stale:
+            self.load_warnings()
+        if "search" in stale:
+            self.run_search(self.query_one("#search", Input).value)
+        elif "urgent" in stale:
+            self.refresh_urgent(sorted(devices))
+
+    @work(thread=True, group="urgent")
+    def refresh_urgent(self, device_ids: list[int]) -> None:
+        """The most urgent item of the devices a save touched, and only those."""
+        from devicelog.tui.state import most_urgent
+
+        app = self.app
+        urgent = most_urgent(app.engine, device_ids, as_of=app.today, settings=app.settings)
+        if not get_current_worker().is_cancelled:
+            app.call_from_thread(self._show_urgent, device_ids, urgent)
+
+    def _show_urgent(self, device_ids: list[int], urgent: dict) -> None:
+        if self.result is None:
+            return
+        self.result.urgent.update({i: urgent[i] for i in device_ids if i in urgent})
+        for i in device_ids:
+            if i not in urgent:
+                self.result.urgent.pop(i, None)
+        table = self.query_one("#patients", DataTable)
+        shown = {d.id for h in self.result.hits for d in h.devices}
+        for i in device_ids:
+            if i in shown:
+                table.update_cell(f"d{i}", self.urgent_column, self._urgent_cell(i), update_width=True)
+
+    # ------------------------------------------------------------------ warnings
+
+    @work(thread=True, exclusive=True, group="warnings")
+    def load_warnings(self) -> None:
+        from devicelog.tui.state import opening_warnings
+
+        app = self.app
+        found = opening_warnings(app.engine, as_of=app.today, settings=app.settings)
+        if not get_current_worker().is_cancelled:
+            app.call_from_thread(self.render_warnings, found)
+
+    def render_warnings(self, found) -> None:
         app = self.app
         box = self.query_one("#warnings", Static)
-        # Critical items first, then overdue ones in the forecast's order.
-        rows = sorted(app.state.warnings(app.today, app.settings), key=lambda r: r[0].severity != "critical")
-        if not rows:
+        # Critical items first, then overdue ones in the due list's order (store.due.clinic_warnings).
+        rows = list(found.rows)
+        if not found.total:
             box.update(Text(" No overdue or critical items. ", style="bold black on green"))
             box.set_class(False, "alert")
             return
-        overdue = sum(1 for _, s in rows if s == "overdue")
-        critical = sum(1 for i, _ in rows if i.severity == "critical")
         text = Text()
-        text.append(f" {overdue} overdue · {critical} critical ", style="bold white on dark_red")
+        if found.complete:
+            overdue = sum(1 for _, s in rows if s == "overdue")
+            critical = sum(1 for i, _ in rows if i.severity == "critical")
+            text.append(f" {overdue} overdue · {critical} critical ", style="bold white on dark_red")
+        else:
+            text.append(f" {found.total} overdue or critical items ", style="bold white on dark_red")
         text.append("  F4 due list for all\n", style="dim")
         for item, status in rows[:WARNING_LINES]:
             line = item_line(item, status, app.today, with_patient=True)
             line.truncate(max(20, self.size.width - 4), overflow="ellipsis")
             text.append_text(line)
             text.append("\n")
-        if len(rows) > WARNING_LINES:
-            text.append(f" … and {len(rows) - WARNING_LINES} more (F4)", style="bold")
+        if found.total > WARNING_LINES:
+            text.append(f" … and {found.total - WARNING_LINES} more (F4)", style="bold")
         box.update(text)
         box.set_class(True, "alert")
+
+    # ------------------------------------------------------------------ search
 
     @on(Input.Changed, "#search")
     def _typed(self, event: Input.Changed) -> None:
@@ -90,45 +163,53 @@ class MainScreen(Screen):
 
     @work(thread=True, exclusive=True, group="search")
     def run_search(self, text: str) -> None:
+        """One search per keystroke; a newer keystroke cancels this one and its result is dropped."""
         from devicelog.tui.state import search
 
-        hits = search(self.app.engine, text)
-        self.app.call_from_thread(self._show_hits, text, hits)
-
-    def _show_hits(self, text: str, hits) -> None:
         app = self.app
-        if app.state is None:
-            return
+        worker = get_current_worker()
+        catalogue = app.load_catalogue()
+        result = search(app.engine, text, as_of=app.today, settings=app.settings, catalogue=catalogue,
+                        cancelled=lambda: worker.is_cancelled)
+        if result is not None and not worker.is_cancelled:
+            app.call_from_thread(self._show_hits, result)
+
+    def _urgent_cell(self, device_id: int) -> Text:
+        urgent = self.result.urgent.get(device_id) if self.result else None
+        return short_item(*urgent, self.app.today) if urgent else Text("nothing due", style="dim")
+
+    def _show_hits(self, result) -> None:
+        if result.text != self.query_one("#search", Input).value:
+            return  # typed on since: the search for the newer text follows
+        self.result = result
         table = self.query_one("#patients", DataTable)
         table.clear()
         self.hits = []
-        for hit in hits:
+        for hit in result.hits:
             p = hit.patient
-            histories = [app.state.histories[i] for i in hit.device_ids if i in app.state.histories]
             name = p.name + ("" if p.status.value == "active" else f" ({p.status.value})")
-            if not histories:
+            if not hit.devices:
                 table.add_row(p.mrn, name, Text("no device (Enter registers one)", style="dim"), "", "", key=f"p{p.id}")
                 self.hits.append((p, None))
                 continue
-            for n, h in enumerate(histories):
-                urgent = app.state.most_urgent(h.device.id, app.today, app.settings)
-                shown = short_item(*urgent, app.today) if urgent else Text("nothing due", style="dim")
-                device = h.device.model.model
-                if not h.device.in_service:
-                    device += f" ({h.device.status.value})"
-                table.add_row(p.mrn if n == 0 else "", name if n == 0 else "", shown, h.device.serial, device,
-                              key=f"d{h.device.id}")
-                self.hits.append((p, h.device.id))
+            for n, d in enumerate(hit.devices):
+                device = d.model.model
+                if not d.in_service:
+                    device += f" ({d.status.value})"
+                table.add_row(p.mrn if n == 0 else "", name if n == 0 else "", self._urgent_cell(d.id), d.serial, device,
+                              key=f"d{d.id}")
+                self.hits.append((p, d.id))
         # A serial typed in full (or scanned) puts the cursor on that device's row.
-        wanted = text.strip().lower()
+        wanted = result.text.strip().lower()
+        serials = {d.id: d.serial.lower() for h in result.hits for d in h.devices}
         for index, (_, device_id) in enumerate(self.hits):
-            if wanted and device_id is not None and app.state.histories[device_id].device.serial.lower() == wanted:
+            if wanted and device_id is not None and serials[device_id] == wanted:
                 table.move_cursor(row=index)
                 break
-        count = len(hits)
-        line = f"{count} patient(s)" + (f" matching {text!r}" if text.strip() else "")
-        if count >= 50:
-            line += " (first 50; type more to narrow)"
+        count = len(result.hits)
+        line = f"{count} patient(s)" + (f" matching {result.text!r}" if result.text.strip() else "")
+        if count >= result.limit:
+            line += f" (first {result.limit}; type more to narrow)"
         line += " · Enter opens the device"
         self.query_one("#status-line", Static).update(line)
 

@@ -135,7 +135,7 @@ class RegisterScreen(Screen["str | None"]):
 
     def _saved(self, result: str) -> None:
         self.saving = False
-        self.app.reload_state()
+        self.app.changed(new_records=True)
         self.dismiss(result)
 
     def action_leave(self) -> None:
@@ -192,7 +192,7 @@ class DeviceRegisterScreen(RegisterScreen):
 
     def field_list(self) -> list[forms.FormField]:
         if self._fields is None:
-            models = self.app.state.catalogue.device_models if self.app.state else []
+            models = self.app.load_catalogue().device_models
             self._fields = [PATIENT_MRN, *forms.device_fields(models)]
         return self._fields
 

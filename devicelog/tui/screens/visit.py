@@ -74,7 +74,7 @@ class VisitScreen(Screen["int | None"]):
     def compose(self) -> ComposeResult:
         app = self.app
         model = self.history.device.model
-        drugs = app.state.catalogue.drugs
+        drugs = app.load_catalogue().drugs
         self.fields = forms.event_fields(self.kind, model, drugs)
         if self.amend is not None:
             values = forms.raw_from_data(self.kind, self.amend.data, self.amend.occurred_on)
@@ -138,7 +138,7 @@ class VisitScreen(Screen["int | None"]):
         app = self.app
         ev = Evaluation()
         raw = self.raw_values()
-        known = [d.code for d in app.state.catalogue.drugs]
+        known = [d.code for d in app.load_catalogue().drugs]
 
         def add(key: str, message: str) -> None:
             ev.problems.setdefault(key, []).append(message)
@@ -190,7 +190,7 @@ class VisitScreen(Screen["int | None"]):
                     current = forms.current_pump_program(self.history)
                     for line in forms.pump_program_changes(current, data.pump_program):
                         text.append(f"• {line}\n")
-                    for w in dose_warnings(self.history, data.pump_program, on_date, app.settings, app.state.catalogue):
+                    for w in dose_warnings(self.history, data.pump_program, on_date, app.settings, app.load_catalogue()):
                         self._warning(ev, text, w)
                 else:
                     programs, active = forms.current_stim_programs(self.history)
@@ -231,7 +231,7 @@ class VisitScreen(Screen["int | None"]):
         from devicelog.clinic.forecast import refill_preview
 
         app = self.app
-        pv = refill_preview(self.history, ev.data, ev.occurred_on, app.settings, app.state.catalogue)
+        pv = refill_preview(self.history, ev.data, ev.occurred_on, app.settings, app.load_catalogue())
         if pv.expected_residual_ml is not None:
             text.append(f"Expected residual {pv.expected_residual_ml:.1f} mL", style="bold")
             text.append(f"  ({pv.expected_residual_why})\n", style="dim")
@@ -382,7 +382,7 @@ class VisitScreen(Screen["int | None"]):
         self.saving = False
         what = "Amendment" if self.amend is not None else self.kind.label
         self.notify(f"{what} saved for {self.history.device.serial}.")
-        self.app.refresh_devices([self.history.device.id])
+        self.app.changed([self.history.device.id])
         self.dismiss(event_id)
 
     def action_leave(self) -> None:
