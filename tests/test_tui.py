@@ -216,6 +216,58 @@ async def test_log_a_refill_with_the_keyboard_saves_typed_values_and_moves_the_d
     assert new.data["program"]["drugs"] == [{"drug": "morphine", "concentration_mg_per_ml": 10.0}]
 
 
+async def test_after_a_refill_the_main_screen_rereads_only_that_device(clinic, monkeypatch):
+    """NGP200 (40 mL, morphine 10 mg/mL at 3 mg/day = 0.3 mL/day, filled to 40 mL on
+    2026-08-01) is refilled today: 114 days × 0.3 mL/day = 34.2 mL used, so 5.8 mL is
+    the expected residual and 5.8 mL withdrawn is no discrepancy.  Refilled to 40 mL:
+    alarm (40 − 2) / 0.3 = 126.7 → 126 days → 2027-03-29, minus 7 days = 2027-03-22;
+    morphine stability 2026-11-23 + 90 days = 2027-02-21 comes first."""
+    from devicelog.store import due, queries
+
+    asked: list[list[int]] = []
+    searches: list[str] = []
+    real_most_urgent, real_search = due.most_urgent, queries.search_patients
+
+    def most_urgent(session, *, device_ids, **kw):
+        asked.append(sorted(device_ids))
+        return real_most_urgent(session, device_ids=device_ids, **kw)
+
+    def search_patients(session, text, limit=50):
+        searches.append(text)
+        return real_search(session, text, limit=limit)
+
+    monkeypatch.setattr(due, "most_urgent", most_urgent)
+    monkeypatch.setattr(queries, "search_patients", search_patients)
+    ngp200 = device_id(clinic, "NGP200")
+    app = make(clinic)
+    async with app.run_test(size=SIZE) as pilot:
+        main = app.screen
+        await open_device(pilot, "NGP200")
+        table = main.query_one("#patients")
+        assert str(table.get_cell(f"d{ngp200}", main.urgent_column)).startswith("Pump refill 2026-10-30")
+        assert "NGP200" in str(main.query_one("#warnings").render())
+        await pilot.press("r")
+        await settle(pilot)
+        await pilot.press(*"5.8")
+        await settle(pilot)
+        assert "Expected residual 5.8 mL" in str(app.screen.query_one("#preview").render())
+        asked.clear()
+        searches.clear()
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert refill_due(app, "NGP200") == dt.date(2027, 2, 21)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is main
+        assert str(table.get_cell(f"d{ngp200}", main.urgent_column)).startswith("Pump refill 2027-02-21")
+        warnings = str(main.query_one("#warnings").render())
+        assert "NGP200" not in warnings and "SCS300" in warnings
+        # Only the device the refill touched was asked for again; the search did not run again.
+        assert asked == [[ngp200]] and searches == []
+    rows = [r for r in events(clinic, "NGP200") if r.kind == "refill"]
+    assert len(rows) == 2 and rows[-1].data["volume_withdrawn_ml"] == 5.8
+
+
 async def test_discrepancy_is_flagged_before_saving(clinic):
     app = make(clinic)
     async with app.run_test(size=SIZE) as pilot:
@@ -473,6 +525,38 @@ async def test_due_list_filters_by_kind_and_range(clinic):
         screen.query_one("#due-kind").value = DeviceKind.spinal_cord_stimulator.value
         await settle(pilot)
         assert serials() == {"SCS300"}
+
+
+async def test_due_list_says_what_goals_of_care_suppressed_and_the_forecast_notes(engine):
+    """tests/test_due_clinic.py's clinic: Bob Stone is in hospice, so his pump's planned
+    replacement (2020-03-01 + 78 months = 2026-09-01, elective) is suppressed by rule 24
+    and not listed; his compounded hydromorphone has no beyond-use date, a forecast note."""
+    from devicelog.clinic.records import DeviceKind
+    from devicelog.tui.screens.due import DueScreen
+    from tests.test_due_clinic import build_clinic
+
+    build_clinic(engine)
+    app = make(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("f4")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, DueScreen)
+        assert ("NGP200", "planned_replacement") not in {(i.device_serial, i.code) for i, _ in screen.rows}
+        foot = screen.query_one("#due-foot")
+        text = str(foot.render())
+        assert foot.display
+        assert "1 item suppressed by goals of care (rule 24)" in text and "hospice" in text
+        assert "forecast note" in text and "NGP200" in text
+        screen.query_one("#due-kind").value = DeviceKind.spinal_cord_stimulator.value
+        await settle(pilot)
+        # The SCS implanted 2026-11-13 was never interrogated: no ERI projection, said so.
+        text = str(foot.render())
+        assert "suppressed" not in text and "1 forecast note: SCS300" in text and "battery" in text
+        screen.query_one("#due-kind").value = DeviceKind.drg_stimulator.value
+        await settle(pilot)
+        assert not foot.display  # no DRG stimulator: nothing suppressed, no note
 
 
 async def test_command_palette_offers_the_main_actions(clinic):
