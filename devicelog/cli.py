@@ -41,7 +41,9 @@ class Context:
         from devicelog.store.schema import prepare
 
         engine = make_engine(self.args.db)
-        prepare(engine)
+        # The due table (store.forecasts) follows the clinic's settings; copying a file does not need it.
+        copying = getattr(self.args, "command", None) in ("backup", "restore")
+        prepare(engine, settings=None if copying else self.settings)
         return engine
 
     @cached_property

@@ -34,7 +34,7 @@ from devicelog.clinic.records import (
     ReinterventionKind,
 )
 from devicelog.settings import Settings
-from devicelog.store import audit, queries, tables
+from devicelog.store import audit, forecasts, queries, tables
 
 
 def current_user(explicit: str | None = None) -> str:
@@ -162,6 +162,7 @@ def add_device(*, session: Session, device: DeviceIn, author: str, today: dt.dat
         session.add(replaced)
         changes.append(audit.Change("device", replaced.id, before, audit.row_values(replaced)))
     audit.append(session, action="add device", author=author, changes=changes)
+    forecasts.refresh_devices(session, [row.id, replaced.id if replaced is not None else None])
     return row
 
 
@@ -314,6 +315,7 @@ def record_event(
     session.flush()
     changes = [_created(row)] + _apply_to_device(session, device, event)
     audit.append(session, action=f"record {row.kind}", author=event.author, changes=changes)
+    forecasts.refresh_devices(session, [device.id])  # the due table, in this same transaction
     return row
 
 
@@ -374,6 +376,7 @@ def amend_event(
     session.add(row)
     session.flush()
     audit.append(session, action=f"amend {row.kind} {original.id}", author=author, changes=[_created(row)])
+    forecasts.refresh_devices(session, [row.device_id])
     return row
 
 
@@ -395,6 +398,7 @@ def void_event(*, session: Session, event_id: int, reason: str, author: str) -> 
     session.add(row)
     session.flush()
     audit.append(session, action=f"void {row.kind} {original.id}", author=author, changes=[_created(row)])
+    forecasts.refresh_devices(session, [row.device_id])
     return row
 
 

@@ -222,7 +222,18 @@ def import_document(
 
     Call inside ``store.db.write_session`` so that a refusal rolls everything back.
     ``tick(n)`` is called as items are checked (twice per item: validation, then writing).
+    The due table (``store.forecasts``) is refreshed at the end, in bulk, for every
+    device the document added or gave events to.
     """
+    from devicelog.store import forecasts
+
+    try:
+        return _import(session, raw, author=author, today=today, tick=tick, audit_action=audit_action)
+    finally:
+        session.info.pop(forecasts.DEFER_KEY, None)
+
+
+def _import(session: Session, raw: Any, *, author: str, today: dt.date, tick, audit_action: str) -> ImportSummary:
     _check_header(raw)
     problems: list[Problem] = []
 
@@ -258,8 +269,12 @@ def import_document(
             )
 
     # 3. Catalogue additions.
+    from devicelog.store import forecasts
+
     changes: list[tuple[str, Any]] = []  # (table, row) written, for the audit trail
     added_catalogue = 0
+    catalogue_before = forecasts.catalogue_hash(session)
+    session.info[forecasts.DEFER_KEY] = set()  # the use cases below leave the due table to the end
     if catalogue is not None:
         added_catalogue = _add_catalogue(session, catalogue, problems, changes)
 
@@ -398,6 +413,12 @@ def import_document(
     event_ids = _insert_events(session, events, checked, amendments, ref_index)
     changes += [("device", r) for r in device_rows.values()]
     _audit(session, audit_action, author, changes, event_ids)
+    # The due table, in this same transaction: every device added or given events.
+    if added_catalogue:
+        forecasts.catalogue_added(session, catalogue_before)
+    touched = {r.id for r in device_rows.values()} | {device_id for device_id, _ in checked.values()}
+    touched |= session.info.pop(forecasts.DEFER_KEY, set())  # devices the use cases above changed
+    forecasts.refresh_devices(session, touched)
     return ImportSummary(len(patient_rows), len(device_rows), len(event_ids), added_catalogue)
 
 

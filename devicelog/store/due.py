@@ -7,10 +7,20 @@ status on ``as_of`` and sorts the list: overdue first, then by date
 (``devicelog.clinic.due.sort_key``).
 
 A device's forecast depends only on its record, never on today's date
-(``devicelog.clinic.due``), so the source is the seam where a maintained next-due
-table can slot in: a source that reads cached forecasts per device (refreshed when a
-device's record changes) instead of computing them, passed as ``source=``.  Today the
-only source is ``ComputedForecasts``: load every history and run the forecast.
+(``devicelog.clinic.due``), so it is stored: the maintained next-due table
+(``devicelog.store.forecasts``, issue 8.2) is refreshed in the same transaction as
+every write that changes a device's record.  With no ``source=`` given, the list
+is read from that table when it was computed with the caller's settings, the same
+forecast code and catalogue (``forecasts.is_fresh``): one indexed query for
+``suppressed_reason IS NULL AND due_on <= until`` (kinds and devices filtered in SQL),
+one for the suppressed items in range and one for the notes; statuses are given in
+Python.  Otherwise (a table that could not be rebuilt, a caller with other settings)
+every forecast is computed (``ComputedForecasts``: load every history and run the
+forecast), which is also the reference the tests compare the table with.
+
+The functions take a sqlmodel ``Session`` or a plain SQLAlchemy ``Connection``; the
+stored path imports neither the ORM nor the forecast modules, so ``devicelog due``
+starts fast.
 """
 
 from __future__ import annotations
@@ -18,9 +28,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
-from typing import Collection, Iterable, Iterator, Protocol, Sequence
-
-from sqlmodel import Session
+from typing import TYPE_CHECKING, Collection, Iterable, Iterator, Protocol, Sequence
 
 from devicelog.clinic.due import (
     SEVERITY_ORDER,
@@ -33,10 +41,14 @@ from devicelog.clinic.due import (
     sort_key,
     status,
 )
-from devicelog.clinic.history import DeviceHistory
 from devicelog.clinic.records import DeviceKind
-from devicelog.settings import Settings
-from devicelog.store import queries
+from devicelog.store import forecasts
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from devicelog.clinic.history import DeviceHistory
+    from devicelog.settings import Settings
 
 #: Short names people type for ``--kind`` (and the full names).
 KIND_ALIASES: dict[str, DeviceKind] = {
@@ -171,7 +183,9 @@ class ComputedForecasts:
         device_ids: Collection[int] | None = None,
     ) -> Iterator[DeviceForecast]:
         from devicelog.clinic.forecast import forecast_device
+        from devicelog.store import queries
 
+        session = forecasts._orm_session(session)
         drugs = queries.drugs_by_code(session)
         wanted = set(kinds)
         ids = None if device_ids is None else sorted(set(device_ids))
@@ -181,6 +195,70 @@ class ComputedForecasts:
             if wanted and history.device.model.kind not in wanted:
                 continue
             yield DeviceForecast(history, forecast_device(history, settings, drugs))
+
+
+@dataclass(frozen=True)
+class StoredForecasts:
+    """Read the maintained next-due table (``devicelog.store.forecasts``) as it is.
+
+    ``due_list`` picks it by itself when the table is fresh for the caller's settings;
+    passing it explicitly reads the table even when it is not (tests compare it with
+    ``ComputedForecasts``)."""
+
+    def due_list(
+        self,
+        session,
+        *,
+        as_of: dt.date,
+        settings: Settings,
+        until: dt.date | None,
+        kinds: tuple[DeviceKind, ...],
+        device_ids: Collection[int] | None,
+    ) -> DueList:
+        kind_values = [k.value for k in kinds]
+        lead = as_of + dt.timedelta(days=settings.lead_time_days)
+        entries = [
+            DueEntry(item, "overdue" if item.due_on < as_of else ("due" if item.due_on <= lead else "upcoming"))
+            for item in map(_item, forecasts.read_items(session, until=until, kinds=kind_values, device_ids=device_ids))
+        ]
+        entries.sort(key=lambda e: sort_key(e.item, e.status))
+        suppressed = [
+            SuppressedItem(_item(r), r[-1])
+            for r in forecasts.read_items(session, until=until, kinds=kind_values, device_ids=device_ids, suppressed=True)
+        ]
+        suppressed.sort(key=_suppressed_key)
+        notes = [
+            DeviceNote(r[0], r[1], r[2], r[3], ClinicalWarning(*r[4:]))
+            for r in forecasts.read_notes(session, kinds=kind_values, device_ids=device_ids)
+        ]
+        return DueList(
+            as_of=as_of,
+            until=until,
+            kinds=kinds,
+            entries=tuple(entries),
+            suppressed=tuple(suppressed),
+            notes=tuple(notes),
+            clinic_name=settings.clinic_name,
+        )
+
+
+_KINDS = {k.value: k for k in DeviceKind}
+
+
+def _item(row) -> DueItem:
+    """A ``DueItem`` from a row of ``forecasts.ITEM_COLUMNS`` (and maybe more after)."""
+    r = tuple(row)
+    return DueItem(r[0], r[1], r[2], r[3], r[4], r[5], _KINDS[r[6]], *r[7:16])
+
+
+def _suppressed_key(s: SuppressedItem) -> tuple:
+    return (s.item.due_on, s.item.patient_mrn, s.item.device_serial, s.item.code)
+
+
+def _use_table(session, settings: Settings, source) -> bool:
+    if isinstance(source, StoredForecasts):
+        return True
+    return source is None and forecasts.is_fresh(session, settings)
 
 
 def due_list(
@@ -203,6 +281,10 @@ def due_list(
         raise ValueError(f"within_days = {within_days}: must be 0 to {MAX_WITHIN_DAYS} days")
     until = None if within_days is None else as_of + dt.timedelta(days=within_days)
     kinds = tuple(dict.fromkeys(kinds or ()))
+    if _use_table(session, settings, source):
+        return StoredForecasts().due_list(
+            session, as_of=as_of, settings=settings, until=until, kinds=kinds, device_ids=device_ids
+        )
     source = source or ComputedForecasts()
     entries: list[DueEntry] = []
     suppressed: list[SuppressedItem] = []
@@ -220,7 +302,7 @@ def due_list(
             p, d = found.history.patient, found.history.device
             notes += [DeviceNote(p.name, p.mrn, d.serial, d.model.label, w) for w in fc.warnings]
     entries.sort(key=lambda e: sort_key(e.item, e.status))
-    suppressed.sort(key=lambda s: (s.item.due_on, s.item.patient_mrn, s.item.device_serial, s.item.code))
+    suppressed.sort(key=_suppressed_key)
     return DueList(
         as_of=as_of,
         until=until,
@@ -275,15 +357,29 @@ def clinic_warnings(
     """Items nobody may miss: every overdue item and every critical one (whatever its
     date), critical first, then in the due list's order; at most ``limit``, and how many
     there are in all (so a screen can say "and 312 more")."""
-    dl = due_list(session, as_of=as_of, settings=settings, source=source)
-    rows = [(e.item, e.status) for e in dl.entries if e.status == "overdue" or e.item.severity == "critical"]
+    if _use_table(session, settings, source):
+        lead = as_of + dt.timedelta(days=settings.lead_time_days)
+        rows = [
+            (item, "overdue" if item.due_on < as_of else ("due" if item.due_on <= lead else "upcoming"))
+            for item in map(_item, forecasts.read_warnings(session, as_of=as_of))
+        ]
+    else:
+        dl = due_list(session, as_of=as_of, settings=settings, source=source)
+        rows = [(e.item, e.status) for e in dl.entries if e.status == "overdue" or e.item.severity == "critical"]
     rows.sort(key=lambda r: warnings_key(*r))
     return rows[: max(0, limit)], len(rows)
 
 
-def device_forecast(session: Session, *, device_id: int, settings: Settings) -> Forecast:
+def device_forecast(session: Session, *, device_id: int, settings: Settings, source: ForecastSource | None = None) -> Forecast:
     """One device's forecast: its items, what rule 24 suppressed, and its notes
     (an empty ``Forecast`` for an unknown device)."""
+    if _use_table(session, settings, source):
+        rows, notes = forecasts.read_device(session, device_id)
+        return Forecast(
+            items=tuple(_item(r) for r in rows if r[-1] is None),
+            suppressed=tuple(SuppressedItem(_item(r), r[-1]) for r in rows if r[-1] is not None),
+            warnings=tuple(ClinicalWarning(*n) for n in notes),
+        )
     found = list(ComputedForecasts().forecasts(session, settings=settings, kinds=(), device_ids=[device_id]))
     return found[0].forecast if found else Forecast()
 
@@ -312,6 +408,7 @@ def with_entries(dl: DueList, entries: Iterable[DueEntry], **changes) -> DueList
 
 __all__ = [
     "ComputedForecasts",
+    "StoredForecasts",
     "DeviceForecast",
     "DeviceNote",
     "DueEntry",

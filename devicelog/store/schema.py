@@ -13,17 +13,15 @@ head, then read and correct what it wrote; bump :data:`HEAD`.
 
 from __future__ import annotations
 
-from functools import lru_cache
+import functools
+import json
+import re
 from pathlib import Path
 
-from sqlalchemy import Engine, inspect, text
-from sqlmodel import Session, select
-
-from devicelog.clinic.catalogue import Catalogue, shipped_catalogue
-from devicelog.store import tables
+from sqlalchemy import Engine, text
 
 #: The newest revision this devicelog knows (a test checks it is the migrations' head).
-HEAD = "0002"
+HEAD = "0003"
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK_KEY = 0x6465_7673  # "devs"
 
@@ -53,17 +51,38 @@ def alembic_config(connection=None, url: str | None = None):
     return cfg
 
 
-@lru_cache(maxsize=1)
-def known_revisions() -> frozenset[str]:
-    from alembic.script import ScriptDirectory
+_REVISION_LINE = re.compile(r"""^revision(?:\s*:\s*str)?\s*=\s*["']([^"']+)["']""", re.MULTILINE)
 
-    scripts = ScriptDirectory.from_config(alembic_config())
-    return frozenset(s.revision for s in scripts.walk_revisions())
+
+@functools.lru_cache(maxsize=1)
+def known_revisions() -> frozenset[str]:
+    """The revision ids of the shipped migrations, read from their files (alembic is not imported)."""
+    found = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        match = _REVISION_LINE.search(path.read_text(encoding="utf-8"))
+        if match:
+            found.add(match.group(1))
+    return frozenset(found)
+
+
+def _tables_present(conn, names: tuple[str, ...]) -> set[str]:
+    """Which of ``names`` exist, in one query (no reflection)."""
+    if conn.dialect.name == "sqlite":
+        rows = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'table'"))
+        return {r[0] for r in rows} & set(names)
+    if conn.dialect.name == "postgresql":
+        rows = conn.execute(
+            text("SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = ANY (current_schemas(false))")
+        )
+        return {r[0] for r in rows} & set(names)
+    from sqlalchemy import inspect
+
+    return set(inspect(conn).get_table_names()) & set(names)
 
 
 def current_revision(conn) -> str | None:
     """The database's revision; ``"0001"`` for a database made before versioning; None when empty."""
-    names = set(inspect(conn).get_table_names())
+    names = _tables_present(conn, ("alembic_version", "patient"))
     if "alembic_version" in names:
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
     return "0001" if "patient" in names else None
@@ -78,19 +97,39 @@ def check_known(revision: str | None) -> None:
         )
 
 
-def prepare(engine: Engine, catalogue: Catalogue | None = None) -> None:
-    """Bring the database up to date: migrations, then missing catalogue entries; one transaction.
+def prepare(engine: Engine, catalogue=None, *, settings=None) -> None:
+    """Bring the database up to date: migrations and missing catalogue entries in one
+    transaction, then the due table (``store.forecasts``) for ``settings``.
+
+    ``settings`` (the clinic's): the due table is rebuilt when it was computed with
+    other settings; None keeps the settings it was computed with (and fills a new one
+    with the defaults).  An open with nothing to do costs a few small queries: alembic,
+    the ORM and the catalogue models are not imported.
 
     Raises ``SchemaError`` (the database left as it was) when its revision is unknown.
     """
-    catalogue = catalogue or shipped_catalogue()
+    from devicelog.store import forecasts
+
     with engine.connect() as conn:  # a read first: most opens have nothing to do
         revision = current_revision(conn)
         check_known(revision)
-        if revision == HEAD:
-            with Session(bind=conn) as session:
-                if not _missing_catalogue(session, catalogue):
-                    return
+        if revision == HEAD and not _missing_codes(conn, catalogue):
+            if forecasts.staleness(conn, settings) is None:
+                return
+            schema_current = True
+        else:
+            schema_current = False
+    if not schema_current:
+        _prepare_schema(engine, catalogue)
+    forecasts.ensure_fresh(engine, settings)
+
+
+def _prepare_schema(engine: Engine, catalogue) -> None:
+    from sqlmodel import Session
+
+    from devicelog.clinic.catalogue import shipped_catalogue
+
+    catalogue = catalogue or shipped_catalogue()
     with engine.execution_options(devicelog_write=True).begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
@@ -103,17 +142,42 @@ def prepare(engine: Engine, catalogue: Catalogue | None = None) -> None:
             session.flush()
 
 
+@functools.lru_cache(maxsize=1)
+def _shipped_codes() -> tuple[frozenset[str], frozenset[str]]:
+    """The codes of the shipped catalogue, read as plain JSON (no models)."""
+    from importlib import resources
+
+    raw = json.loads(resources.files("devicelog.data").joinpath("catalogue.json").read_text(encoding="utf-8"))
+    return frozenset(m["code"] for m in raw["device_models"]), frozenset(d["code"] for d in raw["drugs"])
+
+
+def _missing_codes(conn, catalogue) -> bool:
+    """Whether the database lacks a device model or drug of the catalogue (shipped by default)."""
+    if catalogue is None:
+        models, drugs = _shipped_codes()
+    else:
+        models = {m.code for m in catalogue.device_models}
+        drugs = {d.code for d in catalogue.drugs}
+    have_models = {r[0] for r in conn.execute(text("SELECT code FROM device_model"))}
+    have_drugs = {r[0] for r in conn.execute(text("SELECT code FROM drug"))}
+    return bool(models - have_models or drugs - have_drugs)
+
+
 def _upgrade(conn, revision: str | None) -> None:
     from alembic import command
 
     cfg = alembic_config(conn)
-    names = set(inspect(conn).get_table_names())
+    names = _tables_present(conn, ("alembic_version",))
     if revision == "0001" and "alembic_version" not in names:
         command.stamp(cfg, "0001")  # made by create_all before versioning: that is revision 0001
     command.upgrade(cfg, "head")
 
 
-def _missing_catalogue(session, catalogue: Catalogue) -> tuple[list, list]:
+def _missing_catalogue(session, catalogue) -> tuple[list, list]:
+    from sqlmodel import select
+
+    from devicelog.store import tables
+
     have_models = set(session.exec(select(tables.DeviceModelRow.code)).all())
     have_drugs = set(session.exec(select(tables.DrugRow.code)).all())
     models = [m for m in catalogue.device_models if m.code not in have_models]
@@ -121,14 +185,15 @@ def _missing_catalogue(session, catalogue: Catalogue) -> tuple[list, list]:
     return (models, drugs) if models or drugs else ()
 
 
-def seed_catalogue(session, catalogue: Catalogue) -> None:
+def seed_catalogue(session, catalogue) -> None:
     """Add the catalogue entries the database does not have yet (audited)."""
     from devicelog import __version__
-    from devicelog.store import audit
+    from devicelog.store import audit, forecasts, tables
 
     missing = _missing_catalogue(session, catalogue)
     if not missing:
         return
+    hash_before = forecasts.catalogue_hash(session) if "forecast_cache" in _tables_present(session.connection(), ("forecast_cache",)) else None
     rows = [tables.DeviceModelRow(**m.model_dump(mode="json")) for m in missing[0]]
     rows += [tables.DrugRow(**d.model_dump(mode="json")) for d in missing[1]]
     session.add_all(rows)
@@ -139,6 +204,9 @@ def seed_catalogue(session, catalogue: Catalogue) -> None:
         author=f"devicelog {__version__}",
         changes=[audit.Change(r.__tablename__, r.code, None, audit.row_values(r)) for r in rows],
     )
+    if hash_before is not None:
+        session.flush()
+        forecasts.catalogue_added(session, hash_before)
 
 
 # --------------------------------------------------------------------- append-only protection

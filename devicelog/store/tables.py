@@ -128,3 +128,12 @@ class AuditEntry(SQLModel, table=True):
     payload: str = Field(sa_column=Column(Text, nullable=False))
     prev_hash: str = Field(max_length=64, unique=True)
     hash: str = Field(max_length=64, unique=True)
+
+
+# The maintained next-due table and its companions (``devicelog.store.forecasts``) are
+# SQLAlchemy Core tables, so that reading a due list needs no ORM import; they are
+# registered here so that migrations and ``create_all`` know them like every other table.
+from devicelog.store import forecasts as _forecasts  # noqa: E402
+
+for _table in _forecasts.metadata.sorted_tables:
+    _table.to_metadata(SQLModel.metadata)

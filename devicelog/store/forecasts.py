@@ -1,0 +1,538 @@
+"""The maintained next-due table: every device's forecast, stored (issue 8.2).
+
+Why
+---
+A device's forecast depends only on its record (``devicelog.clinic.due``), never on
+today's date, so it can be computed when the record changes instead of every time a
+list is read.  With 100,000 patients (≈ 137,000 devices, 3.6 M events) computing
+every forecast takes minutes; reading the stored items due in the next 30 days is one
+indexed query.
+
+What is stored
+--------------
+* ``due_item``: one row per item of ``Forecast.items`` (``suppressed_reason`` NULL) and
+  per item rule 24 suppressed (``suppressed_reason`` its reason), in the forecast's
+  order (``seq``), with the patient's MRN and name and the device's serial, model label
+  and kind copied in, so a due list is rendered without a join.  Indexed on
+  ``(suppressed_reason, due_on)`` (the due list: ``suppressed_reason IS NULL AND
+  due_on <= until``), ``(severity, due_on)`` (the clinic's warnings: critical items
+  whatever their date) and ``device_id`` (replacing a device's rows, one device's
+  forecast).
+* ``device_note``: the forecast's warnings per device (``Forecast.warnings``), with the
+  same copied names, so a list never drops them.
+* ``forecast_cache``: one row saying what the rows were computed with: the settings
+  (their JSON, kept so a write can refresh a device with the *same* settings as every
+  other row), and three hashes: of the settings that change a forecast, of the
+  forecast code (the source of ``devicelog/clinic/*.py``, ``store/queries.py`` and
+  this module, plus :data:`FORECAST_VERSION`), and of the catalogue rows.
+
+It is a derived cache, not a clinical record: a device's rows are replaced when its
+record changes; they are not append-only and not audited, and ``devicelog verify``
+does not look at them (``store.audit.AUDITED_TABLES``).
+
+When it is written
+------------------
+* In the same transaction as every write that can change a forecast:
+  ``services.record_event`` / ``amend_event`` / ``void_event`` / ``add_device`` (the
+  new device and the one it replaces), ``transfer.import_document`` and the demo's bulk
+  build (computed in batches after the rows are inserted) — :func:`refresh_devices`.
+  A write uses the cache's own settings, so the table stays one consistent forecast.
+* Whole, when it is stale: ``store.schema.prepare(engine, settings=...)`` (every
+  command opening the database) compares the fingerprint of its settings, the code
+  and the catalogue with the stored one and, if they differ (or the table was never
+  filled, as right after migration 0003), rebuilds every device's rows in one
+  transaction, in batches, with a progress bar on a terminal (:func:`ensure_fresh`).
+  Adding catalogue entries (the shipped ones on upgrade, or an import's) cannot change
+  an existing device's forecast, so it only re-stamps the catalogue hash.
+
+Reading
+-------
+``store.due.due_list`` (and ``most_urgent``, ``clinic_warnings``, ``device_forecast``)
+read the table when :func:`is_fresh` says it was computed with the reader's settings,
+code and catalogue; otherwise (a read-only database that could not be rebuilt, a
+caller with other settings) they compute on the fly (``store.due.ComputedForecasts``,
+the reference implementation the tests compare the table with).
+
+This module imports no sqlmodel at import time: the tables are SQLAlchemy Core, so
+``devicelog due`` starts without paying for the ORM.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Collection, Iterable, Iterator
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    delete,
+    select,
+    text,
+)
+
+#: Bump when the forecast's meaning changes in a way the source hash would not show
+#: (e.g. a data file it reads); the source of the forecast modules is hashed anyway.
+FORECAST_VERSION = 1
+#: Devices computed per batch when the whole table is rebuilt.
+BATCH_DEVICES = 2000
+#: Settings that change only how a list is shown or when an item counts as "due",
+#: never a stored due date; changing them does not rebuild the table.
+DISPLAY_ONLY_SETTINGS = frozenset({"clinic_name", "lead_time_days", "calendar_reminder_days", "print_command", "page_size"})
+_PG_LOCK_KEY = 0x6465_7666  # "devf"
+#: ``session.info`` key: while it holds a set, :func:`refresh_devices` only collects the
+#: device ids (a bulk writer such as the importer refreshes them all at its end).
+DEFER_KEY = "devicelog_defer_forecasts"
+
+metadata = MetaData()
+
+due_item = Table(
+    "due_item",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("device_id", Integer, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("patient_id", Integer, nullable=False),
+    Column("patient_mrn", Text, nullable=False),
+    Column("patient_name", Text, nullable=False),
+    Column("device_serial", Text, nullable=False),
+    Column("device_model", Text, nullable=False),
+    Column("device_kind", String(40), nullable=False),
+    Column("what", Text, nullable=False),
+    Column("code", Text, nullable=False),
+    Column("due_on", Date, nullable=False),
+    Column("latest_safe_on", Date, nullable=True),
+    Column("severity", String(10), nullable=False),
+    Column("rule", Text, nullable=False),
+    Column("why", Text, nullable=False),
+    Column("source_event_id", Integer, nullable=True),
+    Column("elective", Boolean, nullable=False),
+    Column("suppressed_reason", Text, nullable=True),
+    Index("ix_due_item_listed", "suppressed_reason", "due_on"),
+    Index("ix_due_item_severity", "severity", "due_on"),
+    Index("ix_due_item_device", "device_id"),
+)
+
+device_note = Table(
+    "device_note",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("device_id", Integer, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("patient_mrn", Text, nullable=False),
+    Column("patient_name", Text, nullable=False),
+    Column("device_serial", Text, nullable=False),
+    Column("device_model", Text, nullable=False),
+    Column("device_kind", String(40), nullable=False),
+    Column("level", String(10), nullable=False),
+    Column("code", Text, nullable=False),
+    Column("rule", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Index("ix_device_note_device", "device_id"),
+)
+
+forecast_cache = Table(
+    "forecast_cache",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("settings_json", Text, nullable=False),
+    Column("settings_hash", String(64), nullable=False),
+    Column("code_hash", String(64), nullable=False),
+    Column("catalogue_hash", String(64), nullable=False),
+    Column("built_at", Text, nullable=False),
+)
+
+#: The item columns in ``DueItem``'s field order.
+ITEM_COLUMNS = (
+    "patient_id",
+    "patient_mrn",
+    "patient_name",
+    "device_id",
+    "device_serial",
+    "device_model",
+    "device_kind",
+    "what",
+    "code",
+    "due_on",
+    "latest_safe_on",
+    "severity",
+    "rule",
+    "why",
+    "source_event_id",
+    "elective",
+)
+
+
+# --------------------------------------------------------------------- the fingerprint
+
+
+def forecast_settings(settings) -> dict[str, Any]:
+    """The settings that can change a stored due item, as JSON values."""
+    return settings.model_dump(mode="json", exclude=set(DISPLAY_ONLY_SETTINGS))
+
+
+def settings_hash(settings) -> str:
+    return _sha(json.dumps(forecast_settings(settings), sort_keys=True, separators=(",", ":")))
+
+
+@functools.lru_cache(maxsize=1)
+def code_hash() -> str:
+    """The forecast code: every clinic module, the history loader and this module."""
+    here = Path(__file__).resolve().parent
+    files = sorted((here.parent / "clinic").glob("*.py")) + [here / "queries.py", here / "forecasts.py"]
+    h = hashlib.sha256(f"devicelog forecast v{FORECAST_VERSION}\n".encode())
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+_CATALOGUE_SQL = (
+    "SELECT code, maker, model, kind, power, reservoir_ml, low_alarm_ml, constant_flow, battery_life_years, "
+    "eri_to_eos_days, planned_replacement_months, lead_removal_day, mr_status FROM device_model ORDER BY code",
+    "SELECT code, name, display_unit, stability_days, max_concentration_mg_per_ml, max_dose_mg_per_day, "
+    "caution_dose_mg_per_day, is_ziconotide, is_opioid FROM drug ORDER BY code",
+)
+
+
+def catalogue_hash(conn) -> str:
+    """The catalogue rows the forecast reads (booleans as 0/1, so SQLite and PostgreSQL agree)."""
+    h = hashlib.sha256()
+    for sql in _CATALOGUE_SQL:
+        for row in conn.execute(text(sql)):
+            values = [float(v) if isinstance(v, (bool, int, float)) else v for v in row]
+            h.update(json.dumps(values, separators=(",", ":")).encode())
+        h.update(b"|")
+    return h.hexdigest()
+
+
+def _sha(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CacheState:
+    """The ``forecast_cache`` row: what the stored rows were computed with."""
+
+    settings_json: str
+    settings_hash: str
+    code_hash: str
+    catalogue_hash: str
+    built_at: str
+
+    def settings(self):
+        from devicelog.settings import Settings
+
+        return Settings.model_validate_json(self.settings_json)
+
+
+def cache_state(conn) -> CacheState | None:
+    """The stored fingerprint, or None when the table was never filled (or does not exist yet)."""
+    c = forecast_cache.c
+    row = conn.execute(
+        select(c.settings_json, c.settings_hash, c.code_hash, c.catalogue_hash, c.built_at).where(c.id == 1)
+    ).first()
+    return None if row is None else CacheState(*row)
+
+
+def staleness(conn, settings=None) -> str | None:
+    """Why the stored rows cannot be read for ``settings`` (None: they can).
+
+    With ``settings`` None, only whether the rows match the code and catalogue they
+    were computed with, whatever their settings.
+    """
+    state = cache_state(conn)
+    if state is None:
+        return "the due table was never filled"
+    if settings is not None and state.settings_hash != settings_hash(settings):
+        return "the clinic settings changed"
+    if state.code_hash != code_hash():
+        return "devicelog's forecast changed"
+    if state.catalogue_hash != catalogue_hash(conn):
+        return "the catalogue changed"
+    return None
+
+
+def is_fresh(conn, settings) -> bool:
+    """The stored rows are what the forecast gives with these settings, code and catalogue."""
+    return staleness(conn, settings) is None
+
+
+# --------------------------------------------------------------------- writing
+
+
+def rows_for(history, forecast) -> tuple[list[dict], list[dict]]:
+    """(due_item rows, device_note rows) of one device's forecast."""
+    p, d = history.patient, history.device
+    items = [(i, None) for i in forecast.items] + [(s.item, s.reason) for s in forecast.suppressed]
+    item_rows = [
+        {
+            "device_id": d.id,
+            "seq": seq,
+            "patient_id": i.patient_id,
+            "patient_mrn": i.patient_mrn,
+            "patient_name": i.patient_name,
+            "device_serial": i.device_serial,
+            "device_model": i.device_model,
+            "device_kind": i.device_kind.value,
+            "what": i.what,
+            "code": i.code,
+            "due_on": i.due_on,
+            "latest_safe_on": i.latest_safe_on,
+            "severity": i.severity,
+            "rule": i.rule,
+            "why": i.why,
+            "source_event_id": i.source_event_id,
+            "elective": bool(i.elective),
+            "suppressed_reason": reason,
+        }
+        for seq, (i, reason) in enumerate(items)
+    ]
+    note_rows = [
+        {
+            "device_id": d.id,
+            "seq": seq,
+            "patient_mrn": p.mrn,
+            "patient_name": p.name,
+            "device_serial": d.serial,
+            "device_model": d.model.label,
+            "device_kind": d.model.kind.value,
+            "level": w.level,
+            "code": w.code,
+            "rule": w.rule,
+            "message": w.message,
+        }
+        for seq, w in enumerate(forecast.warnings)
+    ]
+    return item_rows, note_rows
+
+
+def _orm_session(session):
+    """A sqlmodel Session over ``session`` (a Session already, or a Connection)."""
+    if hasattr(session, "exec"):
+        return session
+    from sqlmodel import Session
+
+    return Session(bind=session)
+
+
+def _compute(session, device_ids: list[int], settings, drugs) -> Iterator[tuple[Any, Any]]:
+    from devicelog.clinic.forecast import forecast_device
+    from devicelog.store import queries
+
+    orm = _orm_session(session)
+    for start in range(0, len(device_ids), BATCH_DEVICES):
+        for history in queries.load_histories(orm, device_ids[start : start + BATCH_DEVICES]):
+            yield history, forecast_device(history, settings, drugs)
+
+
+def _replace(session, device_ids: list[int], computed: Iterable[tuple[Any, Any]], tick: Callable[[int], None]) -> None:
+    for start in range(0, len(device_ids), 500):
+        chunk = device_ids[start : start + 500]
+        session.execute(delete(due_item).where(due_item.c.device_id.in_(chunk)))
+        session.execute(delete(device_note).where(device_note.c.device_id.in_(chunk)))
+    items: list[dict] = []
+    notes: list[dict] = []
+
+    def flush() -> None:
+        if items:
+            session.execute(due_item.insert(), items)
+            items.clear()
+        if notes:
+            session.execute(device_note.insert(), notes)
+            notes.clear()
+
+    for n, (history, forecast) in enumerate(computed, start=1):
+        i, w = rows_for(history, forecast)
+        items += i
+        notes += w
+        if n % BATCH_DEVICES == 0:
+            flush()
+            tick(BATCH_DEVICES)
+    flush()
+    tick(len(device_ids) % BATCH_DEVICES)
+
+
+def refresh_devices(session, device_ids: Iterable[int], *, tick: Callable[[int], None] = lambda n: None) -> None:
+    """Recompute these devices' rows, in the caller's transaction, with the cache's settings.
+
+    Does nothing while the table was never filled (the next open fills it whole).
+    """
+    ids = sorted({int(i) for i in device_ids if i is not None})
+    if not ids:
+        return
+    deferred = session.info.get(DEFER_KEY)
+    if deferred is not None:
+        deferred.update(ids)
+        return
+    state = cache_state(session)
+    if state is None:
+        return
+    from devicelog.store import queries
+
+    drugs = queries.drugs_by_code(_orm_session(session))
+    _replace(session, ids, _compute(session, ids, state.settings(), drugs), tick)
+
+
+def catalogue_added(session, hash_before: str) -> None:
+    """Record the catalogue as it now is, after entries were *added* to it: that cannot
+    change an existing device's forecast (new devices are computed as they are written).
+
+    Only when the rows were in step with the catalogue before (``hash_before``), so a
+    catalogue changed some other way still makes the table stale.
+    """
+    state = cache_state(session)
+    if state is not None and state.catalogue_hash == hash_before:
+        session.execute(
+            forecast_cache.update().where(forecast_cache.c.id == 1).values(catalogue_hash=catalogue_hash(session))
+        )
+
+
+def rebuild(session, settings, *, tick: Callable[[int], None] = lambda n: None) -> int:
+    """Replace the whole table with every device's forecast under ``settings``; returns the device count."""
+    from devicelog.store import queries
+
+    session.execute(delete(due_item))
+    session.execute(delete(device_note))
+    session.execute(delete(forecast_cache))
+    session.execute(
+        forecast_cache.insert().values(
+            id=1,
+            settings_json=settings.model_dump_json(),
+            settings_hash=settings_hash(settings),
+            code_hash=code_hash(),
+            catalogue_hash=catalogue_hash(session),
+            built_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        )
+    )
+    ids = [r[0] for r in session.execute(text("SELECT id FROM device ORDER BY id"))]
+    drugs = queries.drugs_by_code(_orm_session(session))
+    _replace(session, ids, _compute(session, ids, settings, drugs), tick)
+    return len(ids)
+
+
+def ensure_fresh(engine, settings=None, *, show_progress: bool = True) -> str:
+    """Rebuild the table when it is stale for ``settings`` (None: for its own settings).
+
+    Returns "fresh" (nothing to do), "rebuilt", or "stale" when it could not be
+    written (a read-only file, a locked database, rows the forecast cannot read):
+    readers then compute on the fly, and meet any such error themselves.
+    """
+    from sqlalchemy.exc import OperationalError
+
+    with engine.connect() as conn:
+        if staleness(conn, settings) is None:
+            return "fresh"
+    try:
+        with engine.execution_options(devicelog_write=True).begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+            why = staleness(conn, settings)  # again, under the write lock
+            if why is None:
+                return "fresh"
+            if settings is None:
+                state = cache_state(conn)
+                if state is not None:
+                    settings = state.settings()
+                else:
+                    from devicelog.settings import Settings
+
+                    settings = Settings()
+            total = conn.execute(text("SELECT count(*) FROM device")).scalar() or 0
+            if show_progress and total > BATCH_DEVICES:
+                from devicelog.progress import progress
+
+                with progress(total, f"Updating the due list ({why})") as tick:
+                    rebuild(conn, settings, tick=tick)
+            else:
+                rebuild(conn, settings)
+        return "rebuilt"
+    except (OperationalError, ValueError):  # ValueError: a pydantic ValidationError of a bad row
+        return "stale"
+
+
+# --------------------------------------------------------------------- reading
+
+
+def _item_select(columns=ITEM_COLUMNS):
+    return select(*(due_item.c[name] for name in columns))
+
+
+def _filtered(query, table, kinds: Collection[str], device_ids: list[int] | None):
+    if kinds:
+        query = query.where(table.c.device_kind.in_(sorted(kinds)))
+    if device_ids is not None:
+        query = query.where(table.c.device_id.in_(bindparam("ids", expanding=True)))
+    return query
+
+
+def _run(session, query, device_ids: list[int] | None, params: dict | None = None):
+    params = dict(params or {})
+    if device_ids is None:
+        yield from session.execute(query, params)
+        return
+    for start in range(0, len(device_ids), 500):
+        yield from session.execute(query, {**params, "ids": device_ids[start : start + 500]})
+
+
+def read_items(
+    session,
+    *,
+    until: dt.date | None,
+    kinds: Collection[str] = (),
+    device_ids: Collection[int] | None = None,
+    suppressed: bool = False,
+) -> Iterator[tuple]:
+    """Rows (``ITEM_COLUMNS`` [+ reason]) of the listed (or suppressed) items due by ``until``."""
+    c = due_item.c
+    query = _item_select(ITEM_COLUMNS + (("suppressed_reason",) if suppressed else ()))
+    query = query.where(c.suppressed_reason.is_not(None) if suppressed else c.suppressed_reason.is_(None))
+    if until is not None:
+        query = query.where(c.due_on <= until)
+    ids = None if device_ids is None else sorted(set(device_ids))
+    query = _filtered(query, due_item, kinds, ids)
+    if suppressed:
+        query = query.order_by(c.device_id, c.seq)
+    return _run(session, query, ids)
+
+
+def read_warnings(session, *, as_of: dt.date) -> Iterator[tuple]:
+    """Rows of every listed item overdue on ``as_of``, and every critical one."""
+    c = due_item.c
+    overdue = _item_select().where(c.suppressed_reason.is_(None), c.due_on < as_of)
+    critical = _item_select().where(c.suppressed_reason.is_(None), c.severity == "critical", c.due_on >= as_of)
+    yield from session.execute(overdue)
+    yield from session.execute(critical)
+
+
+def read_notes(session, *, kinds: Collection[str] = (), device_ids: Collection[int] | None = None) -> Iterator[tuple]:
+    """Rows (mrn, name, serial, model, level, code, rule, message) in device and forecast order."""
+    c = device_note.c
+    query = select(c.patient_name, c.patient_mrn, c.device_serial, c.device_model, c.level, c.code, c.rule, c.message)
+    ids = None if device_ids is None else sorted(set(device_ids))
+    query = _filtered(query, device_note, kinds, ids).order_by(c.device_id, c.seq)
+    return _run(session, query, ids)
+
+
+def read_device(session, device_id: int) -> tuple[list[tuple], list[tuple]]:
+    """(item rows with reason, in forecast order; note rows) of one device."""
+    c = due_item.c
+    items = list(
+        session.execute(_item_select(ITEM_COLUMNS + ("suppressed_reason",)).where(c.device_id == device_id).order_by(c.seq))
+    )
+    n = device_note.c
+    notes = list(
+        session.execute(select(n.level, n.code, n.rule, n.message).where(n.device_id == device_id).order_by(n.seq))
+    )
+    return items, notes
