@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual import on, work
-from textual.worker import get_current_worker
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.worker import get_current_worker
 
-from devicelog.tui.format import item_line, short_item
+# devicelog.tui.format (and the forms and services it imports) is imported by the
+# workers, off the UI thread, so the first screen paints without it.
 
 WARNING_LINES = 4
 
@@ -111,6 +112,7 @@ class MainScreen(Screen):
 
     @work(thread=True, exclusive=True, group="warnings")
     def load_warnings(self) -> None:
+        import devicelog.tui.format  # noqa: F401 - imported here, off the UI thread
         from devicelog.tui.state import opening_warnings
 
         app = self.app
@@ -119,6 +121,8 @@ class MainScreen(Screen):
             app.call_from_thread(self.render_warnings, found)
 
     def render_warnings(self, found) -> None:
+        from devicelog.tui import format as fmt
+
         app = self.app
         box = self.query_one("#warnings", Static)
         # Critical items first, then overdue ones in the due list's order (store.due.clinic_warnings).
@@ -136,7 +140,7 @@ class MainScreen(Screen):
             text.append(f" {found.total} overdue or critical items ", style="bold white on dark_red")
         text.append("  F4 due list for all\n", style="dim")
         for item, status in rows[:WARNING_LINES]:
-            line = item_line(item, status, app.today, with_patient=True)
+            line = fmt.item_line(item, status, app.today, with_patient=True)
             line.truncate(max(20, self.size.width - 4), overflow="ellipsis")
             text.append_text(line)
             text.append("\n")
@@ -164,6 +168,7 @@ class MainScreen(Screen):
     @work(thread=True, exclusive=True, group="search")
     def run_search(self, text: str) -> None:
         """One search per keystroke; a newer keystroke cancels this one and its result is dropped."""
+        import devicelog.tui.format  # noqa: F401 - imported here, off the UI thread
         from devicelog.tui.state import search
 
         app = self.app
@@ -176,7 +181,9 @@ class MainScreen(Screen):
 
     def _urgent_cell(self, device_id: int) -> Text:
         urgent = self.result.urgent.get(device_id) if self.result else None
-        return short_item(*urgent, self.app.today) if urgent else Text("nothing due", style="dim")
+        from devicelog.tui import format as fmt
+
+        return fmt.short_item(*urgent, self.app.today) if urgent else Text("nothing due", style="dim")
 
     def _show_hits(self, result) -> None:
         if result.text != self.query_one("#search", Input).value:
