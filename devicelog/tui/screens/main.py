@@ -54,7 +54,11 @@ class MainScreen(Screen):
         self.urgent_column = keys[2]
         self.app.records_changed.subscribe(self, self._records_changed)
         self.query_one("#search", Input).focus()
-        # The screen paints first; the database is read in workers.
+        # The screen paints first; then the database is read in workers (started after the
+        # first refresh, so their Python does not hold the GIL while the frame is drawn).
+        self.call_after_refresh(self._first_load)
+
+    def _first_load(self) -> None:
         self.load_warnings()
         self.run_search(self.query_one("#search", Input).value)
 
