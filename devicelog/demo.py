@@ -641,7 +641,7 @@ def _bulk(session: Session, patients: int, seed: int, as_of: dt.date, tick) -> t
     from pydantic import TypeAdapter
 
     from devicelog.clinic.records import EventData, EventIn
-    from devicelog.store import audit
+    from devicelog.store import audit, forecasts
     from devicelog.transfer import DocDevice, DocEvent, DocPatient
 
     event_data = TypeAdapter(EventData)  # every event's values through its record model
@@ -708,6 +708,7 @@ def _bulk(session: Session, patients: int, seed: int, as_of: dt.date, tick) -> t
         changes += [audit.Change("device", r["id"], None, audit.row_values(r)) for r in drow]
         changes += [audit.Change("event", r["id"], None, event_audit_values(r)) for r in erow]
         audit.append(session, action=BUILD_ACTION, author=DEMO_AUTHOR, changes=changes)
+        forecasts.refresh_devices(session, [r["id"] for r in drow])  # the due table, same transaction
         totals[0] += len(prow)
         totals[1] += len(drow)
         totals[2] += len(erow)

@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from sqlalchemy import Engine, create_engine, event
-from sqlmodel import Session
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 ENV_VAR = "DEVICELOG_DB"
 BUSY_TIMEOUT_MS = 60_000
@@ -91,6 +93,8 @@ def _sqlite_begin(conn) -> None:
 @contextlib.contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """One transaction for one user action: committed on success, rolled back on any error."""
+    from sqlmodel import Session
+
     bind = engine.execution_options(devicelog_write=True)
     with Session(bind, expire_on_commit=False) as session:
         try:
@@ -103,5 +107,7 @@ def write_session(engine: Engine) -> Iterator[Session]:
 
 @contextlib.contextmanager
 def read_session(engine: Engine) -> Iterator[Session]:
+    from sqlmodel import Session
+
     with Session(engine, expire_on_commit=False) as session:
         yield session
