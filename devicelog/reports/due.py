@@ -229,5 +229,57 @@ def document(dl: DueList) -> dict[str, Any]:
 
 
 def render_json(dl: DueList, out: TextIO) -> None:
-    json.dump(document(dl), out, ensure_ascii=False, indent=2)
-    out.write("\n")
+    """``document(dl)`` written as it is produced: the list's fields one per line, then
+    each item, suppressed item and note on a line of its own (JSON's C encoder, in
+    chunks), so a 50,000-item list streams out instead of being built as one string."""
+    from dataclasses import replace
+
+    encode = _fast_encoder()
+    doc = document(replace(dl, entries=()))
+    doc["count"] = len(dl.entries)
+    doc["overdue_count"] = sum(1 for e in dl.entries if e.status == "overdue")
+    out.write("{")
+    for n, (key, value) in enumerate(doc.items()):
+        out.write("\n" if n == 0 else ",\n")
+        if key == "items":
+            _write_array(out, key, (item_record(e, dl.as_of) for e in dl.entries), encode)
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            _write_array(out, key, value, encode)
+        else:
+            out.write(f"  {encode(key)}: {encode(value)}")
+    out.write("\n}\n")
+
+
+def _fast_encoder():
+    """``json.dumps(value, ensure_ascii=False)`` with ", " and ": ", from one C encoder made
+    once (``JSONEncoder.encode`` makes a new one per call, which costs more than the
+    encoding of a due item)."""
+    import json.encoder as je
+
+    plain = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": ")).encode
+    if je.c_make_encoder is None:
+        return plain
+    c = je.c_make_encoder(None, None, je.encode_basestring, None, ": ", ", ", False, False, True)
+
+    def encode(value) -> str:
+        if isinstance(value, (dict, list)):
+            return "".join(c(value, 0))
+        return plain(value)
+
+    return encode
+
+
+def _write_array(out: TextIO, key: str, records, encode, chunk: int = 1000) -> None:
+    out.write(f"  {encode(key)}: [")
+    lines: list[str] = []
+    wrote = False
+    for record in records:
+        lines.append("    " + encode(record))
+        if len(lines) == chunk:
+            out.write((",\n" if wrote else "\n") + ",\n".join(lines))
+            wrote = True
+            lines.clear()
+    if lines:
+        out.write((",\n" if wrote else "\n") + ",\n".join(lines))
+        wrote = True
+    out.write("\n  ]" if wrote else "]")

@@ -247,8 +247,8 @@ _KINDS = {k.value: k for k in DeviceKind}
 
 def _item(row) -> DueItem:
     """A ``DueItem`` from a row of ``forecasts.ITEM_COLUMNS`` (and maybe more after)."""
-    r = tuple(row)
-    return DueItem(r[0], r[1], r[2], r[3], r[4], r[5], _KINDS[r[6]], *r[7:16])
+    r = row
+    return DueItem(r[0], r[1], r[2], r[3], r[4], r[5], _KINDS[r[6]], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15])
 
 
 def _suppressed_key(s: SuppressedItem) -> tuple:

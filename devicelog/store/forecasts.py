@@ -23,8 +23,8 @@ What is stored
 * ``forecast_cache``: one row saying what the rows were computed with: the settings
   (their JSON, kept so a write can refresh a device with the *same* settings as every
   other row), and three hashes: of the settings that change a forecast, of the
-  forecast code (the source of ``devicelog/clinic/*.py``, ``store/queries.py`` and
-  this module, plus :data:`FORECAST_VERSION`), and of the catalogue rows.
+  forecast code (the source of the modules ``devicelog.clinic.forecast`` is made of,
+  :data:`FORECAST_MODULES`, plus :data:`FORECAST_VERSION`), and of the catalogue rows.
 
 It is a derived cache, not a clinical record: a device's rows are replaced when its
 record changes; they are not append-only and not audited, and ``devicelog verify``
@@ -86,8 +86,9 @@ from sqlalchemy import (
 #: Bump when the forecast's meaning changes in a way the source hash would not show
 #: (e.g. a data file it reads); the source of the forecast modules is hashed anyway.
 FORECAST_VERSION = 1
-#: Devices computed per batch when the whole table is rebuilt.
-BATCH_DEVICES = 2000
+#: Devices whose histories are loaded at once (their validated events are the memory
+#: a rebuild holds: about 50 MB per 500 devices of the demo clinic).
+BATCH_DEVICES = 500
 #: Settings that change only how a list is shown or when an item counts as "due",
 #: never a stored due date; changing them does not rebuild the table.
 DISPLAY_ONLY_SETTINGS = frozenset({"clinic_name", "lead_time_days", "calendar_reminder_days", "print_command", "page_size"})
@@ -187,11 +188,30 @@ def settings_hash(settings) -> str:
     return _sha(json.dumps(forecast_settings(settings), sort_keys=True, separators=(",", ":")))
 
 
+#: The modules whose source decides a forecast: ``devicelog.clinic.forecast`` and what it
+#: imports (a test checks the list against a fresh import).  The history loader
+#: (``store.queries.load_histories``) and :func:`rows_for` are covered by
+#: :data:`FORECAST_VERSION`: bump it when they change what is stored.
+FORECAST_MODULES = (
+    "clinic/alarms.py",
+    "clinic/battery.py",
+    "clinic/catalogue.py",
+    "clinic/due.py",
+    "clinic/forecast.py",
+    "clinic/history.py",
+    "clinic/pump.py",
+    "clinic/records.py",
+    "clinic/trials.py",
+    "clinic/wounds.py",
+    "settings.py",
+)
+
+
 @functools.lru_cache(maxsize=1)
 def code_hash() -> str:
-    """The forecast code: every clinic module, the history loader and this module."""
-    here = Path(__file__).resolve().parent
-    files = sorted((here.parent / "clinic").glob("*.py")) + [here / "queries.py", here / "forecasts.py"]
+    """The forecast code: the source of :data:`FORECAST_MODULES` and :data:`FORECAST_VERSION`."""
+    package = Path(__file__).resolve().parent.parent
+    files = [package / name for name in FORECAST_MODULES]
     h = hashlib.sha256(f"devicelog forecast v{FORECAST_VERSION}\n".encode())
     for f in files:
         h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
@@ -477,13 +497,14 @@ def _filtered(query, table, kinds: Collection[str], device_ids: list[int] | None
     return query
 
 
-def _run(session, query, device_ids: list[int] | None, params: dict | None = None):
+def _run(session, query, device_ids: list[int] | None, params: dict | None = None) -> list:
     params = dict(params or {})
     if device_ids is None:
-        yield from session.execute(query, params)
-        return
+        return session.execute(query, params).all()
+    rows: list = []
     for start in range(0, len(device_ids), 500):
-        yield from session.execute(query, {**params, "ids": device_ids[start : start + 500]})
+        rows += session.execute(query, {**params, "ids": device_ids[start : start + 500]}).all()
+    return rows
 
 
 def read_items(
@@ -493,7 +514,7 @@ def read_items(
     kinds: Collection[str] = (),
     device_ids: Collection[int] | None = None,
     suppressed: bool = False,
-) -> Iterator[tuple]:
+) -> list:
     """Rows (``ITEM_COLUMNS`` [+ reason]) of the listed (or suppressed) items due by ``until``."""
     c = due_item.c
     query = _item_select(ITEM_COLUMNS + (("suppressed_reason",) if suppressed else ()))
@@ -507,16 +528,15 @@ def read_items(
     return _run(session, query, ids)
 
 
-def read_warnings(session, *, as_of: dt.date) -> Iterator[tuple]:
+def read_warnings(session, *, as_of: dt.date) -> list:
     """Rows of every listed item overdue on ``as_of``, and every critical one."""
     c = due_item.c
     overdue = _item_select().where(c.suppressed_reason.is_(None), c.due_on < as_of)
     critical = _item_select().where(c.suppressed_reason.is_(None), c.severity == "critical", c.due_on >= as_of)
-    yield from session.execute(overdue)
-    yield from session.execute(critical)
+    return session.execute(overdue).all() + session.execute(critical).all()
 
 
-def read_notes(session, *, kinds: Collection[str] = (), device_ids: Collection[int] | None = None) -> Iterator[tuple]:
+def read_notes(session, *, kinds: Collection[str] = (), device_ids: Collection[int] | None = None) -> list:
     """Rows (mrn, name, serial, model, level, code, rule, message) in device and forecast order."""
     c = device_note.c
     query = select(c.patient_name, c.patient_mrn, c.device_serial, c.device_model, c.level, c.code, c.rule, c.message)
