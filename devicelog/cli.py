@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "tui"])
-    from devicelog.services import InputError
+    from devicelog.problems import InputError
     from devicelog.settings import SettingsError
     from devicelog.store.schema import SchemaError
 

@@ -47,23 +47,7 @@ def current_user(explicit: str | None = None) -> str:
         return os.environ.get("USER") or "unknown"
 
 
-@dataclass(frozen=True)
-class Problem:
-    field: str
-    value: Any
-    message: str
-
-    def __str__(self) -> str:
-        shown = "" if self.value is None or isinstance(self.value, (dict, list)) else f" = {self.value!r}"
-        return f"{self.field}{shown}: {self.message}"
-
-
-class InputError(ValueError):
-    """Input refused; ``problems`` names every field and value at fault."""
-
-    def __init__(self, problems: Iterable[Problem]):
-        self.problems = list(problems)
-        super().__init__("; ".join(str(p) for p in self.problems))
+from devicelog.problems import InputError, Problem  # noqa: E402  (defined apart, re-exported here)
 
 
 def problems_from(error: ValidationError, prefix: str = "") -> list[Problem]:

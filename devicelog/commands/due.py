@@ -76,8 +76,6 @@ def run(args: argparse.Namespace, ctx) -> int:
 
 def _run(args: argparse.Namespace, ctx) -> int:
     from devicelog.reports import due as report
-    from devicelog.store import queries
-    from devicelog.store.db import read_session
     from devicelog.store.due import due_list
 
     as_of = args.as_of or ctx.today
@@ -87,11 +85,15 @@ def _run(args: argparse.Namespace, ctx) -> int:
         print("devicelog due: --format pdf writes a file: give -o FILE (or pipe the output)", file=sys.stderr)
         return 2
 
-    with read_session(ctx.engine) as session:
-        dl = due_list(session, as_of=as_of, settings=settings, within_days=args.within, kinds=args.kind or ())
-        if args.redact:
-            from devicelog.reports.redact import redact_due_list
+    # A plain connection: the list is read from the due table without the ORM (issue 8.2).
+    with ctx.engine.connect() as conn:
+        dl = due_list(conn, as_of=as_of, settings=settings, within_days=args.within, kinds=args.kind or ())
+    if args.redact:
+        from devicelog.reports.redact import redact_due_list
+        from devicelog.store import queries
+        from devicelog.store.db import read_session
 
+        with read_session(ctx.engine) as session:
             dl = redact_due_list(dl, queries.catalogue(session).drugs)
 
     page_size = args.page_size or settings.page_size
