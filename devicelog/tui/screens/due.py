@@ -14,6 +14,8 @@ from textual.widgets import DataTable, Footer, Header, Label, Select, Static
 from devicelog.clinic.records import DeviceKind
 from devicelog.tui.format import STATUS_STYLE, STATUS_WORD, when
 
+FILL_CHUNK = 500
+
 RANGES = [("overdue and next 7 days", 7), ("next 14 days", 14), ("next 30 days", 30), ("next 90 days", 90),
           ("overdue only", 0), ("everything", -1)]
 
@@ -31,6 +33,7 @@ class DueScreen(Screen):
         self.rows = []
         self.due_list = None
         self.stale = False
+        self._filling = 0  # which list the table is being filled with
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -114,39 +117,54 @@ class DueScreen(Screen):
         rows = [(e.item, e.status) for e in dl.entries]
         if days == 0:
             rows = [r for r in rows if r[1] == "overdue"]
+        cells = [self._cells(item, status, app.today) for item, status in rows]  # built here, off the UI thread
         if not get_current_worker().is_cancelled:
-            app.call_from_thread(self._show, rows, dl)
+            app.call_from_thread(self._show, rows, cells, dl)
 
-    def _show(self, rows, dl=None) -> None:
-        today = self.app.today
+    @staticmethod
+    def _cells(item, status, today) -> tuple:
+        what = Text(item.what + ("  CRITICAL" if item.severity == "critical" else ""),
+                    style="bold red" if item.severity == "critical" else "")
+        return (Text(STATUS_WORD[status], style=STATUS_STYLE[status]), str(item.due_on), when(item.due_on, today),
+                f"{item.patient_mrn} {item.patient_name}", f"{item.device_serial}", what)
+
+    def _show(self, rows, cells, dl=None) -> None:
         self.due_list = dl
         self._show_foot(dl)
         table = self.query_one("#due-table", DataTable)
         table.clear()
         self.rows = rows
-        for item, status in rows:
-            what = Text(item.what + ("  CRITICAL" if item.severity == "critical" else ""),
-                        style="bold red" if item.severity == "critical" else "")
-            table.add_row(Text(STATUS_WORD[status], style=STATUS_STYLE[status]), str(item.due_on),
-                          when(item.due_on, today), f"{item.patient_mrn} {item.patient_name}",
-                          f"{item.device_serial}", what)
+        self._filling += 1
+        self._add_rows(self._filling, cells, 0)
         self.query_one("#due-why", Static).update(f"{len(rows)} item(s) · Enter opens the device")
         self._explain()
 
+    def _add_rows(self, filling: int, cells: list, start: int) -> None:
+        """A long list (11,000 rows on a 20,000-patient clinic) goes in by chunks, a screen
+        refresh between them, so the keyboard answers while it fills."""
+        if filling != self._filling or not self.is_attached:
+            return  # a newer list replaced this one
+        self.query_one("#due-table", DataTable).add_rows(cells[start:start + FILL_CHUNK])
+        if start + FILL_CHUNK < len(cells):
+            self.call_after_refresh(self._add_rows, filling, cells, start + FILL_CHUNK)
+
     def _show_foot(self, dl) -> None:
-        """What the list leaves out, and why: suppressed items (rule 24) and forecast notes."""
+        """What the list leaves out, and why: the items suppressed by goals of care (rule 24)
+        and the forecast's notes, one line each, count first (the PDF, p, prints them all)."""
         foot = self.query_one("#due-foot", Static)
-        lines = Text()
+        lines = Text(no_wrap=True, overflow="ellipsis")
         if dl is not None and dl.suppressed:
-            lines.append(dl.suppressed_text() + "\n", style="magenta")
+            n = len(dl.suppressed)
+            reasons = "; ".join(f"{count} × {reason}" for reason, count in dl.suppressed_by_reason())
+            lines.append(f"{n} item{'s' if n != 1 else ''} suppressed by goals of care (rule 24), not listed", style="bold magenta")
+            lines.append(f" (p prints why): {reasons}\n", style="magenta")
         if dl is not None and dl.notes:
             n = len(dl.notes)
-            lines.append(f"{n} forecast note{'s' if n != 1 else ''}: ", style="bold yellow")
             first = dl.notes[0]
-            lines.append(f"{first.device_serial} ({first.patient_mrn}): {first.warning.message} [{first.warning.rule}]",
-                         style="yellow")
-            if n > 1:
-                lines.append(f" … and {n - 1} more (p prints them all)", style="yellow")
+            lines.append(f"{n} forecast note{'s' if n != 1 else ''}", style="bold yellow")
+            lines.append(f"{' (p prints them all)' if n > 1 else ''}: {first.device_serial} ({first.patient_mrn}) "
+                         f"{first.warning.message} [{first.warning.rule}]", style="yellow")
+        lines.rstrip()
         foot.update(lines)
         foot.display = bool(lines.plain)
 
