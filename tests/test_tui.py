@@ -172,6 +172,39 @@ async def test_search_as_you_type_by_name_mrn_and_serial(clinic):
             assert [m for m in mrns if m] == expected, text
 
 
+async def test_a_late_result_for_older_text_does_not_replace_the_list(clinic):
+    """Searches run in threads; a result that arrives after the nurse typed on is dropped."""
+    from devicelog.tui.state import SearchResult
+
+    app = make(clinic)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press(*"ston")
+        await settle(pilot)
+        screen = app.screen
+        table = screen.query_one("#patients")
+        assert [str(table.get_row_at(i)[0]) for i in range(table.row_count)] == ["MRN002"]
+        screen._show_hits(SearchResult(text="sto", hits=()))  # the older keystroke's search, late
+        assert table.row_count == 1 and screen.result.text == "ston"
+        screen._show_hits(SearchResult(text="ston", hits=()))  # the current text's result is shown
+        assert table.row_count == 0
+
+
+async def test_f5_reads_the_clinic_again(clinic):
+    """A patient registered elsewhere (another workstation) shows after F5."""
+    app = make(clinic)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#patients")
+        assert table.row_count == 4
+        with write_session(clinic) as s:
+            services.add_patient(session=s, patient=PatientIn(mrn="MRN005", name="Eve Hart", birth_date=dt.date(1961, 4, 5)),
+                                 author="rn")
+        await pilot.press("f5")
+        await settle(pilot)
+        assert "MRN005" in [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+
+
 # ----------------------------------------------------------------------------- refill
 
 

@@ -120,6 +120,8 @@ class DeviceLogApp(App):
     # ------------------------------------------------------------------ actions
 
     def action_reload(self) -> None:
+        with self._catalogue_lock:
+            self._catalogue = None  # read again, with anything imported since
         self.changed(everything=True)
         self.notify("Reloading the clinic…")
 
