@@ -324,7 +324,8 @@ def _pump(s: _Story, model: str, implanted_on: dt.date, k: int, until: dt.date, 
                 dose = round(min(14.0 if drugs[0]["drug"] == "morphine" else 9.0, dose * r.uniform(0.9, 1.25)), 1)
         refill = {
             "kind": "refill",
-            "volume_withdrawn_ml": round(withdrawn, 1),
+            # A syringe cannot draw more than the reservoir holds (services refuse it).
+            "volume_withdrawn_ml": min(round(withdrawn, 1), reservoir),
             "expected_residual_ml": round(expected, 1),
             "volume_added_ml": reservoir,
             "reservoir_volume_after_ml": reservoir,
@@ -337,7 +338,7 @@ def _pump(s: _Story, model: str, implanted_on: dt.date, k: int, until: dt.date, 
             refill["admixture_bud"] = (on + dt.timedelta(days=60)).isoformat()
         item = s.add(serial, on, refill)
         if item is not None and r.random() < 0.02:
-            fixed = dict(refill, volume_withdrawn_ml=round(withdrawn + 1.0, 1))
+            fixed = dict(refill, volume_withdrawn_ml=min(round(withdrawn + 1.0, 1), reservoir))
             s.amend(item, fixed, "volume withdrawn mistyped: syringe read again")
         fill_on, after = on, reservoir
     return device
