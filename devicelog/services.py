@@ -157,12 +157,50 @@ def _model(session: Session, device: tables.Device) -> DeviceModel:
     return queries.to_device_model(session.get(tables.DeviceModelRow, device.model_code))
 
 
-def check_event(*, session: Session, event: EventIn, today: dt.date) -> tuple[tables.Device, list[Problem]]:
-    """Every reason this event cannot be recorded against its device (empty when it can)."""
-    device = queries.device_by_serial(session, event.device_serial)
+class Lookups:
+    """What ``check_event`` reads again and again during one bulk write (an import):
+    device rows by serial, catalogue models by code, the drug codes.  Only found devices
+    are kept (one added later is still found); a kept row is the session's own object,
+    so a status change made during the import is seen."""
+
+    def __init__(self) -> None:
+        self.devices: dict[str, tables.Device] = {}
+        self.models: dict[str, DeviceModel] = {}
+        self.drug_codes: set[str] | None = None
+
+    def device(self, session: Session, serial: str) -> tables.Device | None:
+        found = self.devices.get(serial)
+        if found is None:
+            found = queries.device_by_serial(session, serial)
+            if found is not None:
+                self.devices[serial] = found
+        return found
+
+    def model(self, session: Session, device: tables.Device) -> DeviceModel:
+        found = self.models.get(device.model_code)
+        if found is None:
+            found = self.models[device.model_code] = _model(session, device)
+        return found
+
+    def drugs(self, session: Session) -> set[str]:
+        if self.drug_codes is None:
+            self.drug_codes = _drug_codes(session)
+        return self.drug_codes
+
+
+def check_event(
+    *, session: Session, event: EventIn, today: dt.date, lookups: Lookups | None = None
+) -> tuple[tables.Device, list[Problem]]:
+    """Every reason this event cannot be recorded against its device (empty when it can).
+
+    ``lookups`` (an importer's): read devices, models and drug codes once per import."""
+    if lookups is not None:
+        device = lookups.device(session, event.device_serial)
+    else:
+        device = queries.device_by_serial(session, event.device_serial)
     if device is None:
         return None, [Problem("device_serial", event.device_serial, "no device has this serial")]
-    model = _model(session, device)
+    model = lookups.model(session, device) if lookups is not None else _model(session, device)
     problems: list[Problem] = []
     data = event.data
     kind = EventKind(data.kind)
@@ -173,7 +211,7 @@ def check_event(*, session: Session, event: EventIn, today: dt.date) -> tuple[ta
     if event.occurred_on > today:
         problems.append(Problem("occurred_on", event.occurred_on.isoformat(), f"is after today ({today})"))
     problems += _fits_device(kind, data, model)
-    problems += _drugs_known(session, data)
+    problems += _drugs_known(session, data, lookups.drugs(session) if lookups is not None else None)
     problems += _volumes_fit(data, model)
     if device.status in (DeviceStatus.explanted.value, DeviceStatus.replaced.value) and kind not in (
         EventKind.wound_check,
@@ -213,11 +251,16 @@ def _fits_device(kind: EventKind, data, model: DeviceModel) -> list[Problem]:
     return []
 
 
-def _drugs_known(session: Session, data) -> list[Problem]:
+def _drug_codes(session: Session) -> set[str]:
+    return set(session.exec(select(tables.DrugRow.code)).all())
+
+
+def _drugs_known(session: Session, data, known: set[str] | None = None) -> list[Problem]:
     program = data.program if isinstance(data, RefillData) else getattr(data, "pump_program", None)
     if program is None:
         return []
-    known = set(session.exec(select(tables.DrugRow.code)).all())
+    if known is None:
+        known = _drug_codes(session)
     where = "data.program" if isinstance(data, RefillData) else "data.pump_program"
     return [
         Problem(f"{where}.drugs.{i}.drug", d.drug, "not in the drug catalogue")

@@ -317,6 +317,7 @@ def _import(session: Session, raw: Any, *, author: str, today: dt.date, tick, au
     timeline.sort(key=lambda t: t[0])
 
     skipped = 0
+    lookups = services.Lookups()  # devices, models and drug codes read once for the whole import
     checked: dict[int, tuple[int, EventIn]] = {}  # doc index -> (device id, event) passed the checks
     for _, what, i in timeline:
         tick(1)
@@ -344,7 +345,7 @@ def _import(session: Session, raw: Any, *, author: str, today: dt.date, tick, au
             skipped += 1
             continue
         event = _event_in(e)
-        device, found = services.check_event(session=session, event=event, today=today)
+        device, found = services.check_event(session=session, event=event, today=today, lookups=lookups)
         if found:
             problems += _prefixed(found, f"$.events[{i}]")
             continue
@@ -382,7 +383,7 @@ def _import(session: Session, raw: Any, *, author: str, today: dt.date, tick, au
             event = original  # a void keeps the original's date and values (services.void_event)
         else:
             event = _event_in(e)
-            _, found = services.check_event(session=session, event=event, today=today)
+            _, found = services.check_event(session=session, event=event, today=today, lookups=lookups)
             found = [p for p in found if p.field != "device_serial"]  # a since-explanted device may be amended
             if found:
                 problems += _prefixed(found, where)

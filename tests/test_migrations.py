@@ -22,7 +22,7 @@ from tests.conftest import requires_sqlite
 def test_head_constant_is_the_migrations_head():
     scripts = ScriptDirectory.from_config(schema.alembic_config())
     assert scripts.get_heads() == [schema.HEAD]
-    assert [s.revision for s in scripts.walk_revisions()][::-1] == ["0001", "0002", "0003"]
+    assert [s.revision for s in scripts.walk_revisions()][::-1] == ["0001", "0002", "0003", "0004"]
 
 
 def test_migrations_build_exactly_the_tables_the_code_describes(engine):

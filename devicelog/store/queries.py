@@ -11,6 +11,7 @@ from typing import Iterable, Iterator
 
 from sqlalchemy import or_
 from sqlalchemy import select as sa_select
+from sqlalchemy import text as sa_text
 from sqlmodel import Session, select
 
 from devicelog.clinic.catalogue import Catalogue, DeviceModel, Drug
@@ -122,16 +123,44 @@ def history_by_serial(session: Session, serial: str) -> DeviceHistory | None:
 
 
 def search_patients(session: Session, text: str, limit: int = 50) -> list[tables.Patient]:
-    """Patients whose MRN, name or a device serial contains ``text`` (case-insensitive)."""
+    """Patients whose MRN, name or a device serial contains ``text`` (case-insensitive),
+    by name (then id), at most ``limit``.  ``%`` and ``_`` are plain characters.
+
+    On SQLite one scan of the narrow ``patient_search`` table (revision 0004, kept by
+    triggers); elsewhere ILIKE on the clinical tables.  Both give the same patients.
+    """
     text = text.strip()
-    query = select(tables.Patient)
-    if text:
-        like = f"%{text}%"
-        serial_match = select(tables.Device.patient_id).where(tables.Device.serial.ilike(like))
-        query = query.where(
-            or_(tables.Patient.mrn.ilike(like), tables.Patient.name.ilike(like), tables.Patient.id.in_(serial_match))
-        )
-    return list(session.exec(query.order_by(tables.Patient.name).limit(limit)).all())
+    P = tables.Patient
+    if not text:
+        return list(session.exec(select(P).order_by(P.name, P.id).limit(limit)).all())
+    if session.get_bind().dialect.name == "sqlite":
+        ids = [
+            r[0]
+            for r in session.execute(
+                sa_text(
+                    "SELECT patient_id FROM patient_search WHERE instr(haystack, lower(:t)) > 0 "
+                    "ORDER BY name, patient_id LIMIT :n"
+                ),
+                {"t": text, "n": limit},
+            )
+        ]
+        if not ids:
+            return []
+        found = {p.id: p for p in session.exec(select(P).where(P.id.in_(ids))).all()}
+        return [found[i] for i in ids if i in found]
+    return search_patients_like(session, text, limit)
+
+
+def search_patients_like(session: Session, text: str, limit: int = 50) -> list[tables.Patient]:
+    """``search_patients`` with ILIKE over ``patient`` and ``device`` (any database)."""
+    P, D = tables.Patient, tables.Device
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    like = f"%{escaped}%"
+    serial_match = select(D.patient_id).where(D.serial.ilike(like, escape="\\"))
+    query = select(P).where(
+        or_(P.mrn.ilike(like, escape="\\"), P.name.ilike(like, escape="\\"), P.id.in_(serial_match))
+    )
+    return list(session.exec(query.order_by(P.name, P.id).limit(limit)).all())
 
 
 def devices_of_patient(session: Session, patient_id: int) -> list[tables.Device]:

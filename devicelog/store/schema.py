@@ -21,7 +21,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 #: The newest revision this devicelog knows (a test checks it is the migrations' head).
-HEAD = "0003"
+HEAD = "0004"
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK_KEY = 0x6465_7673  # "devs"
 
@@ -260,6 +260,56 @@ def missing_protections(conn) -> list[str]:
         return []
     have = {r[0] for r in rows}
     return [name for name, _, _ in PROTECTIONS if name not in have]
+
+
+# --------------------------------------------------------------------- patient search (revision 0004)
+
+#: One patient's search row: lower-case MRN, name and device serials, one per line.
+_SEARCH_ROW = (
+    "SELECT p.id, p.name, lower(p.mrn) || char(10) || lower(p.name) || coalesce("
+    "(SELECT char(10) || lower(group_concat(d.serial, char(10))) FROM device d WHERE d.patient_id = p.id), '') "
+    "FROM patient p WHERE p.id = {pid}"
+)
+_SEARCH_TRIGGERS = {
+    "patient_search_patient_insert": "AFTER INSERT ON patient BEGIN "
+    "INSERT OR REPLACE INTO patient_search (patient_id, name, haystack) "
+    "VALUES (new.id, new.name, lower(new.mrn) || char(10) || lower(new.name)); END",
+    "patient_search_patient_update": "AFTER UPDATE OF mrn, name ON patient BEGIN "
+    "INSERT OR REPLACE INTO patient_search (patient_id, name, haystack) " + _SEARCH_ROW.format(pid="new.id") + "; END",
+    "patient_search_device_insert": "AFTER INSERT ON device BEGIN "
+    "UPDATE patient_search SET haystack = haystack || char(10) || lower(new.serial) WHERE patient_id = new.patient_id; END",
+    "patient_search_device_update": "AFTER UPDATE OF serial, patient_id ON device BEGIN "
+    "INSERT OR REPLACE INTO patient_search (patient_id, name, haystack) " + _SEARCH_ROW.format(pid="old.patient_id") + "; "
+    "INSERT OR REPLACE INTO patient_search (patient_id, name, haystack) " + _SEARCH_ROW.format(pid="new.patient_id") + "; END",
+}
+
+
+def create_search_triggers(conn) -> None:
+    """SQLite: keep ``patient_search`` in step with every patient and device write."""
+    if conn.dialect.name != "sqlite":
+        return
+    for name, body in _SEARCH_TRIGGERS.items():
+        conn.execute(text(f"CREATE TRIGGER IF NOT EXISTS {name} {body}"))
+
+
+def drop_search_triggers(conn) -> None:
+    if conn.dialect.name != "sqlite":
+        return
+    for name in _SEARCH_TRIGGERS:
+        conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
+
+
+def fill_search(conn) -> None:
+    """SQLite: (re)write every patient's search row."""
+    if conn.dialect.name != "sqlite":
+        return
+    conn.execute(text("DELETE FROM patient_search"))
+    conn.execute(
+        text(
+            "INSERT INTO patient_search (patient_id, name, haystack) "
+            + _SEARCH_ROW.replace("WHERE p.id = {pid}", "").format()
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -130,6 +130,18 @@ class AuditEntry(SQLModel, table=True):
     hash: str = Field(max_length=64, unique=True)
 
 
+class PatientSearch(SQLModel, table=True):
+    """Patient search (revision 0004): per patient, the name and one lower-case haystack of
+    MRN, name and device serials.  Derived, kept by SQLite triggers (``store.schema``)."""
+
+    __tablename__ = "patient_search"
+    __table_args__ = (Index("ix_patient_search_name", "name", "patient_id", "haystack"),)
+
+    patient_id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    haystack: str = Field(sa_column=Column(Text, nullable=False))
+
+
 # The maintained next-due table and its companions (``devicelog.store.forecasts``) are
 # SQLAlchemy Core tables, so that reading a due list needs no ORM import; they are
 # registered here so that migrations and ``create_all`` know them like every other table.
