@@ -21,10 +21,19 @@ async def still(pilot) -> None:
     """Finish the workers and stop the cursor blinking."""
     from textual.widgets import Input
 
+    from textual.widgets import DataTable
+
     await settle(pilot)
     for widget in pilot.app.screen.query(Input):
         widget.cursor_blink = False
     await settle(pilot)
+    # A DataTable sizes its columns when it is idle; on a busy machine the shot could
+    # otherwise catch the rows in header-wide columns.
+    for _ in range(20):
+        tables = pilot.app.screen.query(DataTable)
+        if not any(t._require_update_dimensions or t._updated_cells for t in tables):
+            break
+        await pilot.pause()
 
 
 def test_main_screen(clinic, snap_compare):
