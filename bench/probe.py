@@ -226,14 +226,16 @@ SEARCH_LIKE_SQL = (
 #: With the narrow ``patient_search`` table (lower-cased MRN, name and serials per patient).
 SEARCH_TABLE_SQL = (
     "SELECT p.* FROM (SELECT patient_id, name FROM patient_search WHERE instr(haystack, lower(:t)) > 0 "
-    "ORDER BY name, patient_id LIMIT :n) s JOIN patient p ON p.id = s.patient_id ORDER BY s.name, s.patient_id"
+    "ORDER BY +name, patient_id LIMIT :n) s JOIN patient p ON p.id = s.patient_id ORDER BY s.name, s.patient_id"
 )
+# ``+name``: scan the table and sort what matched; walking the name index instead reads
+# every row at random when few match (about 100 ms at 100,000 patients against 13 ms).
 
 
 def search_baseline_sql(conn: sqlite3.Connection) -> tuple[str, str]:
     """The fastest plain query for the same patients over whatever the file has."""
     if {"patient_id", "haystack", "name"} <= set(table_columns(conn, "patient_search")):
-        return SEARCH_TABLE_SQL, "one instr() scan of the patient_search table, then the patient rows"
+        return SEARCH_TABLE_SQL, "one instr() scan of the patient_search table, matches sorted, then the patient rows"
     return SEARCH_LIKE_SQL, "LIKE over patient and device"
 
 
