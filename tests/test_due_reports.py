@@ -174,3 +174,26 @@ def test_redaction_scrubs_names_mrns_and_drug_names_in_every_format(dl):
     refill = next(i for i in red.items if i.device_serial == "NGP100" and i.code == "refill")
     assert "2 mg/day ÷ 10 mg/mL [drug] = 0.200 mL/day" in refill.why
     assert json.loads(outputs["json"])["redacted"] is True
+
+
+def test_streamed_json_is_the_document_item_for_item_even_with_awkward_text(dl):
+    """render_json formats items itself (items_json): every line must read back as the
+    item_record the other formats use, quotes, backslashes, control characters and
+    non-Latin letters included."""
+    from dataclasses import replace
+
+    from devicelog.store.due import DueEntry
+
+    awkward = 'Zoë "Ziggy" O\'Brien \\ 王\n\t\x01 — µg'
+    entries = [
+        DueEntry(replace(e.item, patient_name=awkward, why=e.item.why + " " + awkward), e.status) for e in dl.entries
+    ]
+    odd = replace(dl, entries=tuple(entries))
+    out = io.StringIO()
+    report.render_json(odd, out)
+    doc = json.loads(out.getvalue())
+    assert doc == json.loads(json.dumps(report.document(odd)))
+    assert [i["patient_name"] for i in doc["items"]] == [awkward] * len(entries)
+    assert all(list(item) == list(report.FIELDS) for item in doc["items"])
+    for line, entry in zip(report.items_json(odd.entries, odd.as_of), odd.entries):
+        assert json.loads(line) == report.item_record(entry, odd.as_of)

@@ -86,9 +86,10 @@ def assert_same_lists(engine, settings: Settings, as_of: dt.date = TODAY) -> int
         assert most_urgent(s, device_ids=ids, as_of=as_of, settings=settings, source=stored) == most_urgent(
             s, device_ids=ids, as_of=as_of, settings=settings, source=computed
         )
-        assert clinic_warnings(s, as_of=as_of, settings=settings, limit=5, source=stored) == clinic_warnings(
-            s, as_of=as_of, settings=settings, limit=5, source=computed
-        )
+        for limit in (0, 1, 5, 37, 10_000):  # cut in SQL: in the critical part, the overdue part, or not at all
+            assert clinic_warnings(s, as_of=as_of, settings=settings, limit=limit, source=stored) == clinic_warnings(
+                s, as_of=as_of, settings=settings, limit=limit, source=computed
+            ), limit
         for device_id in ids:
             assert device_forecast(s, device_id=device_id, settings=settings, source=stored) == device_forecast(
                 s, device_id=device_id, settings=settings, source=computed

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-from typing import Any, TextIO
+from typing import Any, Iterable, Iterator, TextIO
 
 from devicelog.store.due import DueEntry, DueList
 
@@ -230,8 +230,10 @@ def document(dl: DueList) -> dict[str, Any]:
 
 def render_json(dl: DueList, out: TextIO) -> None:
     """``document(dl)`` written as it is produced: the list's fields one per line, then
-    each item, suppressed item and note on a line of its own (JSON's C encoder, in
-    chunks), so a 50,000-item list streams out instead of being built as one string."""
+    each item, suppressed item and note on a line of its own, in chunks, so a
+    50,000-item list streams out instead of being built as one string.  The items are
+    formatted by :func:`items_json` (the bulk of the document); the rest by JSON's C
+    encoder."""
     from dataclasses import replace
 
     encode = _fast_encoder()
@@ -242,12 +244,46 @@ def render_json(dl: DueList, out: TextIO) -> None:
     for n, (key, value) in enumerate(doc.items()):
         out.write("\n" if n == 0 else ",\n")
         if key == "items":
-            _write_array(out, key, (item_record(e, dl.as_of) for e in dl.entries), encode)
+            _write_array(out, encode(key), items_json(dl.entries, dl.as_of))
         elif isinstance(value, list) and value and isinstance(value[0], dict):
-            _write_array(out, key, value, encode)
+            _write_array(out, encode(key), map(encode, value))
         else:
             out.write(f"  {encode(key)}: {encode(value)}")
     out.write("\n}\n")
+
+
+_ITEM_TEMPLATE = "{" + ", ".join(f'"{name}": %s' for name in FIELDS) + "}"
+
+
+def items_json(entries: Iterable[DueEntry], as_of: dt.date) -> Iterator[str]:
+    """Each entry as ``json.dumps(item_record(entry, as_of), ensure_ascii=False)`` writes
+    it, formatted straight from the item: strings through JSON's own C escaper, the
+    record's fields in ``FIELDS`` order.  Building a dict per item and encoding it was
+    two thirds of ``devicelog due --format json`` at 57,000 items (bench/); this is
+    three times faster.  A test holds every line equal to ``item_record``."""
+    from json.encoder import encode_basestring as q
+
+    template = _ITEM_TEMPLATE
+    for e in entries:
+        i = e.item
+        safe = i.latest_safe_on
+        yield template % (
+            q(e.status),
+            q(i.due_on.isoformat()),
+            "null" if safe is None else q(safe.isoformat()),
+            (i.due_on - as_of).days,
+            q(i.severity),
+            q(i.what),
+            q(i.why),
+            q(i.patient_name),
+            q(i.patient_mrn),
+            q(i.device_kind.value),
+            q(i.device_model),
+            q(i.device_serial),
+            q(i.code),
+            q(i.rule),
+            q(i.key),
+        )
 
 
 def _fast_encoder():
@@ -269,12 +305,13 @@ def _fast_encoder():
     return encode
 
 
-def _write_array(out: TextIO, key: str, records, encode, chunk: int = 1000) -> None:
-    out.write(f"  {encode(key)}: [")
+def _write_array(out: TextIO, key_json: str, lines_json: Iterable[str], chunk: int = 1000) -> None:
+    """``key_json: [`` then each JSON text on a line of its own, written ``chunk`` at a time."""
+    out.write(f"  {key_json}: [")
     lines: list[str] = []
     wrote = False
-    for record in records:
-        lines.append("    " + encode(record))
+    for line in lines_json:
+        lines.append("    " + line)
         if len(lines) == chunk:
             out.write((",\n" if wrote else "\n") + ",\n".join(lines))
             wrote = True

@@ -11,10 +11,10 @@ A device's forecast depends only on its record, never on today's date
 (``devicelog.store.forecasts``, issue 8.2) is refreshed in the same transaction as
 every write that changes a device's record.  With no ``source=`` given, the list
 is read from that table when it was computed with the caller's settings, the same
-forecast code and catalogue (``forecasts.is_fresh``): one indexed query for
-``suppressed_reason IS NULL AND due_on <= until`` (kinds and devices filtered in SQL),
-one for the suppressed items in range and one for the notes; statuses are given in
-Python.  Otherwise (a table that could not be rebuilt, a caller with other settings)
+forecast code and catalogue (``forecasts.is_fresh``): one pass over the table for
+the items due by ``until``, listed and suppressed (kinds and devices filtered in SQL;
+``forecasts.read_range`` says why it does not use an index) and one query for the
+notes; statuses are given and the list sorted in Python.  Otherwise (a table that could not be rebuilt, a caller with other settings)
 every forecast is computed (``ComputedForecasts``: load every history and run the
 forecast), which is also the reference the tests compare the table with.
 
@@ -217,15 +217,18 @@ class StoredForecasts:
     ) -> DueList:
         kind_values = [k.value for k in kinds]
         lead = as_of + dt.timedelta(days=settings.lead_time_days)
-        entries = [
-            DueEntry(item, "overdue" if item.due_on < as_of else ("due" if item.due_on <= lead else "upcoming"))
-            for item in map(_item, forecasts.read_items(session, until=until, kinds=kind_values, device_ids=device_ids))
-        ]
-        entries.sort(key=lambda e: sort_key(e.item, e.status))
-        suppressed = [
-            SuppressedItem(_item(r), r[-1])
-            for r in forecasts.read_items(session, until=until, kinds=kind_values, device_ids=device_ids, suppressed=True)
-        ]
+        entries: list[DueEntry] = []
+        suppressed: list[SuppressedItem] = []
+        as_date = forecasts.as_date
+        kinds_by_value = _KINDS
+        for r in forecasts.read_range(session, until=until, kinds=kind_values, device_ids=device_ids):
+            item = DueItem(*r[:6], kinds_by_value[r[6]], r[7], r[8], as_date(r[9]), as_date(r[10]), *r[11:16])
+            if r[16] is None:
+                due_on = item.due_on
+                entries.append(DueEntry(item, "overdue" if due_on < as_of else ("due" if due_on <= lead else "upcoming")))
+            else:
+                suppressed.append(SuppressedItem(item, r[16]))
+        entries.sort(key=_entry_key)
         suppressed.sort(key=_suppressed_key)
         notes = [
             DeviceNote(r[0], r[1], r[2], r[3], ClinicalWarning(*r[4:]))
@@ -247,8 +250,11 @@ _KINDS = {k.value: k for k in DeviceKind}
 
 def _item(row) -> DueItem:
     """A ``DueItem`` from a row of ``forecasts.ITEM_COLUMNS`` (and maybe more after)."""
-    r = row
-    return DueItem(r[0], r[1], r[2], r[3], r[4], r[5], _KINDS[r[6]], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15])
+    return DueItem(*row[:6], _KINDS[row[6]], *row[7:16])
+
+
+def _entry_key(e: DueEntry) -> tuple:
+    return sort_key(e.item, e.status)
 
 
 def _suppressed_key(s: SuppressedItem) -> tuple:
@@ -357,17 +363,20 @@ def clinic_warnings(
     """Items nobody may miss: every overdue item and every critical one (whatever its
     date), critical first, then in the due list's order; at most ``limit``, and how many
     there are in all (so a screen can say "and 312 more")."""
+    limit = max(0, limit)
     if _use_table(session, settings, source):
         lead = as_of + dt.timedelta(days=settings.lead_time_days)
+        found, total = forecasts.read_warnings(session, as_of=as_of, limit=limit)
         rows = [
             (item, "overdue" if item.due_on < as_of else ("due" if item.due_on <= lead else "upcoming"))
-            for item in map(_item, forecasts.read_warnings(session, as_of=as_of))
+            for item in map(_item, found)
         ]
     else:
         dl = due_list(session, as_of=as_of, settings=settings, source=source)
         rows = [(e.item, e.status) for e in dl.entries if e.status == "overdue" or e.item.severity == "critical"]
+        total = len(rows)
     rows.sort(key=lambda r: warnings_key(*r))
-    return rows[: max(0, limit)], len(rows)
+    return rows[:limit], total
 
 
 def device_forecast(session: Session, *, device_id: int, settings: Settings, source: ForecastSource | None = None) -> Forecast:
