@@ -1,8 +1,10 @@
 """Issue 8.2: patient search stays instant at 100,000 patients (``queries.search_patients``).
 
-On SQLite a keystroke scans the narrow ``patient_search`` table that triggers keep in
-step; the answer must be exactly what ILIKE over the clinical tables gives
-(``search_patients_like``, what PostgreSQL runs): the same patients in the same order.
+On SQLite a keystroke uses the trigram index ``patient_search_fts`` (terms of 3+
+characters with few matches) or walks the narrow ``patient_search`` table in name order,
+both kept in step by triggers; PostgreSQL runs ILIKE, as a union that trigram indexes
+serve.  Whichever way, the answer must be exactly what ILIKE over the clinical tables
+gives (``search_patients_like``): the same patients in the same order.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from sqlalchemy import text
 
 from devicelog import demo, services
 from devicelog.clinic.records import DeviceIn, PatientIn
-from devicelog.store import queries
+from devicelog.store import queries, schema
 from devicelog.store.db import read_session, write_session
-from tests.conftest import TODAY
+from tests.conftest import PG_ADMIN_URL, TODAY, requires_sqlite
+
+requires_postgresql = pytest.mark.skipif(not PG_ADMIN_URL, reason="PostgreSQL's trigram indexes")
 
 
 @pytest.fixture
@@ -42,7 +46,10 @@ def ids(patients) -> list[int]:
     return [p.id for p in patients]
 
 
-def test_search_table_gives_exactly_what_ilike_gives(clinic):
+@pytest.mark.parametrize("sort_max", [queries.FTS_SORT_MAX, 7, 0])
+def test_search_table_gives_exactly_what_ilike_gives(clinic, sort_max, monkeypatch):
+    # sort_max 0: every term walks the name index; 7: most 3+ character terms walk, rare ones use the index.
+    monkeypatch.setattr(queries, "FTS_SORT_MAX", sort_max)
     with read_session(clinic) as s:
         checked = 0
         for needle in needles(s):
@@ -81,3 +88,91 @@ def test_search_finds_a_patient_by_mrn_name_or_any_serial_whatever_the_case(engi
         assert [p.mrn for p in queries.search_patients(s, "mrn-7")] == ["MRN-78", "MRN-77"]  # by name: Anna, Zelda
         assert [p.mrn for p in queries.search_patients(s, "")] == ["MRN-78", "MRN-77"]
         assert queries.search_patients(s, "x\ny") == []
+
+
+def _add(s, mrn: str, name: str, *serials: str) -> None:
+    services.add_patient(session=s, patient=PatientIn(mrn=mrn, name=name, birth_date=dt.date(1950, 1, 2)), author="rn")
+    for i, serial in enumerate(serials):
+        services.add_device(
+            session=s,
+            device=DeviceIn(patient_mrn=mrn, model="synchromed-ii-20", serial=serial, implanted_on=dt.date(2020 + i, 1, 5),
+                            replaces_serial=serials[i - 1] if i else None),
+            author="rn",
+            today=TODAY,
+        )
+
+
+@pytest.mark.parametrize("sort_max", [queries.FTS_SORT_MAX, 0])
+def test_non_ascii_letters_match_whatever_their_case(engine, sort_max, monkeypatch):
+    monkeypatch.setattr(queries, "FTS_SORT_MAX", sort_max)  # 0: the name walk for every term
+    with write_session(engine) as s:
+        _add(s, "MRN-1", "Özil Ärger", "ÖSTX1")
+        _add(s, "MRN-2", "Élodie Brûlé")
+        _add(s, "MRN-3", "Σίσυφος Παπάς")
+        _add(s, "MRN-4", "Oskar Ebert")
+    with read_session(engine) as s:
+        def mrns(needle):
+            return [p.mrn for p in queries.search_patients(s, needle)]
+
+        for needle in ("ö", "Ö", "öz", "ÖZ", "özil", "ÖZIL", "öZiL ä", "ärger", "ÄRGER", "östx1", "Östx"):
+            assert mrns(needle) == ["MRN-1"], needle
+        for needle in ("é", "É", "élo", "ÉLODIE", "brûlé", "BRÛLÉ", "û", "Û"):
+            assert mrns(needle) == ["MRN-2"], needle
+        for needle in ("σί", "ΣΊΣΥΦΟ", "παπ"):
+            assert mrns(needle) == ["MRN-3"], needle
+        assert mrns("o") == ["MRN-4", "MRN-2"]  # o is not ö nor ο (Greek); Oskar sorts before Élodie (code points)
+        assert mrns("zil") == ["MRN-1"]
+        assert mrns("oz") == []  # ö is not o
+
+
+def test_glob_and_fts_syntax_are_plain_characters(engine):
+    with write_session(engine) as s:
+        _add(s, "MRN-5", 'Ann [b]* ?"c" AND d')
+        _add(s, "MRN-6", "Ann b")
+    with read_session(engine) as s:
+        for needle in ("[", "[b", "[b]", "]*", "*", "?", '"', '"c"', '?"c', "AND d", "* ?"):
+            assert [p.mrn for p in queries.search_patients(s, needle)] == ["MRN-5"], needle
+        assert [p.mrn for p in queries.search_patients(s, "ann b")] == ["MRN-6"]
+        assert [p.mrn for p in queries.search_patients(s, "ann")] == ["MRN-5", "MRN-6"]
+
+
+def test_the_index_follows_renames_and_moved_devices(engine):
+    with write_session(engine) as s:
+        _add(s, "MRN-7", "Ödön Fekete", "SERIAL-A1")
+        _add(s, "MRN-8", "Ida Nagy")
+    with write_session(engine) as s:
+        s.execute(text("UPDATE patient SET name = 'Ödön Feher', mrn = 'MRN-70' WHERE mrn = 'MRN-7'"))
+        s.execute(text("UPDATE device SET patient_id = (SELECT id FROM patient WHERE mrn = 'MRN-8') WHERE serial = 'SERIAL-A1'"))
+    with read_session(engine) as s:
+        def mrns(needle):
+            return [p.mrn for p in queries.search_patients(s, needle)]
+
+        assert mrns("fekete") == []
+        assert mrns("FEHER") == ["MRN-70"]
+        assert mrns("mrn-70") == ["MRN-70"]
+        assert mrns("serial-a") == ["MRN-8"]
+        assert mrns("mrn-7") == ["MRN-70"]
+
+
+@requires_sqlite
+def test_the_trigram_index_holds_exactly_the_search_rows(clinic):
+    with write_session(clinic) as s:
+        _add(s, "MRN-9", "Zoë Ünal", "ZOE-1", "ZOE-2")
+        s.execute(text("UPDATE patient SET name = 'Zoë Ünal-Berg' WHERE mrn = 'MRN-9'"))
+    with read_session(clinic) as s:
+        fts = s.execute(text("SELECT rowid, haystack FROM patient_search_fts ORDER BY rowid")).all()
+        table = s.execute(text("SELECT patient_id, haystack FROM patient_search ORDER BY patient_id")).all()
+        assert fts == table and len(table) == 301
+        s.execute(text("INSERT INTO patient_search_fts (patient_search_fts) VALUES ('integrity-check')"))  # raises if corrupt
+        plan = " ".join(r[-1] for r in s.execute(text("EXPLAIN QUERY PLAN " + queries._FTS_SORTED), {"q": '"abc"', "n": 5}))
+        assert "VIRTUAL TABLE INDEX 0:M" in plan, plan  # the match drives the query
+
+
+@requires_postgresql
+def test_postgresql_trigram_indexes_serve_ilike(engine):
+    with engine.connect() as conn:
+        have = {r[0] for r in conn.execute(text("SELECT indexname FROM pg_indexes"))}
+        assert set(schema.PG_SEARCH_INDEXES) <= have  # pg_trgm is available on the test server
+        conn.execute(text("SET enable_seqscan = off"))
+        plan = "\n".join(r[0] for r in conn.execute(text("EXPLAIN SELECT id FROM patient WHERE name ILIKE '%abc%'")))
+    assert "ix_patient_name_trgm" in plan, plan

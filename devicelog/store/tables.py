@@ -132,7 +132,10 @@ class AuditEntry(SQLModel, table=True):
 
 class PatientSearch(SQLModel, table=True):
     """Patient search (revision 0004): per patient, the name and one lower-case haystack of
-    MRN, name and device serials.  Derived, kept by SQLite triggers (``store.schema``)."""
+    MRN, name and device serials.  Derived, kept by SQLite triggers (``store.schema``).
+
+    Revision 0005 indexes the haystack in ``patient_search_fts`` (FTS5, trigram), a
+    virtual table these models do not describe (``schema.is_search_index_object``)."""
 
     __tablename__ = "patient_search"
     __table_args__ = (Index("ix_patient_search_name", "name", "patient_id", "haystack"),)

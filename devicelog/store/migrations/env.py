@@ -13,6 +13,14 @@ from devicelog.store import tables  # noqa: F401  (registers the tables on SQLMo
 target_metadata = SQLModel.metadata
 
 
+def include_name(name, type_, parent_names) -> bool:
+    """Autogenerate leaves the search index of revision 0005 alone (FTS5 and its shadow
+    tables, PostgreSQL trigram indexes): the table models do not describe it."""
+    from devicelog.store.schema import is_search_index_object
+
+    return not is_search_index_object(name, type_)
+
+
 def run_migrations_online() -> None:
     connection = context.config.attributes.get("connection")
     if connection is None:
@@ -31,6 +39,7 @@ def _run(connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -42,6 +51,7 @@ if context.is_offline_mode():
         target_metadata=target_metadata,
         literal_binds=True,
         render_as_batch=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()
