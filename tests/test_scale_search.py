@@ -125,13 +125,20 @@ def test_non_ascii_letters_match_whatever_their_case(engine, sort_max, monkeypat
         assert mrns("oz") == []  # ö is not o
 
 
-def test_glob_and_fts_syntax_are_plain_characters(engine):
+@pytest.mark.parametrize("sort_max", [queries.FTS_SORT_MAX, 0])
+def test_glob_and_fts_syntax_are_plain_characters(engine, sort_max, monkeypatch):
+    monkeypatch.setattr(queries, "FTS_SORT_MAX", sort_max)
     with write_session(engine) as s:
         _add(s, "MRN-5", 'Ann [b]* ?"c" AND d')
         _add(s, "MRN-6", "Ann b")
+        _add(s, "MRN-7", "Zoë Ñú*[?]")
     with read_session(engine) as s:
-        for needle in ("[", "[b", "[b]", "]*", "*", "?", '"', '"c"', '?"c', "AND d", "* ?"):
+        for needle in ("[b", "[b]", "]*", '"', '"c"', '?"c', "AND d", "* ?"):
             assert [p.mrn for p in queries.search_patients(s, needle)] == ["MRN-5"], needle
+        for needle in ("[", "*", "?"):
+            assert [p.mrn for p in queries.search_patients(s, needle)] == ["MRN-5", "MRN-7"], needle
+        for needle in ("ë ñú*[?", "Ë ÑÚ*[?]", "ñ", "Ú*["):  # 8 case variants: one GLOB, * ? [ still plain
+            assert [p.mrn for p in queries.search_patients(s, needle)] == ["MRN-7"], needle
         assert [p.mrn for p in queries.search_patients(s, "ann b")] == ["MRN-6"]
         assert [p.mrn for p in queries.search_patients(s, "ann")] == ["MRN-5", "MRN-6"]
 
