@@ -54,9 +54,17 @@ class Context:
 
     @cached_property
     def user(self) -> str:
-        from devicelog.services import current_user
+        """``--user`` if given, else the operating-system login (``services.current_user``'s
+        rule, here so that the TUI starts without importing the services and the ORM)."""
+        if self.args.user:
+            return self.args.user
+        import getpass
+        import os
 
-        return current_user(self.args.user)
+        try:
+            return getpass.getuser()
+        except Exception:  # no login name (some containers)
+            return os.environ.get("USER") or "unknown"
 
     @cached_property
     def today(self) -> dt.date:
@@ -95,23 +103,35 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "tui"])
-    from devicelog.problems import InputError
-    from devicelog.settings import SettingsError
-    from devicelog.store.schema import SchemaError
-
     module = importlib.import_module(args._module)
     try:
         return module.run(args, Context(args)) or 0
-    except SettingsError as exc:
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        code = _refusal(exc)
+        if code is None:
+            raise
+        return code
+
+
+def _refusal(exc: Exception) -> int | None:
+    """The exit code for a refusal the user should read (and print it), None for a bug.
+
+    The error classes are looked up in ``sys.modules`` rather than imported: a module
+    that raised one is loaded already, and importing them up front would load pydantic
+    and SQLAlchemy before the TUI can paint (they are loaded in a thread meanwhile)."""
+
+    def raised(module: str, name: str) -> bool:
+        cls = getattr(sys.modules.get(module), name, None)
+        return cls is not None and isinstance(exc, cls)
+
+    if raised("devicelog.settings", "SettingsError") or raised("devicelog.store.schema", "SchemaError"):
         print(f"devicelog: {exc}", file=sys.stderr)
         return 2
-    except SchemaError as exc:
-        print(f"devicelog: {exc}", file=sys.stderr)
-        return 2
-    except InputError as exc:
+    if raised("devicelog.problems", "InputError"):
         print("devicelog: refused:", file=sys.stderr)
         for p in exc.problems:
             print(f"  {p}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 130
+    return None

@@ -36,7 +36,7 @@ from devicelog.clinic.records import (
 from devicelog.settings import Settings
 from devicelog.store import tables
 from devicelog.store.db import read_session, write_session
-from tests.conftest import TODAY
+from tests.conftest import TODAY, requires_sqlite
 
 SIZE = (100, 32)
 
@@ -609,6 +609,84 @@ async def test_command_palette_offers_the_main_actions(clinic):
         from devicelog.tui.screens.due import DueScreen
 
         assert isinstance(app.screen, DueScreen)
+
+
+# ----------------------------------------------------------------------------- start (devicelog tui)
+
+
+def run_devicelog_tui(monkeypatch, argv, autopilot):
+    """``devicelog ARGV`` through ``cli.main``, its app run headless under ``autopilot``."""
+    import asyncio
+
+    from devicelog import cli
+    from devicelog.commands import tui as command
+    from devicelog.tui.app import DeviceLogApp
+
+    monkeypatch.setattr(command, "FIRST_SCREEN_WAIT_S", 60.0)  # a slow test machine still gets the first-frame path
+    monkeypatch.setattr(DeviceLogApp, "run", lambda self: asyncio.run(self.run_async(headless=True, size=SIZE, auto_pilot=autopilot)))
+    monkeypatch.setattr(cli.Context, "today", property(lambda self: TODAY))
+    return cli.main(argv)
+
+
+def test_devicelog_tui_shows_the_clinic_in_its_first_frame(clinic, db_url, monkeypatch):
+    """The warnings and the first patients are read while the app starts (devicelog.tui.preload),
+    so the first screen already shows them: no worker had to read them after the paint."""
+    seen = {}
+
+    async def autopilot(pilot):
+        app = pilot.app
+        seen["workers"] = [w.name for w in app.workers]
+        seen["rows"] = app.screen.query_one("#patients").row_count
+        seen["warnings"] = str(app.screen.query_one("#warnings").render())
+        seen["user"] = app.user
+        await settle(pilot)
+        assert app.catalogue is not None  # F3 can register a device at once
+        seen["later"] = str(app.screen.query_one("#status-line").render())
+        app.exit()
+
+    assert run_devicelog_tui(monkeypatch, ["--db", db_url, "--user", "nurse", "tui"], autopilot) == 0
+    assert seen["workers"] == [] and seen["rows"] == 4 and seen["user"] == "nurse"
+    assert "NGP200" in seen["warnings"] and "SCS300" in seen["warnings"]
+    assert seen["later"].startswith("4 patient(s)")
+
+
+def test_devicelog_tui_refuses_a_bad_settings_file_before_opening(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "s.toml"
+    path.write_text("refill_margin_days = 30\n")
+    code = run_devicelog_tui(monkeypatch, ["--db", str(tmp_path / "c.db"), "--settings", str(path), "tui"],
+                             lambda pilot: pytest.fail("the app must not open"))
+    assert code == 2 and "refill_margin_days = 30" in capsys.readouterr().err
+
+
+@requires_sqlite
+def test_devicelog_tui_refuses_a_newer_database(tmp_path, monkeypatch, capsys):
+    from sqlalchemy import text
+
+    from devicelog.store.db import make_engine
+    from devicelog.store.schema import prepare
+
+    path = tmp_path / "future.db"
+    engine = make_engine(path)
+    prepare(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0099_future'"))
+    engine.dispose()
+    code = run_devicelog_tui(monkeypatch, ["--db", str(path), "tui"], lambda pilot: pytest.fail("the app must not open"))
+    assert code == 2 and "made by a newer devicelog" in capsys.readouterr().err
+
+
+async def test_names_are_shown_as_typed_never_as_markup(clinic):
+    with write_session(clinic) as s:
+        services.add_patient(session=s, patient=PatientIn(mrn="MRN005", name="Eve [b]Park[/b]", birth_date=dt.date(1980, 1, 1)),
+                             author="rn")
+    app = make(clinic)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press(*"park")
+        await settle(pilot)
+        table = app.screen.query_one("#patients")
+        assert table.row_count == 1 and str(table.get_row_at(0)[1]) == "Eve [b]Park[/b]"
+        assert "'park'" in str(app.screen.query_one("#status-line").render())
 
 
 # ----------------------------------------------------------------------------- layering

@@ -12,11 +12,28 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
     )
 
 
+#: Longest wait for the first screen's data before an empty screen is painted (seconds).
+FIRST_SCREEN_WAIT_S = 0.5
+
+
 def open_tui(ctx) -> int:
-    """Run the TUI on the context's database, settings, user and today."""
+    """Run the TUI on the context's database, settings, user and today.
+
+    The database is opened, and the first screen's data read, in a thread
+    (``devicelog.tui.preload``) while this one imports Textual and paints."""
+    from devicelog.tui.preload import Preload
+
+    today, user = ctx.today, ctx.user  # read once, here, before the thread reads the context
+    preload = Preload(ctx)
     from devicelog.tui.app import make_app
 
-    app = make_app(ctx.engine, ctx.settings, ctx.today, ctx.user)
+    engine, settings = preload.engine_and_settings()  # raises what opening raised (bad settings, newer file)
+    # The first frame shows the clinic when its data comes soon: painting an empty screen
+    # first costs a second full layout, and both threads would share one core (the GIL)
+    # while the reads are done.  A slow database (a remote server) gets the empty
+    # "Loading…" screen after FIRST_SCREEN_WAIT_S, then its data when read.
+    preload.wait("warnings", "search", timeout=FIRST_SCREEN_WAIT_S)
+    app = make_app(engine, settings, today, user, preload)
     app.run()
     return app.return_code or 0
 

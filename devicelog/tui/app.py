@@ -22,12 +22,12 @@ from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 from textual.signal import Signal
 
-from devicelog.settings import Settings
-
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from devicelog.clinic.catalogue import Catalogue
+    from devicelog.settings import Settings
+    from devicelog.tui.preload import Preload
 
 
 @dataclass(frozen=True)
@@ -80,8 +80,10 @@ class DeviceLogApp(App):
     COMMANDS = App.COMMANDS | {ClinicCommands}
     BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True)]
 
-    def __init__(self, engine: Engine, settings: Settings, today: dt.date, user: str) -> None:
+    def __init__(self, engine: Engine, settings: Settings, today: dt.date, user: str, preload: Preload | None = None) -> None:
         super().__init__()
+        #: The first screen's data read while the app started (``devicelog tui``), else None.
+        self.preload = preload
         self.engine = engine
         self.settings = settings
         self.today = today
@@ -107,6 +109,8 @@ class DeviceLogApp(App):
     def load_catalogue(self) -> Catalogue:
         """The catalogue, read once (a few dozen rows); safe to call from worker threads."""
         with self._catalogue_lock:
+            if self._catalogue is None and self.preload is not None:
+                self._catalogue = self.preload.take("catalogue", None)
             if self._catalogue is None:
                 from devicelog.tui.state import load_catalogue
 
@@ -164,6 +168,6 @@ class DeviceLogApp(App):
             self.notify("Open a device first (search, then Enter), then log the visit.", severity="warning")
 
 
-def make_app(engine: Engine, settings: Settings, today: dt.date, user: str) -> DeviceLogApp:
-    """The app for the CLI and the tests."""
-    return DeviceLogApp(engine, settings, today, user)
+def make_app(engine: Engine, settings: Settings, today: dt.date, user: str, preload: Preload | None = None) -> DeviceLogApp:
+    """The app for the CLI and the tests; ``preload``: the first screen's data, being read."""
+    return DeviceLogApp(engine, settings, today, user, preload)

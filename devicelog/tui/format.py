@@ -19,8 +19,10 @@ from devicelog.clinic.records import (
     TrialStartData,
     WoundCheckData,
 )
-from devicelog.forms import current_pump_program, current_stim_programs
 
+# devicelog.forms (which imports the services and the ORM) is imported by the functions
+# that need it: the main screen's warnings and search rows use this module before any
+# form is opened, at start-up.
 STATUS_STYLE = {"overdue": "bold white on dark_red", "due": "bold black on yellow", "upcoming": "green"}
 STATUS_WORD = {"overdue": "OVERDUE", "due": "DUE SOON", "upcoming": "upcoming"}
 
@@ -118,6 +120,8 @@ def event_summary(event: Event) -> str:
 
 def therapy_summary(history: DeviceHistory) -> str:
     """Reservoir drug and rate, or the current stimulation program."""
+    from devicelog.forms import current_pump_program, current_stim_programs
+
     model = history.device.model
     if model.is_pump:
         program = current_pump_program(history)

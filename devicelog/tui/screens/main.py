@@ -13,13 +13,47 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 from textual.worker import get_current_worker
 
-# devicelog.tui.format (and the forms and services it imports) is imported by the
+from devicelog.tui.widgets.footer import ClinicFooter
+from devicelog.tui.widgets.table import ClinicTable
+
+# devicelog.tui.format (and the clinical modules it imports) is imported by the
 # workers, off the UI thread, so the first screen paints without it.
 
 WARNING_LINES = 4
+
+
+def urgent_cell(urgent, today) -> Text:
+    """A device's most urgent item (``(item, status)`` or None) as a table cell."""
+    from devicelog.tui import format as fmt
+
+    return fmt.short_item(*urgent, today) if urgent else Text("nothing due", style="dim")
+
+
+def hit_rows(result, today) -> list[tuple[tuple, str, tuple]]:
+    """``(cells, row key, (patient, device id or None))`` for each row a search shows:
+    a patient's devices under its name, a patient without a device on a row of its own.
+
+    Cells are ``Text`` (never parsed as markup: a name may hold ``[``)."""
+    rows = []
+    blank = Text("")
+    for hit in result.hits:
+        p = hit.patient
+        mrn = Text(p.mrn)
+        name = Text(p.name + ("" if p.status.value == "active" else f" ({p.status.value})"))
+        if not hit.devices:
+            rows.append(((mrn, name, Text("no device (Enter registers one)", style="dim"), blank, blank), f"p{p.id}", (p, None)))
+            continue
+        for n, d in enumerate(hit.devices):
+            device = d.model.model
+            if not d.in_service:
+                device += f" ({d.status.value})"
+            cells = (mrn if n == 0 else blank, name if n == 0 else blank, urgent_cell(result.urgent.get(d.id), today),
+                     Text(d.serial), Text(device))
+            rows.append((cells, f"d{d.id}", (p, d.id)))
+    return rows
 
 
 class MainScreen(Screen):
@@ -44,9 +78,9 @@ class MainScreen(Screen):
         yield Header()
         yield Static("Loading…", id="warnings")
         yield Input(placeholder="Search MRN, name or device serial (type to filter)", id="search", compact=True)
-        yield DataTable(id="patients", cursor_type="row", zebra_stripes=True)
+        yield ClinicTable(id="patients", cursor_type="row", zebra_stripes=True)
         yield Static("", id="status-line")
-        yield Footer()
+        yield ClinicFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#patients", DataTable)
@@ -54,6 +88,13 @@ class MainScreen(Screen):
         self.urgent_column = keys[2]
         self.app.records_changed.subscribe(self, self._records_changed)
         self.query_one("#search", Input).focus()
+        preload = self.app.preload
+        if preload is not None and preload.ready("catalogue", "warnings", "search"):
+            # Read while the app started (devicelog.tui.preload): shown in the first frame.
+            self.app.load_catalogue()
+            self.render_warnings(preload.take("warnings"))
+            self._show_hits(preload.take("search"))
+            return
         # The screen paints first; then the database is read in workers (started after the
         # first refresh, so their Python does not hold the GIL while the frame is drawn).
         self.call_after_refresh(self._first_load)
@@ -120,7 +161,9 @@ class MainScreen(Screen):
         from devicelog.tui.state import opening_warnings
 
         app = self.app
-        found = opening_warnings(app.engine, as_of=app.today, settings=app.settings)
+        found = app.preload.take("warnings", None) if app.preload is not None else None
+        if found is None:
+            found = opening_warnings(app.engine, as_of=app.today, settings=app.settings)
         if not get_current_worker().is_cancelled:
             app.call_from_thread(self.render_warnings, found)
 
@@ -145,7 +188,7 @@ class MainScreen(Screen):
         text.append("  F4 due list for all\n", style="dim")
         for item, status in rows[:WARNING_LINES]:
             line = fmt.item_line(item, status, app.today, with_patient=True)
-            line.truncate(max(20, self.size.width - 4), overflow="ellipsis")
+            line.truncate(max(20, (self.size.width or app.size.width) - 4), overflow="ellipsis")
             text.append_text(line)
             text.append("\n")
         if found.total > WARNING_LINES:
@@ -178,38 +221,29 @@ class MainScreen(Screen):
         app = self.app
         worker = get_current_worker()
         catalogue = app.load_catalogue()
-        result = search(app.engine, text, as_of=app.today, settings=app.settings, catalogue=catalogue,
-                        cancelled=lambda: worker.is_cancelled)
+        result = app.preload.take("search", None) if app.preload is not None and text == "" else None
+        if result is None:
+            result = search(app.engine, text, as_of=app.today, settings=app.settings, catalogue=catalogue,
+                            cancelled=lambda: worker.is_cancelled)
         if result is not None and not worker.is_cancelled:
-            app.call_from_thread(self._show_hits, result)
+            rows = hit_rows(result, app.today)  # the cells, built here rather than on the UI thread
+            if not worker.is_cancelled:
+                app.call_from_thread(self._show_hits, result, rows)
 
     def _urgent_cell(self, device_id: int) -> Text:
-        urgent = self.result.urgent.get(device_id) if self.result else None
-        from devicelog.tui import format as fmt
+        return urgent_cell(self.result.urgent.get(device_id) if self.result else None, self.app.today)
 
-        return fmt.short_item(*urgent, self.app.today) if urgent else Text("nothing due", style="dim")
-
-    def _show_hits(self, result) -> None:
+    def _show_hits(self, result, rows: list | None = None) -> None:
+        """Show a search's patients (``rows``: their cells, built off the UI thread by
+        ``hit_rows``; built here when not given)."""
         if result.text != self.query_one("#search", Input).value:
             return  # typed on since: the search for the newer text follows
         self.result = result
-        table = self.query_one("#patients", DataTable)
-        table.clear()
-        self.hits = []
-        for hit in result.hits:
-            p = hit.patient
-            name = p.name + ("" if p.status.value == "active" else f" ({p.status.value})")
-            if not hit.devices:
-                table.add_row(p.mrn, name, Text("no device (Enter registers one)", style="dim"), "", "", key=f"p{p.id}")
-                self.hits.append((p, None))
-                continue
-            for n, d in enumerate(hit.devices):
-                device = d.model.model
-                if not d.in_service:
-                    device += f" ({d.status.value})"
-                table.add_row(p.mrn if n == 0 else "", name if n == 0 else "", self._urgent_cell(d.id), d.serial, device,
-                              key=f"d{d.id}")
-                self.hits.append((p, d.id))
+        if rows is None:
+            rows = hit_rows(result, self.app.today)
+        table = self.query_one("#patients", ClinicTable)
+        table.replace_rows((cells, key) for cells, key, _ in rows)
+        self.hits = [hit for _, _, hit in rows]
         # A serial typed in full (or scanned) puts the cursor on that device's row.
         wanted = result.text.strip().lower()
         serials = {d.id: d.serial.lower() for h in result.hits for d in h.devices}
@@ -222,7 +256,7 @@ class MainScreen(Screen):
         if count >= result.limit:
             line += f" (first {result.limit}; type more to narrow)"
         line += " · Enter opens the device"
-        self.query_one("#status-line", Static).update(line)
+        self.query_one("#status-line", Static).update(Text(line))
 
     @property
     def selected(self):
