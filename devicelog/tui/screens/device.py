@@ -14,12 +14,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Header, Static, TabbedContent, TabPane
 
 from devicelog.clinic.history import DeviceHistory
 from devicelog.clinic.records import EventKind
 from devicelog.tui.format import battery_summary, event_summary, item_line, therapy_summary
 from devicelog.tui.screens.dialogs import ChooseKindScreen, ReasonScreen
+from devicelog.tui.widgets.footer import ClinicFooter
 
 RECENT = 12
 
@@ -64,7 +65,7 @@ class DeviceScreen(Screen):
                     yield Static("", id="device-items")
             with TabPane("Recent entries (e)", id="tab-events"):
                 yield DataTable(id="events", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield ClinicFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#events", DataTable)

@@ -9,10 +9,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Label, Select, Static
+from textual.widgets import DataTable, Header, Label, Select, Static
 
 from devicelog.clinic.records import DeviceKind
 from devicelog.tui.format import STATUS_STYLE, STATUS_WORD, when
+from devicelog.tui.widgets.footer import ClinicFooter
 
 FILL_CHUNK = 500
 
@@ -45,7 +46,7 @@ class DueScreen(Screen):
         yield DataTable(id="due-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="due-foot")
         yield Static("Loading the due list…", id="due-why")
-        yield Footer()
+        yield ClinicFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#due-table", DataTable)

@@ -28,11 +28,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Header, Static, TabbedContent, TabPane
 
 from devicelog.clinic.mme import REFERENCE_ONLY
 from devicelog.clinic.records import EVENT_LABELS, EventKind
 from devicelog.reports.history import LEDGER_HEADERS, HistoryReport, ledger_table_rows, series_line
+from devicelog.tui.widgets.footer import ClinicFooter
 
 DETAIL_CHARS = 100
 
@@ -138,7 +139,7 @@ class HistoryScreen(Screen):
                 yield VerticalScroll(id="ledger-body")
             with TabPane("Trends (g)", id="tab-trends"):
                 yield VerticalScroll(id="trends-body")
-        yield Footer()
+        yield ClinicFooter()
 
     def on_mount(self) -> None:
         # Fixed widths: a 3,000-row timeline is not measured cell by cell.

@@ -10,12 +10,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from devicelog import forms
 from devicelog.services import InputError, Problem
 from devicelog.tui.screens.dialogs import ConfirmScreen
 from devicelog.tui.widgets.fields import FieldRow
+from devicelog.tui.widgets.footer import ClinicFooter
 
 PATIENT_MRN = forms.FormField("patient_mrn", "Patient MRN", "text", required=True)
 
@@ -49,7 +50,7 @@ class RegisterScreen(Screen["str | None"]):
             for f in self.field_list():
                 yield FieldRow(f, values.get(f.key), today=self.app.today, scan=f.key == "udi")
         yield Static("", id="preview")
-        yield Footer()
+        yield ClinicFooter()
 
     def on_mount(self) -> None:
         self.query_one("#preview", Static).display = False

@@ -20,7 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from devicelog import forms
 from devicelog.clinic.history import DeviceHistory
@@ -28,6 +28,7 @@ from devicelog.clinic.records import Event, EventKind, ProgrammingData, RefillDa
 from devicelog.services import InputError, Problem
 from devicelog.tui.screens.dialogs import ConfirmScreen
 from devicelog.tui.widgets.fields import FieldRow
+from devicelog.tui.widgets.footer import ClinicFooter
 
 AMEND_REASON = forms.FormField("amendment_reason", "Reason for amendment", "text", required=True)
 
@@ -92,7 +93,7 @@ class VisitScreen(Screen["int | None"]):
             for f in self.fields:
                 yield FieldRow(f, values.get(f.key), today=app.today, known_drugs=known)
         yield Static("", id="preview")
-        yield Footer()
+        yield ClinicFooter()
 
     def on_mount(self) -> None:
         self.query_one("#preview", Static).border_title = "What this entry means"
