@@ -611,6 +611,27 @@ async def test_command_palette_offers_the_main_actions(clinic):
         assert isinstance(app.screen, DueScreen)
 
 
+async def test_a_device_opens_with_its_record_in_its_first_frame(clinic, monkeypatch):
+    """The device is read before its screen is pushed (open_device): the screen is laid out
+    once, with the record, Refill offered for a pump from the start; no read after the push."""
+    from devicelog.tui.screens.device import DeviceScreen
+
+    reads_after_push = []
+    monkeypatch.setattr(DeviceScreen, "load", lambda self: reads_after_push.append(self.device_id))
+    app = make(clinic)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_device(pilot, "NGP200")
+        assert reads_after_push == []
+        assert "NGP200" in str(screen.query_one("#summary").render()) and "Pump refill" in str(screen.query_one("#device-items").render())
+        assert screen.check_action("log", ("refill",)) is True
+        await pilot.press("escape")
+        await settle(pilot)
+        app.screen.query_one("#search").value = ""
+        app.screen.query_one("#search").focus()
+        screen = await open_device(pilot, "SCS300")
+        assert screen.check_action("log", ("refill",)) is False  # a stimulator is never refilled
+
+
 # ----------------------------------------------------------------------------- start (devicelog tui)
 
 

@@ -46,9 +46,15 @@ class DeviceScreen(Screen):
         Binding("escape", "app.pop_screen", "Back"),
     ]
 
-    def __init__(self, device_id: int) -> None:
+    def __init__(self, device_id: int, *, pump: bool | None = None, view=None) -> None:
+        """``pump``: whether the device is a pump, when the caller knows (the list it was
+        chosen from does), so the footer shows Refill from the first frame and is not
+        rebuilt when the record arrives.  ``view``: the device already read
+        (``open_device``), shown in the first frame; else it is read in a worker."""
         super().__init__()
         self.device_id = device_id
+        self._pump_hint = pump
+        self._first_view = view
         self.event_rows: list = []
         self.view = None  # devicelog.tui.state.DeviceView, once read
 
@@ -72,7 +78,12 @@ class DeviceScreen(Screen):
         table.add_columns("Date", "Entry", "What was recorded", "By")
         self.app.records_changed.subscribe(self, self._records_changed)
         self.query_one("#device-body").focus()
-        self.load()
+        view, self._first_view = self._first_view, None
+        if view is not None:
+            self.view = view
+            self.render_device()
+        else:
+            self.load()
 
     def _records_changed(self, change) -> None:
         if change.touches([self.device_id]):
@@ -85,6 +96,8 @@ class DeviceScreen(Screen):
 
         from devicelog.tui.state import device_view
 
+        import devicelog.forms  # noqa: F401 - render_device's therapy summary uses it; imported here, off the UI thread
+
         app = self.app
         app.load_catalogue()  # the visit form needs the drugs
         view = device_view(app.engine, self.device_id, settings=app.settings)
@@ -96,9 +109,16 @@ class DeviceScreen(Screen):
         app.call_from_thread(self._loaded, view)
 
     def _loaded(self, view) -> None:
+        refill_shown = self._is_pump()
         self.view = view
         self.render_device()
-        self.refresh_bindings()
+        if self._is_pump() != refill_shown:
+            self.refresh_bindings()  # the footer is rebuilt only when Refill appears or goes
+
+    def _is_pump(self) -> bool:
+        """Refill is offered for a pump: known from the record once read, else from the hint."""
+        history = self.history
+        return bool(history.device.model.is_pump if history is not None else self._pump_hint)
 
     def action_tab(self, tab: str) -> None:
         self.query_one("#device-tabs", TabbedContent).active = tab
@@ -108,9 +128,8 @@ class DeviceScreen(Screen):
             self.query_one("#device-body").focus()
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        history = self.history
         if action == "log" and parameters and parameters[0] == "refill":
-            return bool(history and history.device.model.is_pump)
+            return self._is_pump()
         return True
 
     def render_device(self) -> None:
@@ -283,3 +302,36 @@ class DeviceScreen(Screen):
             self.notify("The full history screen is not available yet in this version.", severity="warning")
             return
         self.app.push_screen(HistoryScreen(self.device_id))
+
+
+def open_device(screen: Screen, device_id: int, *, pump: bool | None = None) -> None:
+    """Push the device's screen with its record already read.
+
+    Read first, then pushed: the screen is composed and laid out once, with its data,
+    instead of once with "Loading…" and again when a worker has read the device (a
+    second full layout of every widget on it).  The read (history, forecast, entries:
+    tens of ms) runs in a worker of ``screen``; a newer ``open_device`` cancels it.
+    """
+    from textual.worker import get_current_worker
+
+    app = screen.app
+
+    def read() -> None:
+        import devicelog.forms  # noqa: F401 - render_device's therapy summary uses it; imported here, off the UI thread
+        from devicelog.tui.state import device_view
+
+        app.load_catalogue()  # the visit form needs the drugs
+        view = device_view(app.engine, device_id, settings=app.settings)
+        if get_current_worker().is_cancelled:
+            return
+        app.call_from_thread(push, view)
+
+    def push(view) -> None:
+        if not screen.is_current:
+            return  # the nurse went elsewhere meanwhile
+        if view is None:
+            screen.notify(f"No device with id {device_id}.", severity="error")
+            return
+        app.push_screen(DeviceScreen(device_id, pump=pump, view=view))
+
+    screen.run_worker(read, thread=True, exclusive=True, group="open-device")

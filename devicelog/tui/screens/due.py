@@ -184,7 +184,7 @@ class DueScreen(Screen):
         table = self.query_one("#due-table", DataTable)
         if not self.rows or table.cursor_row is None or table.cursor_row >= len(self.rows):
             return
-        from devicelog.tui.screens.device import DeviceScreen
+        from devicelog.tui.screens.device import open_device
 
         item, _ = self.rows[table.cursor_row]
-        self.app.push_screen(DeviceScreen(item.device_id))
+        open_device(self, item.device_id, pump=item.device_kind is DeviceKind.intrathecal_pump)

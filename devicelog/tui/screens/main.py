@@ -274,6 +274,7 @@ class MainScreen(Screen):
         if device_id is None:
             self.app.action_register_device(patient.mrn)
             return
-        from devicelog.tui.screens.device import DeviceScreen
+        from devicelog.tui.screens.device import open_device
 
-        self.app.push_screen(DeviceScreen(device_id))
+        pump = next((d.model.is_pump for h in self.result.hits for d in h.devices if d.id == device_id), None) if self.result else None
+        open_device(self, device_id, pump=pump)
