@@ -3,6 +3,7 @@ the clinic recorded (the clinic of tests/test_history.py plus two devices with a
 
 import datetime as dt
 import json
+import re
 
 import pytest
 
@@ -160,3 +161,116 @@ def test_fhir_command(clinic, db_url, tmp_path, capsys):
     assert "2 Device, 1 Patient, 2 Procedure" in capsys.readouterr().err
     assert main(["--db", db_url, "fhir", "--patient", "NOPE"]) == 1
     assert "patient = 'NOPE'" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------- streaming (issue 8)
+
+
+def written(engine, monkeypatch=None, per_batch=None, mrn=None) -> str:
+    import io
+
+    from devicelog.reports import fhir
+
+    if per_batch is not None:
+        monkeypatch.setattr(fhir, "PATIENTS_PER_BATCH", per_batch)
+    out = io.StringIO()
+    with read_session(engine) as s:
+        fhir.write_bundle(s, out, NOW, mrn=mrn)
+    return out.getvalue()
+
+
+def test_a_clinic_written_in_batches_is_one_valid_bundle_with_every_resource(clinic, monkeypatch):
+    """One patient per batch: the same entries, in the same order, as one batch, each a
+    resource the models accept, and references across batches still resolve."""
+    from fhir.resources.R4B.bundle import Bundle
+
+    whole = written(clinic)
+    batched = written(clinic, monkeypatch, per_batch=1)
+    assert json.loads(batched) == json.loads(whole)
+    b = Bundle.model_validate_json(batched)
+    kinds = [type(e.resource).__name__ for e in b.entry]
+    assert kinds.count("Patient") == 3 and kinds.count("Device") == 5
+    assert [e.resource.identifier[0].value for e in b.entry if type(e.resource).__name__ == "Patient"] == ["MRN001", "MRN002", "MRN003"]
+    data = json.loads(batched)
+    urls = {e["fullUrl"] for e in data["entry"]}
+    refs = {m for m in re.findall(r'"reference":"([^"]+)"', batched)}
+    assert refs and refs <= urls
+    # one entry per line after the Bundle's own fields
+    lines = batched.splitlines()
+    assert lines[0].startswith('{"resourceType":"Bundle"') and lines[-1] == "]}"
+    assert len(lines) == len(data["entry"]) + 2
+
+
+def test_what_is_written_is_what_the_models_accept(clinic):
+    """Each resource written equals its R4B model's own JSON of it, so writing the dict
+    the model validated is writing what the library accepted."""
+    from devicelog.reports.fhir import _models
+
+    models = _models()
+    for entry in json.loads(written(clinic))["entry"]:
+        resource = entry["resource"]
+        model = models[resource["resourceType"]].model_validate(resource)
+        assert json.loads(model.model_dump_json(exclude_none=True)) == resource
+
+
+def test_observation_templates_mask_only_generated_values():
+    from devicelog.reports.fhir import EntryValidator, RefusedResource, observation_template
+
+    obs = {
+        "resourceType": "Observation",
+        "identifier": [{"system": "urn:devicelog:event", "value": "12:withdrawn"}],
+        "status": "final",
+        "code": {"text": "Pump refill: volume withdrawn"},
+        "subject": {"reference": "urn:uuid:22288d92-1b6d-5dc6-9e03-5f333992d400"},
+        "focus": [{"reference": "urn:uuid:5248c443-cb12-5307-81ae-71ab4bd547bc"}],
+        "effectiveDateTime": "2026-06-25",
+        "performer": [{"display": "rn.ann"}],
+        "valueQuantity": {"value": 13.6, "unit": "mL", "system": "http://unitsofmeasure.org", "code": "mL"},
+    }
+    other = json.loads(json.dumps(obs))
+    other["identifier"][0]["value"] = "99:withdrawn"
+    other["effectiveDateTime"] = "2025-01-31"
+    other["valueQuantity"]["value"] = 0.0
+    assert observation_template(obs) == observation_template(other)
+    validator = EntryValidator()
+    validator.check({"fullUrl": "urn:uuid:x", "resource": obs})
+    # what could make a resource invalid is never masked: each of these is validated, and refused
+    for path, bad in ((("valueQuantity", "value"), float("nan")), (("effectiveDateTime",), "2026-02-30"), (("status",), "final  amended")):
+        refused = json.loads(json.dumps(obs))
+        node = refused
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = bad
+        assert observation_template(refused) != observation_template(obs)
+        with pytest.raises(RefusedResource, match="Observation 12:withdrawn"):
+            validator.check({"fullUrl": "urn:uuid:x", "resource": refused})
+
+
+def test_a_refused_record_leaves_nothing_written(clinic, db_url, tmp_path, capsys, monkeypatch):
+    from devicelog.reports import fhir
+
+    target = tmp_path / "b.json"
+    target.write_text("before", encoding="utf-8")
+    real = fhir.patient_resource
+
+    def bad_birth_date(patient):
+        resource = real(patient)
+        if patient.mrn == "MRN003":
+            resource["birthDate"] = "1970-02-30"
+        return resource
+
+    monkeypatch.setattr(fhir, "PATIENTS_PER_BATCH", 1)
+    monkeypatch.setattr(fhir, "patient_resource", bad_birth_date)
+    assert main(["--db", db_url, "fhir", "-o", str(target)]) == 1
+    err = capsys.readouterr().err
+    assert "nothing written" in err and "Patient MRN003" in err
+    assert target.read_text(encoding="utf-8") == "before"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".devicelog-fhir")] == []
+
+
+def test_fhir_to_standard_output(clinic, db_url, capsys):
+    from fhir.resources.R4B.bundle import Bundle
+
+    assert main(["--db", db_url, "fhir", "--patient", "MRN003"]) == 0
+    b = Bundle.model_validate_json(capsys.readouterr().out)
+    assert [type(e.resource).__name__ for e in b.entry] == ["Patient"]

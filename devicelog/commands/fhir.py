@@ -1,5 +1,11 @@
 """``devicelog fhir``: export patients, devices, procedures and observations as a FHIR
-R4 Bundle (JSON), validated by fhir.resources' R4B models before it is written.
+R4 Bundle (JSON), each resource validated by fhir.resources' R4B models before it is
+written.
+
+The Bundle is written as it is built, a batch of patients at a time, into a temporary
+file that becomes the output only when every resource passed
+(``devicelog.reports.fhir.export_file``): memory stays flat however large the clinic,
+and a refused record still leaves nothing written.
 
 Examples::
 
@@ -21,31 +27,20 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
 def run(args: argparse.Namespace, ctx) -> int:
     import datetime as dt
 
-    from pydantic import ValidationError
-
-    from devicelog.reports.fhir import bundle_json, load_bundle
+    from devicelog.reports.fhir import RefusedResource, export_file
     from devicelog.store.db import read_session
 
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     try:
         with read_session(ctx.engine) as session:
-            bundle = load_bundle(session, now, mrn=args.patient)
+            counts = export_file(session, args.output, now, mrn=args.patient)
     except LookupError as exc:
         print(f"devicelog fhir: patient = {args.patient!r}: {exc}", file=sys.stderr)
         return 1
-    except ValidationError as exc:  # a record the FHIR models refuse: say which, write nothing
-        print(f"devicelog fhir: the FHIR R4B models refused the bundle; nothing written:\n{exc}", file=sys.stderr)
+    except RefusedResource as exc:  # a record the FHIR models refuse: say which, write nothing
+        print(f"devicelog fhir: nothing written: {exc}", file=sys.stderr)
         return 1
-    text = bundle_json(bundle)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        counts: dict[str, int] = {}
-        for entry in bundle.entry or []:
-            kind = type(entry.resource).__name__
-            counts[kind] = counts.get(kind, 0) + 1
         summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
         print(f"devicelog fhir: Bundle with {summary or 'no resources'} written to {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
     return 0
