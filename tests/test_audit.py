@@ -256,3 +256,83 @@ def test_verify_command_exit_codes(tampered, db_url, capsys):
     out = capsys.readouterr().out
     assert f"event {ids['refill']}: changed outside devicelog: occurred_on '2026-10-01' → '2026-09-30'" in out
     assert "2 problem(s) found" in out
+
+
+# --------------------------------------------------------------------- at scale: pages and payloads
+
+
+@pytest.fixture
+def paged(monkeypatch):
+    """Rows compared two at a time and one entry's payload per fetch, so that a small
+    clinic crosses every page and fetch boundary a large one does."""
+    monkeypatch.setattr(audit, "ROWS_PER_PAGE", 2)
+    monkeypatch.setattr(audit, "PAYLOAD_BYTES_PER_FETCH", 1)
+
+
+def test_paged_verify_of_an_intact_clinic(engine, paged):
+    make_clinic(engine)
+    report = audit.verify(engine)
+    assert report.problems == [] and (report.entries, report.rows) == (ENTRIES, ROWS)
+
+
+def test_an_import_sized_entry_is_read_change_by_change(engine, paged, monkeypatch):
+    monkeypatch.setattr(audit, "CHANGES_PER_ENTRY", 3)
+    with write_session(engine) as s:
+        rows = [tables.Patient(mrn=f"M{i}", name=f"P {i}", birth_date=dt.date(1960, 1, 1 + i), author="importer") for i in range(7)]
+        s.add_all(rows)
+        s.flush()
+        audit.append(s, action="import", author="importer", changes=[audit.Change("patient", r.id, None, audit.row_values(r)) for r in rows])
+    assert [len(e["changes"]) for e in entries(engine) if e["action"] == "import"] == [3, 3, 1]
+    report = audit.verify(engine)
+    assert report.ok and report.rows == 14 + 7 + 7  # the catalogue and the 7 patients
+
+
+def test_payload_changes_reads_canonical_and_other_json_alike():
+    changes = [{"table": "event", "id": 1, "before": None, "after": {"data": {"a": [1, 2.5]}, "x": "é,]}"}},
+               {"table": "patient", "id": 2, "before": {"n": 1}, "after": None}]
+    canonical = audit.canonical({"changes": changes})
+    assert canonical.startswith('{"changes":[')
+    assert list(audit.payload_changes(canonical)) == changes
+    assert list(audit.payload_changes(json.dumps({"changes": changes}, indent=1))) == changes
+    assert list(audit.payload_changes('{"changes":[]}')) == []
+    with pytest.raises(ValueError):
+        list(audit.payload_changes('{"changes":[{"table":"event"}] trailing'))
+
+
+@requires_sqlite
+def test_rows_tampered_in_later_pages_are_named(tampered, engine, paged):
+    """Changed in the second page of events, deleted from the middle, inserted after the
+    last recorded row: each named, as on a single page."""
+    ids, conn = tampered
+    event_ids = [r[0] for r in conn.execute("SELECT id FROM event ORDER BY id")]
+    assert len(event_ids) >= 5
+    changed, removed = event_ids[3], event_ids[2]
+    for t in ("event_no_update", "event_no_delete"):
+        conn.execute(f"DROP TRIGGER {t}")
+    conn.execute("UPDATE event SET author = 'mallory' WHERE id = ?", (changed,))
+    conn.execute("PRAGMA foreign_keys = OFF")
+    conn.execute("DELETE FROM event WHERE id = ?", (removed,))
+    conn.execute(
+        "INSERT INTO event (device_id, kind, occurred_on, author, recorded_at, data, voided) "
+        "VALUES (?, 'wound_check', '2026-11-02', 'mallory', '2026-11-02 09:00:00.000000', '{}', 0)",
+        (ids["pump"],),
+    )
+    new_id = conn.execute("SELECT max(id) FROM event").fetchone()[0]
+    found = [p for p in problems(engine) if not p.startswith("trigger ") and "refers to a missing" not in p]
+    recorded_by = next(e["id"] for e in entries(engine) if any(c["table"] == "event" and c["id"] == removed for c in e["changes"]))
+    assert found[0].startswith(f"event {changed}: changed outside devicelog: author ")
+    assert found[0].endswith("→ 'mallory'")
+    assert found[1] == f"event {new_id}: inserted outside devicelog (no audit entry records it)"
+    assert found[2] == f"event {removed}: deleted outside devicelog (recorded by audit entry {recorded_by})"
+    assert len(found) == 3
+
+
+@requires_sqlite
+def test_a_row_deleted_after_the_last_page_is_named(tampered, engine, paged):
+    ids, conn = tampered
+    last = conn.execute("SELECT max(id) FROM device").fetchone()[0]
+    conn.execute("DROP TRIGGER device_no_delete")
+    conn.execute("PRAGMA foreign_keys = OFF")
+    conn.execute("DELETE FROM device WHERE id = ?", (last,))
+    found = [p for p in problems(engine) if p.startswith("device ") and "refers to a missing" not in p]
+    assert len(found) == 1 and found[0].startswith(f"device {last}: deleted outside devicelog (recorded by audit entry ")

@@ -242,25 +242,158 @@ class Finding:
         return f"{self.table} {self.row_id}: {self.what}"
 
 
-@dataclass
-class Expected:
-    """What the trail says each audited row should hold: (table, id) -> (entry id, digest)."""
+#: Clinical rows read (and compared with the trail) per query: a page of rows, its
+#: recorded digests and its findings are all ``check_rows`` holds at once.
+ROWS_PER_PAGE = 5000
+#: Most payload bytes fetched per query when walking the chain on a server database
+#: (an import's entry holds ~12 MB of JSON; SQLite steps through the entries one by one).
+PAYLOAD_BYTES_PER_FETCH = 16 * 1024 * 1024
 
-    rows: dict[tuple[str, Any], tuple[int, str | None]] = field(default_factory=dict)
-    entries: int = 0
-    head: str = GENESIS
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _digest_bytes(values: dict | None) -> bytes | None:
+    return None if values is None else hashlib.sha256(_CANONICAL(values).encode()).digest()
+
+
+class Expected:
+    """What the trail says each audited row should hold: (table, id) -> (entry id, digest
+    of the values its latest change recorded, NULL for a row the trail removed).
+
+    Kept in a scratch SQLite database on disk (``sqlite3.connect("")``: private, deleted
+    when closed, with a 16 MB page cache), not in a dict: at 100,000 patients the trail
+    accounts for ~3.8 million rows, which as Python tuples and strings held ~1.5 GB.
+    ``check_rows`` then reads it a page of ids at a time beside the clinical rows.
+    Call :meth:`close` (or use ``with``) when done; ``check_rows`` does.
+    """
+
+    def __init__(self) -> None:
+        import sqlite3
+
+        self.db = sqlite3.connect("")
+        self.db.execute("PRAGMA cache_size = -16384")
+        self.db.execute("PRAGMA journal_mode = OFF")
+        self.db.execute("PRAGMA synchronous = OFF")
+        self.db.execute(
+            "CREATE TABLE expected (tbl TEXT NOT NULL, id NOT NULL, entry INTEGER NOT NULL, digest BLOB,"
+            " PRIMARY KEY (tbl, id)) WITHOUT ROWID"
+        )
+        self.entries = 0
+        self.head = GENESIS
+        self._pending: list[tuple] = []
+
+    def record(self, table: str, row_id: Any, entry_id: int, digest_: bytes | None) -> None:
+        """The latest change of a row wins (recorded in chain order)."""
+        self._pending.append((table, row_id, entry_id, digest_))
+        if len(self._pending) >= 10_000:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self.db.executemany("INSERT OR REPLACE INTO expected VALUES (?, ?, ?, ?)", self._pending)
+            self._pending = []
+
+    def between(self, table: str, low: Any = None, high: Any = None) -> dict[Any, tuple[int, bytes | None]]:
+        """Recorded rows of ``table`` with ``low < id <= high`` (a bound None: open)."""
+        self.flush()
+        sql, params = "SELECT id, entry, digest FROM expected WHERE tbl = ?", [table]
+        if low is not None:
+            sql, params = sql + " AND id > ?", params + [low]
+        if high is not None:
+            sql, params = sql + " AND id <= ?", params + [high]
+        return {row_id: (entry, d) for row_id, entry, d in self.db.execute(sql, params)}
+
+    @property
+    def rows(self) -> int:
+        """How many rows the trail says exist (recorded, not removed)."""
+        self.flush()
+        return self.db.execute("SELECT count(*) FROM expected WHERE digest IS NOT NULL").fetchone()[0]
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "Expected":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+_CHANGES_PREFIX = '{"changes":['
+
+
+def payload_changes(payload: str) -> Iterator[dict]:
+    """The changes of an entry's payload, one at a time.
+
+    A payload written by :func:`append` is canonical JSON ``{"changes":[{...},...]}``:
+    each change is decoded on its own (``raw_decode``), so a 20,000-change entry never
+    exists as one Python structure.  Anything else is decoded whole.  Raises
+    ``ValueError``/``KeyError``/``TypeError`` for a payload that is not a list of changes.
+    """
+    if not payload.startswith(_CHANGES_PREFIX):
+        yield from json.loads(payload)["changes"]
+        return
+    decode = json.JSONDecoder().raw_decode
+    at = len(_CHANGES_PREFIX)
+    if payload[at:] == "]}":
+        return
+    while True:
+        change, at = decode(payload, at)
+        yield change
+        if payload.startswith(",", at):
+            at += 1
+        elif payload[at:] == "]}":
+            return
+        else:
+            raise ValueError(f"unexpected text at offset {at}")
+
+
+_ENTRY_COLUMNS = ("id", "at", "author", "action", "payload", "prev_hash", "hash")
+
+
+def _entries(conn) -> Iterator[tuple]:
+    """Audit entries in id order, holding one (SQLite) or a few (others) payloads at a time.
+
+    SQLite: one query whose cursor steps row by row (SQLAlchemy's default fetch
+    strategy asks the driver for one row at a time; ``yield_per`` would buffer them,
+    and 200 import entries of 12 MB each were 2.4 GB).  Other databases send a whole
+    result at once, so ids are read first with each payload's size (``octet_length``
+    reads PostgreSQL's stored length, not the value) and payloads are fetched in runs
+    of at most :data:`PAYLOAD_BYTES_PER_FETCH` bytes (at least one entry)."""
+    from sqlalchemy import func
+
+    t = tables.AuditEntry.__table__
+    columns = [t.c[name] for name in _ENTRY_COLUMNS]
+    if conn.dialect.name == "sqlite":
+        yield from conn.execute(select(*columns).order_by(t.c.id))
+        return
+    last = None
+    while True:
+        query = select(t.c.id, func.octet_length(t.c.payload)).order_by(t.c.id).limit(ROWS_PER_PAGE)
+        sizes = conn.execute(query if last is None else query.where(t.c.id > last)).all()
+        if not sizes:
+            return
+        total, upto = 0, sizes[0][0]
+        for entry_id, size in sizes:
+            if total and total + (size or 0) > PAYLOAD_BYTES_PER_FETCH:
+                break
+            total += size or 0
+            upto = entry_id
+        run = select(*columns).where(t.c.id <= upto).order_by(t.c.id)
+        yield from conn.execute(run if last is None else run.where(t.c.id > last)).all()
+        last = upto
 
 
 def check_chain(conn) -> tuple[list[Finding], Expected]:
-    """Walk the chain in id order; return what is broken and the rows it accounts for."""
-    t = tables.AuditEntry.__table__
+    """Walk the chain in id order; return what is broken and the rows it accounts for
+    (an :class:`Expected`, to pass to :func:`check_rows`, which closes it).
+
+    Holds one entry's payload at a time and, of its changes, one at a time; what each
+    row should hold goes to the on-disk :class:`Expected`."""
     findings: list[Finding] = []
     expected = Expected()
     prev = GENESIS
-    result = conn.execution_options(yield_per=200).execute(
-        select(t.c.id, t.c.at, t.c.author, t.c.action, t.c.payload, t.c.prev_hash, t.c.hash).order_by(t.c.id)
-    )
-    for entry_id, at, author, action, payload, prev_hash, stored in result:
+    for entry_id, at, author, action, payload, prev_hash, stored in _entries(conn):
         expected.entries += 1
         if prev_hash != prev:
             findings.append(Finding("audit", entry_id, "does not follow the entry before it (an entry was inserted, deleted or reordered)"))
@@ -268,52 +401,140 @@ def check_chain(conn) -> tuple[list[Finding], Expected]:
             findings.append(Finding("audit", entry_id, "its content does not match its hash (the entry was edited)"))
         prev = stored
         try:
-            changes = json.loads(payload)["changes"]
+            for c in payload_changes(payload):
+                expected.record(c["table"], c["id"], entry_id, _digest_bytes(c["after"]))
         except (ValueError, KeyError, TypeError):
             findings.append(Finding("audit", entry_id, "its payload is not a list of changes"))
-            continue
-        for c in changes:
-            expected.rows[(c["table"], c["id"])] = (entry_id, digest(c["after"]))
     expected.head = prev
+    expected.flush()
     return findings, expected
 
 
 def recorded_values(conn, entry_id: int, table: str, row_id: Any) -> dict | None:
+    """The values entry ``entry_id`` recorded for the row (its latest change there)."""
     t = tables.AuditEntry.__table__
     payload = conn.execute(select(t.c.payload).where(t.c.id == entry_id)).scalar()
-    for c in json.loads(payload)["changes"]:
+    found = None
+    for c in payload_changes(payload):
         if c["table"] == table and c["id"] == row_id:
             found = c["after"]
     return found
 
 
-def current_rows(conn, table: str) -> Iterator[tuple[Any, dict]]:
+def _utc_iso(value: dt.datetime) -> str:
+    if value.utcoffset() is None:
+        return value.replace(tzinfo=dt.timezone.utc).isoformat()
+    return value.astimezone(dt.timezone.utc).isoformat()
+
+
+def _converter(column) -> Any:
+    """``typed(table, row_values(row))`` for one column's value, without the generic
+    walk: most of ``verify``'s time was ``_plain`` recursing through every event's JSON.
+    A JSON column's value comes from ``json.loads`` and is plain already."""
+    from sqlalchemy import JSON, Date, DateTime
+
+    cast = _coercions(column.table.name).get(column.key)
+    if isinstance(column.type, JSON):
+        return lambda v: v if type(v) in (dict, list, str, int, float, bool) or v is None else _plain(v)
+    if isinstance(column.type, DateTime):
+        return lambda v: _utc_iso(v) if isinstance(v, dt.datetime) else _plain(v)
+    if isinstance(column.type, Date):
+        return lambda v: v.isoformat() if type(v) is dt.date else _plain(v)
+
+    def convert(v, cast=cast):
+        if v is None or type(v) is str or type(v) is cast:
+            return v
+        v = _plain(v)
+        if cast is not None and not isinstance(v, cast) and isinstance(v, (int, float, bool)):
+            v = cast(v)
+        return v
+
+    if cast is None:
+        return lambda v: v if v is None or type(v) is str else _plain(v)
+    return convert
+
+
+def _reader(table: str):
+    """(table object, primary key column, function: row -> canonical values)."""
     t = tables.SQLModel.metadata.tables[table]
     key = list(t.primary_key.columns)[0]
-    for row in conn.execution_options(yield_per=1000).execute(select(t).order_by(key)):
-        values = typed(table, row_values(row))
-        yield values[key.key], values
+    pairs = [(c.key, _converter(c)) for c in t.columns]
+
+    def values(row) -> dict:
+        return {name: convert(v) for (name, convert), v in zip(pairs, row)}
+
+    return t, key, values
+
+
+def current_rows(conn, table: str) -> Iterator[tuple[Any, dict]]:
+    """Every row of an audited table as (id, canonical values), in id order, a page at a time."""
+    t, key, values = _reader(table)
+    last = None
+    while True:
+        query = select(t).order_by(key).limit(ROWS_PER_PAGE)
+        page = conn.execute(query if last is None else query.where(key > last)).all()
+        for row in page:
+            v = values(row)
+            yield v[key.key], v
+        if len(page) < ROWS_PER_PAGE:
+            return
+        last = page[-1]._mapping[key]
 
 
 def check_rows(conn, expected: Expected, table_names: Iterable[str] = AUDITED_TABLES) -> list[Finding]:
-    """Every audited row that differs from what the trail recorded, and every row missing or unrecorded."""
+    """Every audited row that differs from what the trail recorded, and every row missing
+    or unrecorded; closes ``expected``.
+
+    Integer-keyed tables are read a page of :data:`ROWS_PER_PAGE` rows at a time in id
+    order (keyset), each page beside the trail's rows of the same id range; a recorded
+    row of that range the page lacks was deleted.  Text-keyed tables (the catalogue,
+    a few dozen rows) are compared whole, since two databases may sort text differently.
+    Rows changed or inserted are listed in id order, then every deleted one."""
+    from sqlalchemy import Integer
+
     findings: list[Finding] = []
-    seen: set[tuple[str, Any]] = set()
-    for table in table_names:
-        for row_id, values in current_rows(conn, table):
-            key = (table, row_id)
-            seen.add(key)
-            recorded = expected.rows.get(key)
-            if recorded is None or recorded[1] is None:
+    deleted: list[Finding] = []
+    cached: dict[int, dict] = {}
+
+    def recorded(entry_id: int, table: str, row_id: Any) -> dict | None:
+        if entry_id not in cached:  # one entry's payload decoded, however many of its rows changed
+            cached.clear()
+            t = tables.AuditEntry.__table__
+            payload = conn.execute(select(t.c.payload).where(t.c.id == entry_id)).scalar()
+            cached[entry_id] = {(c["table"], c["id"]): c["after"] for c in payload_changes(payload)}
+        return cached[entry_id].get((table, row_id))
+
+    def compare(table: str, page: list[tuple[Any, dict]], trail: dict) -> None:
+        for row_id, values in page:
+            wanted = trail.pop(row_id, None)
+            if wanted is None or wanted[1] is None:
                 findings.append(Finding(table, row_id, "inserted outside devicelog (no audit entry records it)"))
-            elif digest(values) != recorded[1]:
-                before = recorded_values(conn, recorded[0], table, row_id)
+            elif _digest_bytes(values) != wanted[1]:
+                before = recorded(wanted[0], table, row_id)
                 findings.append(Finding(table, row_id, "changed outside devicelog: " + describe_difference(before, values)))
-    wanted = set(table_names)
-    for (table, row_id), (entry_id, d) in expected.rows.items():
-        if table in wanted and d is not None and (table, row_id) not in seen:
-            findings.append(Finding(table, row_id, f"deleted outside devicelog (recorded by audit entry {entry_id})"))
-    return findings
+        for row_id, (entry_id, d) in sorted(trail.items(), key=lambda item: (isinstance(item[0], str), item[0])):
+            if d is not None:
+                deleted.append(Finding(table, row_id, f"deleted outside devicelog (recorded by audit entry {entry_id})"))
+
+    try:
+        for table in table_names:
+            t, key, values = _reader(table)
+            if not isinstance(key.type, Integer):
+                compare(table, list(current_rows(conn, table)), expected.between(table))
+                continue
+            last = None
+            while True:
+                query = select(t).order_by(key).limit(ROWS_PER_PAGE)
+                rows = conn.execute(query if last is None else query.where(key > last)).all()
+                if not rows:
+                    compare(table, [], expected.between(table, last))
+                    break
+                page = [(v[key.key], v) for v in map(values, rows)]
+                compare(table, page, expected.between(table, last, page[-1][0]))
+                last = page[-1][0]
+    finally:
+        expected.close()
+    return findings + deleted
 
 
 def describe_difference(before: dict | None, after: dict | None, prefix: str = "") -> str:
@@ -372,7 +593,12 @@ def integrity_problems(conn) -> list[Finding]:
 
 
 def verify(engine) -> Report:
-    """Check the database file, the append-only triggers, the chain, and every audited row."""
+    """Check the database file, the append-only triggers, the chain, and every audited row.
+
+    Memory does not grow with the clinic: the chain is walked an entry at a time, what
+    it says each row holds goes to a scratch file (:class:`Expected`), and the rows are
+    compared a page at a time (:func:`check_rows`).  Time is one pass over the audit
+    table and one over each audited table (plus SQLite's own integrity check)."""
     from devicelog.store.schema import missing_protections
 
     with engine.connect() as conn:
@@ -383,8 +609,8 @@ def verify(engine) -> Report:
         ]
         chain, expected = check_chain(conn)
         problems += chain
+        rows = expected.rows
         problems += check_rows(conn, expected)
-    rows = sum(1 for (table, _), (_, d) in expected.rows.items() if d is not None)
     return Report(
         problems=problems, entries=expected.entries, rows=rows, head=expected.head, file_checked=engine.dialect.name == "sqlite"
     )
