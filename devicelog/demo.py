@@ -28,9 +28,12 @@ Building: a clinic of up to :data:`CHECKED_LIMIT` patients goes through
 ``transfer.import_document``, i.e. every record through the records' models and
 ``services.check_event`` / ``add_device`` / ``add_patient``.  A larger one is written
 in batches with SQLAlchemy Core ``executemany`` in one transaction (audited per batch),
-after passing every event's values through its record model and every
-:data:`SAMPLE_EVERY`-th patient's whole record (patient, devices, events) through the
-document models; ``tests/test_demo.py`` checks that both paths write the same rows.
+after passing every event's values through its record model and the checks of
+``services.check_event`` that do not depend on the order of writing (device fit,
+volumes within the reservoir, known drugs, dates; a failure is a generator bug and
+stops the build), and every :data:`SAMPLE_EVERY`-th patient's whole record (patient,
+devices, events) through the document models; ``tests/test_demo.py`` checks that both
+paths write the same rows and that a bulk build's export imports cleanly.
 """
 
 from __future__ import annotations
@@ -643,9 +646,26 @@ def _bulk(session: Session, patients: int, seed: int, as_of: dt.date, tick) -> t
 
     from devicelog.clinic.records import EventData, EventIn
     from devicelog.store import audit, forecasts
-    from devicelog.transfer import DocDevice, DocEvent, DocPatient
+    from devicelog.transfer import DocDevice, DocEvent, DocPatient, event_audit_values
+
+    from devicelog import services
+    from devicelog.clinic.records import EventKind
+    from devicelog.store import queries
 
     event_data = TypeAdapter(EventData)  # every event's values through its record model
+    models = {m.code: m for m in queries.catalogue(session).device_models}
+    drug_codes = {d.code for d in queries.catalogue(session).drugs}
+
+    def refusals(typed, model, occurred_on: dt.date, implanted_on: dt.date) -> list:
+        """What ``services.check_event`` would refuse in this event whatever the order
+        (device fit, volumes within the reservoir, known drugs, dates): the bulk path
+        must never write what ``devicelog import`` of its export refuses."""
+        found = services._fits_device(EventKind(typed.kind), typed, model)
+        found += services._drugs_known(session, typed, drug_codes)
+        found += services._volumes_fit(typed, model)
+        if occurred_on < implanted_on or occurred_on > as_of:
+            found.append(services.Problem("occurred_on", occurred_on.isoformat(), "outside the device's service"))
+        return found
     P, D, E = tables.Patient.__table__, tables.Device.__table__, tables.EventRow.__table__
     pid, did, eid = _next_id(session, P), _next_id(session, D), _next_id(session, E)
     totals = [0, 0, 0]
@@ -689,7 +709,13 @@ def _bulk(session: Session, patients: int, seed: int, as_of: dt.date, tick) -> t
                 source = e["data"]
                 if e.get("voided"):  # a void keeps the original's values (services.void_event)
                     source = next(x["data"] for x in story.events if x["ref"] == e["amends"])
-                data = event_data.dump_python(event_data.validate_python(source), mode="json")
+                typed = event_data.validate_python(source)
+                device = next(d for d in story.devices if d["serial"] == e["device_serial"])
+                occurred_on = dt.date.fromisoformat(e["occurred_on"])
+                refused = refusals(typed, models[device["model"]], occurred_on, dt.date.fromisoformat(device["implanted_on"]))
+                if refused:
+                    raise ValueError(f"demo patient {story.patient['mrn']}: {e['ref']} would be refused: {refused[0]}")
+                data = event_data.dump_python(typed, mode="json")
                 erow.append({"id": eid, "device_id": device_ids[e["device_serial"]], "kind": data["kind"],
                              "occurred_on": dt.date.fromisoformat(e["occurred_on"]), "author": e["author"],
                              "recorded_at": _instant(e["recorded_at"]), "data": data, "amends_id": original,
@@ -721,16 +747,11 @@ def _bulk(session: Session, patients: int, seed: int, as_of: dt.date, tick) -> t
 
 
 def event_audit_values(row: dict) -> dict:
-    """``audit.row_values(row)`` for an event row whose ``data`` is already plain JSON, faster.
+    """``audit.row_values(row)`` for an event row whose ``data`` is already plain JSON, faster
+    (``transfer.event_audit_values``, which the importer uses too)."""
+    from devicelog.transfer import event_audit_values as values
 
-    The audit trail needs every one of millions of rows; walking ``data`` again is the
-    slow part of ``row_values``.  A test checks both give the same values.
-    """
-    return {
-        **row,
-        "occurred_on": row["occurred_on"].isoformat(),
-        "recorded_at": row["recorded_at"].astimezone(dt.timezone.utc).isoformat(),
-    }
+    return values(row)
 
 
 def _instant(text_value: str) -> dt.datetime:

@@ -359,3 +359,114 @@ def test_cli_import_of_a_truncated_file(db_url, tmp_path, capsys):
     assert "truncated" in capsys.readouterr().err
     assert main(["--db", db_url, "import", str(tmp_path / "missing.json")]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+def test_sections_in_any_order_import_as_in_export_order(engine, other_engine):
+    """A hand-written file may put events before devices before patients: the import
+    reads the file once and replays in clinical order all the same."""
+    doc = document()
+    for item in doc["patients"] + doc["devices"]:
+        item.setdefault("recorded_at", "2025-06-01T08:00:00Z")  # else each import stamps its own time
+    reordered = {"events": doc["events"], "devices": doc["devices"], "catalogue": doc["catalogue"],
+                 "patients": doc["patients"], "version": 1, "format": "devicelog"}
+    transfer.import_text(engine, json.dumps(reordered), author="importer", today=TODAY)
+    do_import(other_engine, doc)
+    assert transfer.export_text(engine) == transfer.export_text(other_engine)
+
+
+def test_reader_in_tiny_chunks_gives_the_values_json_gives(monkeypatch):
+    import io
+
+    monkeypatch.setattr(transfer.DocumentReader, "CHUNK", 7)  # every value spans chunks
+    doc = document()
+    doc["patients"][0]["name"] = "Åsa Ölund, \"quoted\" \\ 🙂"
+    text = json.dumps(doc, indent=1)
+    got: dict = {}
+    for entry in transfer.DocumentReader(io.StringIO(text)).entries():
+        if entry[0] == "value":
+            got[entry[1]] = entry[2]
+        elif entry[0] == "item":
+            _, section, index, value, raw = entry
+            assert index == len(got[section]) and json.loads(raw) == value
+            got[section].append(value)
+    assert got == doc
+
+
+@pytest.mark.parametrize("chunk", [5, 1 << 20])
+def test_reader_errors_name_line_and_column_or_truncation(monkeypatch, chunk):
+    import io
+
+    monkeypatch.setattr(transfer.DocumentReader, "CHUNK", chunk)
+
+    def refusal(text: str) -> str:
+        with pytest.raises(InputError) as info:
+            list(transfer.DocumentReader(io.StringIO(text), "clinic.json").entries())
+        [problem] = info.value.problems
+        assert problem.field == "$"
+        return problem.message
+
+    text = json.dumps(document(), indent=1)
+    assert "truncated" in refusal(text[: len(text) // 2])
+    assert "truncated" in refusal(text.rstrip()[:-1])
+    broken = text.replace('"MRN-2"', '"MRN-2" x', 1)
+    line = broken[: broken.index(" x")].count("\n") + 1
+    column = broken.index(" x") - broken.rfind("\n", 0, broken.index(" x"))
+    assert f"not valid JSON at line {line}, column {column + 1}" in refusal(broken)
+    assert "line 1, column 1" in refusal("hello")
+    assert "is empty" in refusal("  \n")
+    assert "JSON object" in refusal("[1, 2]")
+    assert "Extra data" in refusal(text + "{}")
+
+
+def test_a_top_level_field_given_twice_is_refused(engine):
+    text = json.dumps(document())
+    text = text[:-1] + ', "events": []}'
+    before = counts(engine)
+    with pytest.raises(InputError) as info:
+        transfer.import_text(engine, text, author="importer", today=TODAY)
+    assert [(p.field, p.message) for p in info.value.problems] == [("$.events", "is given more than once")]
+    assert counts(engine) == before
+
+
+def test_refusal_paths_are_the_document_indexes_when_streamed(engine):
+    doc = document()
+    doc["events"][1]["data"]["volume_added_ml"] = -3
+    doc["devices"][2]["model"] = "no-such-ipg"
+    before = counts(engine)
+    with pytest.raises(InputError) as info:
+        transfer.import_text(engine, json.dumps(doc), author="importer", today=TODAY)
+    fields = {p.field for p in info.value.problems}
+    assert {"$.events[1].data.volume_added_ml", "$.devices[2].model"} <= fields
+    assert counts(engine) == before
+
+
+def test_cli_import_from_standard_input(db_url, monkeypatch, capsys):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(document())))
+    assert main(["--db", db_url, "--user", "nurse", "import", "-"]) == 0
+    assert "Imported standard input: 2 patients, 3 devices, 11 events" in capsys.readouterr().out
+
+
+def test_export_orders_amendments_recorded_before_their_original(engine, other_engine):
+    """An amendment whose time sorts before its original still names it by the original's ref."""
+    doc = document()
+    doc["events"][2]["recorded_at"] = "2024-02-19T08:00:00Z"  # amendment 'c' "recorded" before 'b'
+    do_import(engine, doc)
+    first = transfer.export_text(engine)
+    events = json.loads(first)["events"]
+    amendment = next(e for e in events if e.get("amendment_reason") == "withdrawn volume mistyped")
+    original = next(e for e in events if e["ref"] == amendment["amends"])
+    assert events.index(amendment) < events.index(original) and original["data"]["volume_withdrawn_ml"] == 4.0
+    transfer.import_text(other_engine, first, author="x", today=TODAY)
+    assert transfer.export_text(other_engine) == first
+
+
+def test_import_does_not_keep_rows_in_the_session(engine):
+    """The session's identity map does not grow with the document (rows are let go in batches)."""
+    with write_session(engine) as s:
+        transfer.import_document(s, document(), author="importer", today=TODAY)
+        assert len(s.identity_map) <= 5

@@ -30,24 +30,37 @@ def run(args: argparse.Namespace, ctx) -> int:
 
 
 def _import(args, ctx) -> int:
+    """Streams the file (``transfer.import_stream``): memory holds one item at a time, not the document."""
+    import contextlib
+    import os
+
     from devicelog import transfer
     from devicelog.progress import progress
     from devicelog.store.db import write_session
 
     source = "standard input" if args.file == "-" else args.file
-    try:
-        if args.file == "-":
-            text = sys.stdin.read()
-        else:
-            with open(args.file, encoding="utf-8") as fh:
-                text = fh.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        print(f"devicelog: cannot read {source}: {exc}", file=sys.stderr)
-        return 1
-    raw = transfer.parse_text(text, source)  # InputError: cli prints it, exit 1
-    with progress(transfer.count_items(raw), f"Importing {source}") as tick:
-        with write_session(ctx.engine) as session:
-            summary = transfer.import_document(session, raw, author=ctx.user, today=ctx.today, tick=tick)
+    with contextlib.ExitStack() as stack:
+        try:
+            if args.file == "-":
+                stream, size = sys.stdin, None
+            else:
+                stream = stack.enter_context(open(args.file, encoding="utf-8"))
+                size = os.fstat(stream.fileno()).st_size
+        except OSError as exc:
+            print(f"devicelog: cannot read {source}: {exc}", file=sys.stderr)
+            return 1
+
+        def phase(label: str, total: float):
+            return stack.enter_context(progress(total, label))
+
+        try:
+            with write_session(ctx.engine) as session:
+                summary = transfer.import_stream(
+                    session, stream, author=ctx.user, today=ctx.today, source=source, phases=phase, size=size
+                )
+        except (OSError, UnicodeDecodeError) as exc:  # nothing was written (rolled back)
+            print(f"devicelog: cannot read {source}: {exc}", file=sys.stderr)
+            return 1
     print(
         f"Imported {source}: {summary.patients} patients, {summary.devices} devices, {summary.events} events"
         + (f", {summary.catalogue_entries} catalogue entries" if summary.catalogue_entries else "")
