@@ -197,3 +197,55 @@ def test_streamed_json_is_the_document_item_for_item_even_with_awkward_text(dl):
     assert all(list(item) == list(report.FIELDS) for item in doc["items"])
     for line, entry in zip(report.items_json(odd.entries, odd.as_of), odd.entries):
         assert json.loads(line) == report.item_record(entry, odd.as_of)
+
+
+def _rich_text(dl, width, color=False):
+    """The text table as rich's own Table writes it, all rows in one table (the layout
+    plain_table and the chunked colour path must reproduce)."""
+    from rich.console import Console
+    from rich.text import Text
+
+    out = io.StringIO()
+    console = Console(file=out, width=width, force_terminal=color, no_color=not color,
+                      color_system="standard" if color else None, highlight=False, emoji=False, soft_wrap=False)
+    console.print(Text(report.title(dl), style="bold"))
+    console.print(Text(report.subtitle(dl)))
+    console.print()
+    table = report._text_table()
+    for n, e in enumerate(dl.entries):
+        if n:
+            table.add_row("", "", "", "")
+        table.add_row(*report._row_cells(e, dl.as_of))
+    console.print(table)
+    for line in report.foot_lines(dl):
+        console.print(Text(line))
+    return out.getvalue()
+
+
+def _awkward(dl):
+    from dataclasses import replace
+
+    from devicelog.store.due import DueEntry
+
+    odd = []
+    for n, e in enumerate(dl.entries):
+        i = e.item
+        if n % 3 == 0:
+            i = replace(i, patient_name="Zoë 王小明 Ångström-Lindqvist", why=i.why + " " + "x" * 70 + " tab\there\x07 end")
+        if n % 3 == 1:
+            i = replace(i, device_model="A" * 45, what=i.what + "  two  spaces ", latest_safe_on=None)
+        odd.append(DueEntry(i, e.status))
+    return replace(dl, entries=tuple(odd))
+
+
+@pytest.mark.parametrize("width", [40, 80, 120])
+def test_text_table_is_what_rich_writes_in_chunks_or_not(dl, monkeypatch, width):
+    """The fast plain layout and the chunked colour layout equal rich's one-table output,
+    with wide letters, words wider than a column, extra spaces and control characters."""
+    odd = _awkward(dl)
+    monkeypatch.setattr(report, "TEXT_ROWS_PER_CHUNK", 2)
+    for case in (dl, odd):
+        assert report.text(case, width=width) == _rich_text(case, width)
+        coloured = io.StringIO()
+        report.render_text(case, coloured, width=width, color=True)
+        assert coloured.getvalue() == _rich_text(case, width, color=True)
