@@ -100,3 +100,22 @@ def test_same_task_twice_in_one_export_gets_distinct_uids(clinic):  # noqa: F811
 def test_naive_export_time_is_refused(clinic):  # noqa: F811
     with pytest.raises(ValueError, match="time-zone aware"):
         render_ics(load(clinic, within_days=7), reminder_days=7, generated_at=dt.datetime(2026, 11, 23))
+
+
+def test_streamed_calendar_is_the_one_calendar_bytes(clinic):  # noqa: F811
+    """render_ics writes each event on its own; the bytes are those of one Calendar
+    holding them all (empty list included)."""
+    from icalendar import Calendar as Cal
+
+    from devicelog.reports import due_ics
+
+    for dl in (load(clinic, within_days=90), load(clinic, within_days=0, as_of=D(2020, 1, 1))):
+        got = render_ics(dl, reminder_days=7, generated_at=T1)
+        cal = Cal.from_ical(got)  # parse the header back, then rebuild the whole thing in one Calendar
+        whole = Cal()
+        for key in ("prodid", "version", "calscale", "method", "x-wr-calname"):
+            whole.add(key, cal[key])
+        by_key = uids(dl.items)
+        for e in dl.entries:
+            whole.add_component(due_ics._event(e, dl, by_key, T1, due_ics.sequence(T1), 7))
+        assert got == whole.to_ical()
