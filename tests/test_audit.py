@@ -336,3 +336,29 @@ def test_a_row_deleted_after_the_last_page_is_named(tampered, engine, paged):
     conn.execute("DELETE FROM device WHERE id = ?", (last,))
     found = [p for p in problems(engine) if p.startswith("device ") and "refers to a missing" not in p]
     assert len(found) == 1 and found[0].startswith(f"device {last}: deleted outside devicelog (recorded by audit entry ")
+
+
+def test_recorded_digests_hash_the_canonical_text_and_decode_anything_else():
+    changes = [{"table": "event", "id": 1, "before": None, "after": {"data": {"b": 2.5, "a": [1, "µ\n\"x\""]}, "v": -0.0}},
+               {"table": "patient", "id": "code", "before": {"n": 1}, "after": None}]
+    want = [("event", 1, audit._digest_bytes(changes[0]["after"])), ("patient", "code", None)]
+    assert list(audit.recorded_digests(audit.canonical({"changes": changes}))) == want
+    # valid JSON in another layout (keys unsorted, spaces): decoded, same digests
+    assert list(audit.recorded_digests(json.dumps({"changes": changes}))) == want
+    mixed = '{"changes":[' + json.dumps(changes[0]) + "," + audit.canonical(changes[1]) + "]}"
+    assert list(audit.recorded_digests(mixed)) == want
+
+
+@requires_sqlite
+def test_a_trail_in_another_json_layout_names_no_row(tampered, engine):
+    """An entry whose payload is the same values laid out differently: its hash breaks,
+    but its rows still match what it recorded (they are not reported changed)."""
+    _, conn = tampered
+    conn.execute("DROP TRIGGER audit_no_update")
+    payload = conn.execute("SELECT payload FROM audit WHERE id = 5").fetchone()[0]
+    conn.execute("UPDATE audit SET payload = ? WHERE id = 5", (json.dumps(json.loads(payload), indent=1),))
+    found = problems(engine)
+    assert found == [
+        "trigger audit_no_update: missing: the append-only protection was dropped outside devicelog",
+        "audit 5: its content does not match its hash (the entry was edited)",
+    ]
