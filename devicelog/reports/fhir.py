@@ -457,7 +457,8 @@ def observation_template(resource: Mapping[str, Any]) -> str | None:
         value = quantity_.get("value")
         if type(value) in (int, float) and math.isfinite(value):
             out["valueQuantity"] = {**quantity_, "value": f"<{type(value).__name__}>"}
-    return json.dumps(out, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # Keys in the order they were built: the same content in another order only misses the cache.
+    return _ENCODE(out)
 
 
 class EntryValidator:
