@@ -109,8 +109,9 @@ class DeviceLogApp(App):
     def load_catalogue(self) -> Catalogue:
         """The catalogue, read once (a few dozen rows); safe to call from worker threads."""
         with self._catalogue_lock:
-            if self._catalogue is None and self.preload is not None:
-                self._catalogue = self.preload.take("catalogue", None)
+            preload = self.preload  # read once: a reload sets it to None meanwhile
+            if self._catalogue is None and preload is not None:
+                self._catalogue = preload.take("catalogue", None)
             if self._catalogue is None:
                 from devicelog.tui.state import load_catalogue
 
@@ -124,6 +125,7 @@ class DeviceLogApp(App):
     # ------------------------------------------------------------------ actions
 
     def action_reload(self) -> None:
+        self.preload = None  # what was read at start is not read again
         with self._catalogue_lock:
             self._catalogue = None  # read again, with anything imported since
         self.changed(everything=True)

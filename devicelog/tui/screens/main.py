@@ -161,7 +161,8 @@ class MainScreen(Screen):
         from devicelog.tui.state import opening_warnings
 
         app = self.app
-        found = app.preload.take("warnings", None) if app.preload is not None else None
+        preload = app.preload  # read once: a reload sets it to None meanwhile
+        found = preload.take("warnings", None) if preload is not None else None
         if found is None:
             found = opening_warnings(app.engine, as_of=app.today, settings=app.settings)
         if not get_current_worker().is_cancelled:
@@ -221,7 +222,8 @@ class MainScreen(Screen):
         app = self.app
         worker = get_current_worker()
         catalogue = app.load_catalogue()
-        result = app.preload.take("search", None) if app.preload is not None and text == "" else None
+        preload = app.preload  # read once: a reload sets it to None meanwhile
+        result = preload.take("search", None) if preload is not None and text == "" else None
         if result is None:
             result = search(app.engine, text, as_of=app.today, settings=app.settings, catalogue=catalogue,
                             cancelled=lambda: worker.is_cancelled)
