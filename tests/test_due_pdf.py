@@ -162,3 +162,32 @@ def test_print_failure_is_reported_and_the_file_kept(clinic, tmp_path):  # noqa:
     assert "not printed: 'false' failed" in message
     path, message = print_due_pdf(clinic, Settings(print_command="no-such-lp-command-xyz"), AS_OF, 7, (), tmp_path)
     assert "not printed: 'no-such-lp-command-xyz' could not run" in message
+
+
+def test_wrap_text_keeps_every_word_within_the_width():
+    from fpdf import FPDF
+
+    from devicelog.reports import fonts
+    from devicelog.reports.due_pdf import wrap_text
+
+    pdf = FPDF()
+    family = fonts.register(pdf)
+    pdf.set_font(family, "", 8)
+    cw = pdf.current_font.cw
+    text = "filled to 40.0 mL on 2025-07-11; 1.2 mg/day ÷ 20 mg/mL morphine = 0.060 mL/day\nSN " + "X" * 60 + " ≥ 4,000 Ω"
+    room = 30 * pdf.k * 1000 / 8  # a 30 mm column
+    lines = wrap_text(text, cw, room)
+    assert all(sum(cw[ord(c)] for c in line) <= room for line in lines)
+    assert all(pdf.get_string_width(line) <= 30.001 for line in lines)  # fpdf2's own measure agrees
+    assert "".join("".join(lines).split()) == "".join(text.split())  # nothing lost or added
+    assert lines[0].startswith("filled to") and any(line.startswith("SN") for line in lines)
+    assert wrap_text("", cw, room) == [""] and wrap_text("a\n\nb", cw, room) == ["a", "", "b"]
+
+
+def test_a_long_list_repeats_the_column_headings_on_every_page(dl):
+    long = replace(dl, entries=dl.entries * 12)
+    reader, text = pdf_text(render_pdf(long))
+    assert len(reader.pages) >= 4
+    for page in reader.pages:
+        assert "Latest" in page.extract_text() and "Why" in page.extract_text()
+    assert_items_in_order(text, rows_of([e.item for e in long.entries]))

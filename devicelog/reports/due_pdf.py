@@ -117,11 +117,17 @@ def write_lines(pdf, family: str, text: str, *, size: float, line_height: float,
 class RowLayout:
     """Lays out and draws table rows on an ``FPDF``: columns of ``widths`` mm, text of
     ``size`` pt wrapped at spaces (a word wider than its column is cut), ``padding`` mm
-    inside each cell, lines ``line_height`` mm apart, a grid around every cell."""
+    inside each cell, lines ``line_height`` mm apart, at the ``v_align`` of the row
+    (top or middle); ``rules`` "grid" draws every
+    cell's border, "between" only the lines between rows (fpdf2's HORIZONTAL_LINES)."""
 
-    def __init__(self, pdf, family: str, widths: Sequence[float], *, size: float = 8, line_height: float = 3.8, padding: float = 1):
+    def __init__(
+        self, pdf, family: str, widths: Sequence[float], *, size: float = 8, line_height: float = 3.8, padding: float = 1,
+        rules: Literal["grid", "between"] = "grid", v_align: Literal["top", "middle"] = "top",
+    ):
         self.pdf, self.family, self.widths = pdf, family, tuple(widths)
-        self.size, self.line_height, self.padding = size, line_height, padding
+        self.size, self.line_height, self.padding, self.rules = size, line_height, padding, rules
+        self.v_align = v_align
         self._widths: dict[str, Any] = {}
 
     def _char_widths(self, style: str):
@@ -139,8 +145,12 @@ class RowLayout:
     def height(self, cells: Sequence[Sequence[str]]) -> float:
         return max(len(lines) for lines in cells) * self.line_height + 2 * self.padding
 
-    def draw(self, cells: Sequence[Sequence[str]], styles: Sequence[tuple[str, tuple[int, int, int] | None]], fill=None) -> None:
-        """One row at the current y: each cell's lines (already wrapped), top aligned."""
+    def draw(
+        self, cells: Sequence[Sequence[str]], styles: Sequence[tuple[str, tuple[int, int, int] | None]], fill=None,
+        *, top: bool = True, bottom: bool = True,
+    ) -> None:
+        """One row at the current y: each cell's lines (already wrapped), top aligned.
+        ``top``/``bottom``: with ``rules="between"``, whether to rule above/below it."""
         pdf = self.pdf
         x0, y0 = pdf.l_margin, pdf.y
         h = self.height(cells)
@@ -154,18 +164,23 @@ class RowLayout:
             if colour is not None:
                 pdf.set_text_color(*colour)
             baseline = y0 + self.padding + self.line_height / 2 + 0.3 * pdf.font_size
+            if self.v_align == "middle":
+                baseline += (h - 2 * self.padding - len(lines) * self.line_height) / 2
             for n, line in enumerate(lines):
                 if line:
                     pdf.text(x + self.padding, baseline + n * self.line_height, line)
             if colour is not None:
                 pdf.set_text_color(0, 0, 0)
             x += width
-        pdf.line(x0, y0, x0 + total, y0)
-        pdf.line(x0, y0 + h, x0 + total, y0 + h)
-        x = x0
-        for width in (0, *self.widths):
-            x += width
-            pdf.line(x, y0, x, y0 + h)
+        if self.rules == "grid" or top:
+            pdf.line(x0, y0, x0 + total, y0)
+        if self.rules == "grid" or bottom:
+            pdf.line(x0, y0 + h, x0 + total, y0 + h)
+        if self.rules == "grid":
+            x = x0
+            for width in (0, *self.widths):
+                x += width
+                pdf.line(x, y0, x, y0 + h)
         pdf.set_y(y0 + h)
 
 

@@ -7,6 +7,9 @@ choice); every page carries the patient, the scope, the date and "page x of y".
 Order, most decisive first: devices, refill ledgers (flags in bold), trends (small
 line charts with their numbers), programming history, then the full timeline with
 amendments beside what they amend.  fpdf is imported inside ``render_pdf``.
+
+Tables are laid out by ``due_pdf.RowLayout`` (one-pass wrapping with the font's own
+widths), not fpdf2's ``pdf.table()``, which took 8 s for a pump with 785 events.
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ LINE = (40, 70, 140)
 def render_pdf(report: HistoryReport, page_size: str = "A4", kinds: Iterable[str] | None = None) -> bytes:
     """The report as PDF bytes; ``kinds`` filters the timeline as on screen."""
     from fpdf import FPDF
-    from fpdf.fonts import FontFace
 
+    from devicelog.reports.due_pdf import RowLayout
     from devicelog.reports.fonts import register
 
     if page_size not in PAGE_SIZES:
@@ -74,7 +77,6 @@ def render_pdf(report: HistoryReport, page_size: str = "A4", kinds: Iterable[str
     pdf.alias_nb_pages()
     pdf.add_page()
     width = pdf.w - 2 * MARGIN_MM
-    bold = FontFace(emphasis="BOLD")
 
     def heading(text: str) -> None:
         if pdf.get_y() > pdf.h - 40:
@@ -90,19 +92,25 @@ def render_pdf(report: HistoryReport, page_size: str = "A4", kinds: Iterable[str
         pdf.set_font(family, "", BODY_PT)
 
     def table(headers: Sequence[str], rows: Sequence[Sequence[str]], widths: Sequence[float], bold_rows: set[int] = frozenset(), align: str = "LEFT") -> None:
+        """What ``pdf.table(borders_layout="HORIZONTAL_LINES", padding=0.8, line_height=4)``
+        drew (bold headings repeated on each page, a rule between rows), laid out by
+        ``due_pdf.RowLayout``: fpdf2's table wraps each cell twice with a line breaker
+        quadratic in the line's length (8 s for a pump with 785 events)."""
+        scale = width / sum(widths)
+        layout = RowLayout(pdf, family, [w * scale for w in widths], size=BODY_PT, line_height=4, padding=0.8, rules="between", v_align="middle")
+        head = [layout.wrap(h, w, "B") for h, w in zip(headers, layout.widths)]
+        head_styles = [("B", None)] * len(headers)
+        plain, strong = [("", None)] * len(headers), [("B", None)] * len(headers)
+        pdf.set_x(pdf.l_margin)
+        layout.draw(head, head_styles, top=False, bottom=bool(rows))
+        for i, r in enumerate(rows):
+            style = "B" if i in bold_rows else ""
+            cells = [layout.wrap(str(text), w, style) for text, w in zip(r, layout.widths)]
+            if pdf.get_y() + layout.height(cells) > pdf.page_break_trigger:
+                pdf.add_page()
+                layout.draw(head, head_styles, top=False, bottom=True)
+            layout.draw(cells, strong if style else plain, top=True, bottom=i < len(rows) - 1)
         pdf.set_font(family, "", BODY_PT)
-        with pdf.table(
-            col_widths=widths,
-            width=width,
-            headings_style=bold,
-            line_height=4,
-            text_align=align,
-            borders_layout="HORIZONTAL_LINES",
-            padding=0.8,
-        ) as t:
-            t.row(list(headers))
-            for i, r in enumerate(rows):
-                t.row(list(r), style=bold if i in bold_rows else None)
 
     # -------------------------------------------------------------- patient and devices
     pdf.set_font(family, "B", 14)
