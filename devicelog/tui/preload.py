@@ -74,8 +74,16 @@ class Preload:
     # ------------------------------------------------------------------ the app's side
 
     def engine_and_settings(self):
-        """(engine, settings), waiting for them; raises what opening the database raised."""
-        self._events["engine"].wait()
+        """(engine, settings), waiting for them; raises what opening the database raised.
+
+        Opening may migrate the file (``schema.prepare``).  Ctrl-C while waiting lets that
+        finish first: the thread is a daemon, so leaving at once would stop a migration
+        part way instead of letting its transaction end."""
+        try:
+            self._events["engine"].wait()
+        except KeyboardInterrupt:
+            self._events["engine"].wait()
+            raise
         if "engine" in self._errors:
             raise self._errors["engine"]
         return self._values["engine"]
