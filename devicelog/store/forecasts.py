@@ -565,21 +565,28 @@ def read_warnings(session, *, as_of: dt.date, limit: int) -> tuple[list, int]:
     """
     c = due_item.c
     listed = c.suppressed_reason.is_(None)
-    parts = (and_(listed, c.severity == "critical"), and_(listed, c.due_on < as_of, c.severity != "critical"))
+    critical = and_(listed, c.severity == "critical")
+    other_overdue = and_(listed, c.due_on < as_of, c.severity != "critical")
+
+    def count(where) -> int:
+        return session.execute(select(func.count()).select_from(due_item).where(where)).scalar_one()
+
+    # The other overdue items are counted as (every listed overdue item) - (the critical
+    # ones): both counts are read from an index alone, where testing the severity of
+    # each of ~18,000 overdue rows took 30 ms.
+    n_critical = count(critical)
+    n_other = count(and_(listed, c.due_on < as_of)) - count(and_(critical, c.due_on < as_of))
     rows: list = []
-    total = 0
-    for where in parts:
-        count = session.execute(select(func.count()).select_from(due_item).where(where)).scalar_one()
-        total += count
+    for where, n in ((critical, n_critical), (other_overdue, n_other)):
         room = limit - len(rows)
-        if room <= 0 or not count:
+        if room <= 0 or not n:
             continue
         query = _item_select().where(where)
-        if count > room:
+        if n > room:
             last = session.execute(select(c.due_on).where(where).order_by(c.due_on).offset(room - 1).limit(1)).scalar_one()
             query = query.where(c.due_on <= last)
         rows += session.execute(query).all()
-    return rows, total
+    return rows, n_critical + n_other
 
 
 def read_notes(session, *, kinds: Collection[str] = (), device_ids: Collection[int] | None = None) -> list:
