@@ -190,8 +190,6 @@ def append(session, *, action: str, author: str, changes: list[Change]) -> None:
             )
         )
         prev = h
-    audited = session.info.setdefault("devicelog_audited", set())
-    audited.update((c.table, c.row_id) for c in changes)
 
 
 def _lock_chain(session) -> None:
