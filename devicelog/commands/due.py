@@ -76,7 +76,7 @@ def run(args: argparse.Namespace, ctx) -> int:
 
 def _run(args: argparse.Namespace, ctx) -> int:
     from devicelog.reports import due as report
-    from devicelog.store.due import due_list
+    from devicelog.store.due import due_list, due_rows
 
     as_of = args.as_of or ctx.today
     settings = ctx.settings
@@ -87,6 +87,13 @@ def _run(args: argparse.Namespace, ctx) -> int:
 
     # A plain connection: the list is read from the due table without the ORM (issue 8.2).
     with ctx.engine.connect() as conn:
+        if fmt == "json" and not args.redact:
+            # Written from the table's rows, without an object per item (store.due.DueRows).
+            rows = due_rows(conn, as_of=as_of, settings=settings, within_days=args.within, kinds=args.kind or ())
+            if rows is not None:
+                _write_text(args.output, lambda fh: report.render_json_rows(rows, fh))
+                _say_written(args.output, len(rows.rows))
+                return 0
         dl = due_list(conn, as_of=as_of, settings=settings, within_days=args.within, kinds=args.kind or ())
     if args.redact:
         from devicelog.reports.redact import redact_due_list
@@ -128,13 +135,16 @@ def _run(args: argparse.Namespace, ctx) -> int:
         now = dt.datetime.now(dt.timezone.utc)
         _write_bytes(args.output, render_ics(dl, reminder_days=settings.calendar_reminder_days, generated_at=now))
 
-    if args.output:
-        n = len(dl.entries)
-        print(f"devicelog due: {n} item{'s' if n != 1 else ''} written to {args.output}", file=sys.stderr)
+    _say_written(args.output, len(dl.entries))
     if dl.suppressed and fmt in ("csv", "ics"):
         # These formats have no foot: say it here so it is never silent.
         print(f"devicelog due: {dl.suppressed_text()}", file=sys.stderr)
     return 0
+
+
+def _say_written(path: str | None, n: int) -> None:
+    if path:
+        print(f"devicelog due: {n} item{'s' if n != 1 else ''} written to {path}", file=sys.stderr)
 
 
 def _write_text(path: str | None, write) -> None:

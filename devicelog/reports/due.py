@@ -22,7 +22,7 @@ import io
 import json
 from typing import Any, Iterable, Iterator, TextIO
 
-from devicelog.store.due import DueEntry, DueList
+from devicelog.store.due import DueEntry, DueList, DueRows
 
 #: The CSV / JSON item fields, in column order.
 FIELDS: tuple[str, ...] = (
@@ -361,17 +361,27 @@ def render_json(dl: DueList, out: TextIO) -> None:
     50,000-item list streams out instead of being built as one string.  The items are
     formatted by :func:`items_json` (the bulk of the document); the rest by JSON's C
     encoder."""
+    _render_json(dl, out, len(dl.entries), [e.status for e in dl.entries], items_json(dl.entries, dl.as_of))
+
+
+def render_json_rows(due: DueRows, out: TextIO) -> None:
+    """``render_json`` of a stored list whose items are still rows (``store.due.DueRows``),
+    the same document without making an object per item (:func:`rows_json`)."""
+    _render_json(due.head, out, len(due.rows), due.statuses, rows_json(due.rows, due.statuses, due.head.as_of))
+
+
+def _render_json(dl: DueList, out: TextIO, count: int, statuses: list[str], item_lines: Iterable[str]) -> None:
     from dataclasses import replace
 
     encode = _fast_encoder()
     doc = document(replace(dl, entries=()))
-    doc["count"] = len(dl.entries)
-    doc["overdue_count"] = sum(1 for e in dl.entries if e.status == "overdue")
+    doc["count"] = count
+    doc["overdue_count"] = statuses.count("overdue")
     out.write("{")
     for n, (key, value) in enumerate(doc.items()):
         out.write("\n" if n == 0 else ",\n")
         if key == "items":
-            _write_array(out, encode(key), items_json(dl.entries, dl.as_of))
+            _write_array(out, encode(key), item_lines)
         elif isinstance(value, list) and value and isinstance(value[0], dict):
             _write_array(out, encode(key), map(encode, value))
         else:
@@ -410,6 +420,40 @@ def items_json(entries: Iterable[DueEntry], as_of: dt.date) -> Iterator[str]:
             q(i.code),
             q(i.rule),
             q(i.key),
+        )
+
+
+def rows_json(rows: list[tuple], statuses: list[str], as_of: dt.date) -> Iterator[str]:
+    """:func:`items_json` of rows of the due table (``store.forecasts.read_range``: the
+    ``DueItem`` fields in order, the device kind as its value, dates as ISO text or
+    dates), without making the items.  A test holds it equal to ``items_json``."""
+    from json.encoder import encode_basestring as q
+
+    template = _ITEM_TEMPLATE
+    days: dict = {}  # due date -> days from as_of (a list has a few hundred dates)
+    for r, status in zip(rows, statuses):
+        due_on, safe = r[9], r[10]
+        if due_on not in days:
+            d = dt.date.fromisoformat(due_on) if isinstance(due_on, str) else due_on
+            days[due_on] = ((d - as_of).days, q(d.isoformat()))
+        n_days, due_json = days[due_on]
+        source = r[14]
+        yield template % (
+            q(status),
+            due_json,
+            "null" if safe is None else q(safe if isinstance(safe, str) else safe.isoformat()),
+            n_days,
+            q(r[11]),
+            q(r[7]),
+            q(r[13]),
+            q(r[2]),
+            q(r[1]),
+            q(r[6]),
+            q(r[5]),
+            q(r[4]),
+            q(r[8]),
+            q(r[12]),
+            q(f"{r[3]}:{r[8]}:{'' if source is None else source}"),
         )
 
 
