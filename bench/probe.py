@@ -114,24 +114,29 @@ def probe_due(args) -> dict:
     until = (as_of + dt.timedelta(days=args.within)).isoformat()
     baseline = due_inputs_baseline(args.db, until)
 
+    # What `devicelog due --format json` runs: the stored list as rows (store.due.due_rows)
+    # written by render_json_rows, else the DueList path.
     t0 = time.perf_counter()
-    if hasattr(store_due, "load_due_list"):
-        dl = store_due.load_due_list(engine, as_of=as_of, settings=settings, within_days=args.within)
-    else:  # pragma: no cover - older/newer API
-        from devicelog.store.db import read_session
-
-        with read_session(engine) as session:
-            dl = store_due.due_list(session, as_of=as_of, settings=settings, within_days=args.within)
+    rows = None
+    with engine.connect() as conn:
+        if hasattr(store_due, "due_rows"):
+            rows = store_due.due_rows(conn, as_of=as_of, settings=settings, within_days=args.within)
+        if rows is None:
+            dl = store_due.due_list(conn, as_of=as_of, settings=settings, within_days=args.within)
     t1 = time.perf_counter()
     out = io.StringIO()
-    report.render_json(dl, out)
+    if rows is not None:
+        report.render_json_rows(rows, out)
+    else:
+        report.render_json(dl, out)
     t2 = time.perf_counter()
     return {
         "baseline": baseline,
+        "path": "due_rows + render_json_rows" if rows is not None else "due_list + render_json",
         "list_seconds": t1 - t0,
         "render_seconds": t2 - t1,
         "seconds": t2 - t0,
-        "items": len(dl.entries),
+        "items": len(rows.rows) if rows is not None else len(dl.entries),
         "json_chars": len(out.getvalue()),
     }
 
