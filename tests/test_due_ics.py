@@ -119,3 +119,14 @@ def test_streamed_calendar_is_the_one_calendar_bytes(clinic):  # noqa: F811
         for e in dl.entries:
             whole.add_component(due_ics._event(e, dl, by_key, T1, due_ics.sequence(T1), 7))
         assert got == whole.to_ical()
+
+
+def test_write_ics_streams_the_same_bytes(clinic):  # noqa: F811
+    import io
+
+    from devicelog.reports.due_ics import write_ics
+
+    dl = load(clinic, within_days=90)
+    out = io.BytesIO()
+    write_ics(dl, out, reminder_days=7, generated_at=T1)
+    assert out.getvalue() == render_ics(dl, reminder_days=7, generated_at=T1)

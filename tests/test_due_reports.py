@@ -249,3 +249,28 @@ def test_text_table_is_what_rich_writes_in_chunks_or_not(dl, monkeypatch, width)
         coloured = io.StringIO()
         report.render_text(case, coloured, width=width, color=True)
         assert coloured.getvalue() == _rich_text(case, width, color=True)
+
+
+def test_streamed_writers_write_what_the_whole_renderers_return(dl, monkeypatch):
+    """write_csv / write_html, chunk by chunk (here 2 rows a chunk), give the bytes of
+    the CSV built whole from every record, and the page render_html returns."""
+    from devicelog.reports.due_html import write_html
+
+    odd = _awkward(dl)
+    for case in (dl, odd):
+        out = io.BytesIO()
+        report.write_csv(case, out, rows_per_chunk=2)
+        whole = io.StringIO(newline="")  # the file as it was built before: every record, then encoded
+        writer = csv.DictWriter(whole, fieldnames=report.FIELDS, lineterminator="\r\n")
+        writer.writeheader()
+        for rec in report.records(case):
+            writer.writerow({k: "" if v is None else v for k, v in rec.items()})
+        assert out.getvalue() == report.csv_bytes(case) == whole.getvalue().encode(report.CSV_ENCODING)
+        rows = list(csv.DictReader(io.StringIO(out.getvalue().decode("utf-8-sig"), newline="")))
+        assert [r["item_key"] for r in rows] == [i.key for i in case.items]
+        assert out.getvalue().count(b"\xef\xbb\xbf") == 1
+        page = io.StringIO()
+        write_html(case, page, rows_per_chunk=2)
+        assert page.getvalue() == render_html(case)
+        assert page.getvalue().count("data-item-key=") == len(case.entries)
+        assert page.getvalue().endswith("</footer></body></html>\n")

@@ -10,6 +10,8 @@ the page can be checked against the JSON of the same list.
 from __future__ import annotations
 
 import html
+import io
+from typing import TextIO
 
 from devicelog.reports.due import foot_lines, subtitle, title, when_text
 from devicelog.reports.due_pdf import Group, groups
@@ -41,6 +43,16 @@ footer p.suppressed { font-weight: bold; }
 
 
 def render_html(dl: DueList, *, page_size: str = "A4", group: Group = "week") -> str:
+    """The whole page as one string (for a short list; a file goes through :func:`write_html`)."""
+    buf = io.StringIO()
+    write_html(dl, buf, page_size=page_size, group=group)
+    return buf.getvalue()
+
+
+def write_html(dl: DueList, fh: TextIO, *, page_size: str = "A4", group: Group = "week", rows_per_chunk: int = 1000) -> None:
+    """The page written to ``fh`` as it is made, ``rows_per_chunk`` rows at a time: a
+    57,000-item page is ~36 MB of text, held twice over (pieces and joined string) by
+    a caller that builds it whole."""
     e = html.escape
     size = "letter" if page_size.lower() == "letter" else "A4"
     out = [
@@ -58,13 +70,21 @@ def render_html(dl: DueList, *, page_size: str = "A4", group: Group = "week") ->
         out.append('<p class="redacted">Redacted copy: initials and the last 4 characters of the MRN; no drug names.</p>')
     if not dl.entries:
         out.append(f'<p class="empty">{e(dl.empty_text())}</p>')
+    def flush() -> None:
+        fh.write("\n".join(out) + "\n")
+        out.clear()
+
     for heading, entries in groups(dl.entries, group):
+        if len(out) >= rows_per_chunk:
+            flush()
         out.append(f"<section><h2>{e(heading)} ({len(entries)})</h2>")
         out.append(
             "<table><thead><tr><th>Due</th><th>Latest safe</th><th>Patient</th><th>Device</th>"
             "<th>What</th><th>Why</th></tr></thead><tbody>"
         )
         for entry in entries:
+            if len(out) >= rows_per_chunk:
+                flush()
             i = entry.item
             out.append(
                 f'<tr class="{e(entry.status)}" data-item-key="{e(i.key)}" data-status="{e(entry.status)}"'
@@ -83,4 +103,4 @@ def render_html(dl: DueList, *, page_size: str = "A4", group: Group = "week") ->
         cls = ' class="suppressed"' if line == suppressed_line else ""
         out.append(f"<p{cls}>{e(line)}</p>")
     out.append("</footer></body></html>")
-    return "\n".join(out) + "\n"
+    flush()

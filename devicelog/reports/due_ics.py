@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections import defaultdict
+from typing import BinaryIO
 
 from devicelog.clinic.due import DueItem
 from devicelog.store.due import DueList
@@ -64,6 +65,16 @@ def sequence(generated_at: dt.datetime) -> int:
 
 def render_ics(dl: DueList, *, reminder_days: int, generated_at: dt.datetime) -> bytes:
     """The calendar as bytes (CRLF lines, UTF-8).  ``generated_at`` must be time-zone aware."""
+    import io
+
+    out = io.BytesIO()
+    write_ics(dl, out, reminder_days=reminder_days, generated_at=generated_at)
+    return out.getvalue()
+
+
+def write_ics(dl: DueList, out: BinaryIO, *, reminder_days: int, generated_at: dt.datetime) -> None:
+    """The calendar written to a binary file an event at a time (what ``-o`` should call:
+    :func:`render_ics` holds the whole file, ~50 MB at 57,000 items, as bytes)."""
     from icalendar import Calendar
 
     if generated_at.tzinfo is None:
@@ -82,11 +93,10 @@ def render_ics(dl: DueList, *, reminder_days: int, generated_at: dt.datetime) ->
     end = b"END:VCALENDAR\r\n"
     if not head.endswith(end):  # pragma: no cover - icalendar's layout changed
         raise RuntimeError("unexpected iCalendar layout")
-    parts = [head[: -len(end)]]
+    out.write(head[: -len(end)])
     for e in dl.entries:
-        parts.append(_event(e, dl, by_key, stamp, seq, reminder_days).to_ical())
-    parts.append(end)
-    return b"".join(parts)
+        out.write(_event(e, dl, by_key, stamp, seq, reminder_days).to_ical())
+    out.write(end)
 
 
 def _event(e, dl: DueList, by_key: dict[str, str], stamp: dt.datetime, seq: int, reminder_days: int):

@@ -158,6 +158,9 @@ class RowLayout:
         if fill is not None:
             pdf.set_fill_color(*fill)
             pdf.rect(x0, y0, total, h, style="F")
+            # Back to the text colour: while they differ, fpdf2 wraps every text() in
+            # "q 0 g … Q", ~8% of a long list's page content (held until output).
+            pdf.set_fill_color(0, 0, 0)
         x = x0
         for lines, width, (style, colour) in zip(cells, self.widths, styles):
             pdf.set_font(self.family, style, self.size)
@@ -256,7 +259,9 @@ def render_pdf(dl: DueList, *, page_size: PageSize = "A4", group: Group = "week"
 
     for line in foot_lines(dl):
         write_lines(pdf, family, line, size=9, line_height=5)
-    return bytes(pdf.output())
+    data = pdf.output()
+    del pdf  # the pages, before the copy
+    return bytes(data)
 
 
 def write_pdf(dl: DueList, path: str | os.PathLike, *, page_size: PageSize = "A4", group: Group = "week") -> Path:
