@@ -244,3 +244,65 @@ def test_bulk_build_stops_on_an_event_the_import_would_refuse(engine, monkeypatc
     with pytest.raises(ValueError, match="reservoir holds"):
         demo.build(engine, patients=3, seed=1, as_of=TODAY, method="bulk")
     assert counts(engine)[:3] == (0, 0, 0)
+
+
+def _due_rows(engine):
+    from devicelog.store import forecasts
+
+    c = forecasts.due_item.c
+    with engine.connect() as conn:
+        items = conn.execute(select(c.device_id, c.seq, c.code, c.due_on, c.severity, c.suppressed_reason)
+                             .order_by(c.device_id, c.seq)).all()
+        n = forecasts.device_note.c
+        notes = conn.execute(select(n.device_id, n.seq, n.code, n.message).order_by(n.device_id, n.seq)).all()
+    return items, notes
+
+
+def test_bulk_build_in_small_batches_writes_what_one_batch_writes(engine, other_engine, monkeypatch):  # noqa: F811
+    """The bulk path frees each batch before the next (issue 8: memory flat in the clinic
+    size); batches of 7 patients, with audit entries of 50 changes, must give the same
+    rows, due table and a chain that verifies, and no audit call may hold more than one
+    entry's changes."""
+    demo.build(engine, patients=30, seed=3, as_of=TODAY, method="bulk")
+    monkeypatch.setattr(demo, "BATCH_PATIENTS", 7)
+    monkeypatch.setattr(audit, "CHANGES_PER_ENTRY", 50)
+    calls = []
+    real_append = audit.append
+
+    def append(session, *, action, author, changes):
+        calls.append(len(changes))
+        return real_append(session, action=action, author=author, changes=changes)
+
+    monkeypatch.setattr(audit, "append", append)
+    ticks = []
+    summary = demo.build(other_engine, patients=30, seed=3, as_of=TODAY, method="bulk", tick=ticks.append)
+    assert ticks == [7, 7, 7, 7, 2]
+    assert transfer.export_text(engine) == transfer.export_text(other_engine)
+    assert _due_rows(engine) == _due_rows(other_engine) and _due_rows(engine)[0]
+    assert max(calls) <= 50 and sum(calls) == 30 + summary.devices + summary.events
+    with other_engine.connect() as conn:
+        findings, expected = audit.check_chain(conn)
+        findings += audit.check_rows(conn, expected)
+    assert findings == []
+
+
+def test_bulk_build_leaves_no_rows_in_the_session(engine, monkeypatch):
+    """The histories read for the due table go through the ORM: the build lets them go
+    batch by batch instead of keeping them in the session until the commit."""
+    from devicelog.store import db
+
+    sizes = []
+    real = db.write_session
+
+    import contextlib
+
+    @contextlib.contextmanager
+    def watched(eng):
+        with real(eng) as session:
+            yield session
+            sizes.append(len(session.identity_map))
+
+    monkeypatch.setattr(db, "write_session", watched)
+    monkeypatch.setattr(demo, "BATCH_PATIENTS", 10)
+    demo.build(engine, patients=25, seed=1, as_of=TODAY, method="bulk")
+    assert sizes == [0]
