@@ -175,15 +175,17 @@ class RowLayout:
             if colour is not None:
                 pdf.set_text_color(0, 0, 0)
             x += width
-        if self.rules == "grid" or top:
-            pdf.line(x0, y0, x0 + total, y0)
-        if self.rules == "grid" or bottom:
-            pdf.line(x0, y0 + h, x0 + total, y0 + h)
-        if self.rules == "grid":
+        if self.rules == "grid":  # the row's outline in one operator, then the inner columns
+            pdf.rect(x0, y0, total, h)
             x = x0
-            for width in (0, *self.widths):
+            for width in self.widths[:-1]:
                 x += width
                 pdf.line(x, y0, x, y0 + h)
+        else:
+            if top:
+                pdf.line(x0, y0, x0 + total, y0)
+            if bottom:
+                pdf.line(x0, y0 + h, x0 + total, y0 + h)
         pdf.set_y(y0 + h)
 
 
