@@ -14,9 +14,11 @@ import datetime as dt
 import pytest
 from sqlalchemy import text
 
+from sqlmodel import select
+
 from devicelog import demo, services
 from devicelog.clinic.records import DeviceIn, PatientIn
-from devicelog.store import queries, schema
+from devicelog.store import queries, schema, tables
 from devicelog.store.db import read_session, write_session
 from tests.conftest import PG_ADMIN_URL, TODAY, requires_sqlite
 
@@ -123,6 +125,50 @@ def test_non_ascii_letters_match_whatever_their_case(engine, sort_max, monkeypat
         assert mrns("o") == ["MRN-4", "MRN-2"]  # o is not ö nor ο (Greek); Oskar sorts before Élodie (code points)
         assert mrns("zil") == ["MRN-1"]
         assert mrns("oz") == []  # ö is not o
+
+
+@pytest.mark.parametrize("sort_max", [queries.FTS_SORT_MAX, 7, 0])
+def test_the_tuis_core_reads_find_what_search_patients_finds(clinic, sort_max, monkeypatch):
+    """The TUI's first screen reads in Core, on a Connection (``search_patient_ids``,
+    ``patients_by_id``, ``devices_of_patients``, ``catalogue``): the same patients in
+    the same order as ``search_patients``, and the same patient and device values as
+    the ORM rows give (``to_patient``, ``to_device``), non-ASCII names included."""
+    from devicelog.settings import Settings
+    from devicelog.tui import state
+
+    monkeypatch.setattr(queries, "FTS_SORT_MAX", sort_max)
+    with write_session(clinic) as s:
+        _add(s, "MRN-O1", "Özil Ärger", "ÖSTX1", "ÖSTX2")
+        _add(s, "MRN-E2", "Élodie Brûlé", "ÉLX9")
+        _add(s, "MRN-S3", "Σίσυφος Παπάς")
+    with read_session(clinic) as s:
+        orm_catalogue = queries.Catalogue(
+            device_models=[queries.to_device_model(r) for r in s.exec(select(tables.DeviceModelRow)).all()],
+            drugs=[queries.Drug.model_validate(r.model_dump()) for r in s.exec(select(tables.DrugRow)).all()],
+        )
+        needles_ = needles(s) + ["ö", "ÖZ", "ärger", "östx", "É", "brûlé", "ΣΊΣ", "παπ", "mrn-", "x\ny"]
+    with clinic.connect() as conn:
+        assert queries.catalogue(conn) == orm_catalogue
+    models = {m.code: m for m in orm_catalogue.device_models}
+    checked = 0
+    for needle in needles_:
+        for limit in (5, 50):
+            with read_session(clinic) as s:
+                want = queries.search_patients(s, needle, limit)
+                want_devices = {
+                    p.id: sorted(
+                        (queries.to_device(d, models[d.model_code]) for d in queries.devices_of_patient(s, p.id)),
+                        key=lambda d: (not d.in_service, d.implanted_on, d.id),
+                    )
+                    for p in want
+                }
+            with clinic.connect() as conn:
+                assert queries.search_patient_ids(conn, needle, limit) == ids(want), needle
+            found = state.search(clinic, needle, as_of=TODAY, settings=Settings(), catalogue=orm_catalogue, limit=limit)
+            assert [h.patient for h in found.hits] == [queries.to_patient(p) for p in want], needle
+            assert {h.patient.id: list(h.devices) for h in found.hits} == want_devices, needle
+            checked += 1
+    assert checked > 200
 
 
 @pytest.mark.parametrize("sort_max", [queries.FTS_SORT_MAX, 0])

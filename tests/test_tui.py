@@ -259,18 +259,18 @@ async def test_after_a_refill_the_main_screen_rereads_only_that_device(clinic, m
 
     asked: list[list[int]] = []
     searches: list[str] = []
-    real_most_urgent, real_search = due.most_urgent, queries.search_patients
+    real_most_urgent, real_search = due.most_urgent, queries.search_patient_ids
 
     def most_urgent(session, *, device_ids, **kw):
         asked.append(sorted(device_ids))
         return real_most_urgent(session, device_ids=device_ids, **kw)
 
-    def search_patients(session, text, limit=50):
+    def search_patient_ids(conn, text, limit=50):
         searches.append(text)
-        return real_search(session, text, limit=limit)
+        return real_search(conn, text, limit=limit)
 
     monkeypatch.setattr(due, "most_urgent", most_urgent)
-    monkeypatch.setattr(queries, "search_patients", search_patients)
+    monkeypatch.setattr(queries, "search_patient_ids", search_patient_ids)
     ngp200 = device_id(clinic, "NGP200")
     app = make(clinic)
     async with app.run_test(size=SIZE) as pilot:

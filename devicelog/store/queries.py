@@ -2,32 +2,70 @@
 
 Rows never leave the store: callers get ``DeviceHistory``, ``DeviceModel``, ``Drug``
 and ``Event`` values, which the forecast and the reports use as they are.
+
+The first screen of the TUI is read with SQLAlchemy Core only (:func:`catalogue`,
+:func:`search_patient_ids`, :func:`patients_by_id`, :func:`devices_of_patients`, on a
+``Connection`` or a ``Session``), so that ``devicelog tui`` paints without importing
+the ORM (sqlalchemy.orm, sqlmodel and ``store.tables``: ~110 ms of CPU).  This module
+therefore imports them only inside the functions that build ORM queries.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
-from sqlalchemy import or_, union
+from sqlalchemy import Date, column, or_, table, union
 from sqlalchemy import select as sa_select
 from sqlalchemy import text as sa_text
-from sqlmodel import Session, select
 
 from devicelog.clinic.catalogue import Catalogue, DeviceModel, Drug
 from devicelog.clinic.history import DeviceHistory, DeviceInfo, PatientInfo, effective_events
 from devicelog.clinic.records import Event
-from devicelog.store import tables
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from devicelog.store import tables
+
+
+def _tables():
+    from devicelog.store import tables
+
+    return tables
+
+
+def _columns(names: Iterable[str], dates: Iterable[str] = ()) -> list:
+    """Core columns by name (the ``Date`` ones typed, so SQLite's text reads as dates)."""
+    dates = set(dates)
+    return [column(n, Date) if n in dates else column(n) for n in names]
+
+
+# Lightweight Core views of the tables the first screen reads (no ORM import): the
+# columns of the clinical values they become, named as ``store.tables`` names them.
+_MODEL_T = table("device_model", *_columns(DeviceModel.model_fields))
+_DRUG_T = table("drug", *_columns(Drug.model_fields))
+_PATIENT_T = table("patient", *_columns(PatientInfo.model_fields, dates=("birth_date", "died_on")))
+#: The columns of ``DeviceInfo`` that ``device`` holds as they are (the model, and the
+#: serials of the devices replaced and replacing, come from elsewhere).
+_DEVICE_FIELDS = tuple(n for n in DeviceInfo.model_fields if n not in ("model", "replaced_by_serial", "replaces_serial"))
+_DEVICE_T = table(
+    "device",
+    column("patient_id"),
+    column("model_code"),
+    *_columns(_DEVICE_FIELDS, dates=("implanted_on", "udi_expiry", "udi_manufactured")),
+)
 
 
 def to_device_model(row: tables.DeviceModelRow) -> DeviceModel:
     return DeviceModel.model_validate(row.model_dump())
 
 
-def catalogue(session: Session) -> Catalogue:
-    models = [to_device_model(r) for r in session.exec(select(tables.DeviceModelRow)).all()]
-    drugs = [Drug.model_validate(r.model_dump()) for r in session.exec(select(tables.DrugRow)).all()]
+def catalogue(session) -> Catalogue:
+    """The device models and drugs (a ``Session`` or a Core ``Connection``; no ORM)."""
+    models = [DeviceModel.model_validate(r._asdict()) for r in session.execute(sa_select(*_MODEL_T.c))]
+    drugs = [Drug.model_validate(r._asdict()) for r in session.execute(sa_select(*_DRUG_T.c))]
     return Catalogue(device_models=models, drugs=drugs)
 
 
@@ -73,7 +111,7 @@ def raw_events(session: Session, device_ids: Iterable[int]) -> dict[int, list[Ev
     validation is most of the cost of loading a history."""
     ids = list(device_ids)
     by_device: dict[int, list[Event]] = defaultdict(list)
-    E = tables.EventRow.__table__
+    E = _tables().EventRow.__table__
     columns = [E.c[name] for name in _EVENT_FIELDS]
     validate = Event.model_validate
     for start in range(0, len(ids), 500):
@@ -85,6 +123,9 @@ def raw_events(session: Session, device_ids: Iterable[int]) -> dict[int, list[Ev
 
 def load_histories(session: Session, device_ids: Iterable[int] | None = None) -> Iterator[DeviceHistory]:
     """The history of each device (all devices when ``device_ids`` is None)."""
+    from sqlmodel import select
+
+    tables = _tables()
     cat = {m.code: m for m in catalogue(session).device_models}
     query = select(tables.Device, tables.Patient).join(tables.Patient)
     if device_ids is not None:
@@ -109,10 +150,16 @@ def load_histories(session: Session, device_ids: Iterable[int] | None = None) ->
 
 
 def device_by_serial(session: Session, serial: str) -> tables.Device | None:
+    from sqlmodel import select
+
+    tables = _tables()
     return session.exec(select(tables.Device).where(tables.Device.serial == serial)).first()
 
 
 def patient_by_mrn(session: Session, mrn: str) -> tables.Patient | None:
+    from sqlmodel import select
+
+    tables = _tables()
     return session.exec(select(tables.Patient).where(tables.Patient.mrn == mrn)).first()
 
 
@@ -159,19 +206,58 @@ def search_patients(session: Session, text: str, limit: int = 50) -> list[tables
     3+ characters as a union of three lookups that the optional trigram indexes of
     revision 0005 serve; the same patients as :func:`search_patients_like`.
     """
-    text = text.strip()
-    P = tables.Patient
-    if not text:
-        return list(session.exec(select(P).order_by(P.name, P.id).limit(limit)).all())
-    if session.get_bind().dialect.name != "sqlite":
-        if len(text) < 3:
-            return search_patients_like(session, text, limit)
-        return _search_patients_union(session, text, limit)
-    ids = _search_ids_sqlite(session, text, limit)
+    from sqlmodel import select
+
+    P = _tables().Patient
+    ids = search_patient_ids(session, text, limit)
     if not ids:
         return []
     found = {p.id: p for p in session.exec(select(P).where(P.id.in_(ids))).all()}
     return [found[i] for i in ids if i in found]
+
+
+def search_patient_ids(conn, text: str, limit: int = 50) -> list[int]:
+    """The ids of the patients :func:`search_patients` finds, in its order: the part of
+    it that finds them, in Core (a ``Session`` or a ``Connection``; no ORM import, so
+    the TUI's first screen reads it before the ORM is imported)."""
+    text = text.strip()
+    P = _PATIENT_T.c
+    if not text:
+        return [r[0] for r in conn.execute(sa_select(P.id).order_by(P.name, P.id).limit(limit))]
+    dialect = conn.dialect if hasattr(conn, "dialect") else conn.get_bind().dialect
+    if dialect.name != "sqlite":
+        # A 1-2 character term: ILIKE scans (no trigram to look up), one pass with OR.
+        found = _like_condition(text) if len(text) < 3 else P.id.in_(_union_matches(text))
+        query = sa_select(P.id).where(found).order_by(P.name, P.id).limit(limit)
+        return [r[0] for r in conn.execute(query)]
+    return _search_ids_sqlite(conn, text, limit)
+
+
+def patients_by_id(conn, ids: Sequence[int]) -> list[PatientInfo]:
+    """These patients, in the order of ``ids`` (unknown ids left out), read in Core."""
+    if not ids:
+        return []
+    rows = conn.execute(sa_select(*_PATIENT_T.c).where(_PATIENT_T.c.id.in_(list(ids))))
+    found = {r.id: PatientInfo.model_validate(r._asdict()) for r in rows}
+    return [found[i] for i in ids if i in found]
+
+
+def devices_of_patients(conn, patient_ids: Sequence[int], models: dict[str, DeviceModel]) -> list[tuple[int, DeviceInfo]]:
+    """(patient id, device) for every device of these patients, read in Core.
+
+    As :func:`to_device` without ``serials``: ``replaced_by_serial`` is left empty."""
+    if not patient_ids:
+        return []
+    D = _DEVICE_T.c
+    rows = conn.execute(sa_select(*_DEVICE_T.c).where(D.patient_id.in_(list(patient_ids))))
+    out = []
+    validate = DeviceInfo.model_validate
+    for r in rows:
+        values = r._asdict()
+        patient_id = values.pop("patient_id")
+        values["model"] = models[values.pop("model_code")]
+        out.append((patient_id, validate(values)))
+    return out
 
 
 #: Most trigram-index matches that are fetched and sorted by name (~5 ms for 5,000 at
@@ -194,7 +280,7 @@ _NAME_WALK = "SELECT patient_id FROM patient_search WHERE {} ORDER BY name, pati
 WALK_VARIANTS_MAX = 4
 
 
-def _search_ids_sqlite(session: Session, text: str, limit: int) -> list[int]:
+def _search_ids_sqlite(session, text: str, limit: int) -> list[int]:
     if "\n" in text:
         return []
     if len(text) >= 3:
@@ -240,21 +326,39 @@ def haystack_glob(text: str) -> str:
     return f"*{''.join(out)}*"
 
 
-def _search_patients_union(session: Session, text: str, limit: int) -> list[tables.Patient]:
-    """``search_patients_like`` as three ILIKE lookups in a union, each of which a GIN
-    trigram index serves (``OR`` with a sub-query would keep PostgreSQL from using them)."""
-    P, D = tables.Patient, tables.Device
-    like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    matches = union(
+def _like(text: str) -> str:
+    """An ILIKE pattern (escape ``\\``) for values containing ``text``, ``%`` and ``_`` plain."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _union_matches(text: str):
+    """The ids of the patients whose MRN, name or a device serial contains ``text``
+    (ILIKE), as three lookups in a union, each of which a GIN trigram index serves
+    (``OR`` with a sub-query would keep PostgreSQL from using them)."""
+    P, D = _PATIENT_T.c, _DEVICE_T.c
+    like = _like(text)
+    return union(
         sa_select(P.id).where(P.mrn.ilike(like, escape="\\")),
         sa_select(P.id).where(P.name.ilike(like, escape="\\")),
         sa_select(D.patient_id).where(D.serial.ilike(like, escape="\\")),
     )
-    return list(session.exec(select(P).where(P.id.in_(matches)).order_by(P.name, P.id).limit(limit)).all())
+
+
+def _like_condition(text: str):
+    """The same patients as :func:`_union_matches`, as one condition with ``OR`` (what
+    :func:`search_patients_like` asks)."""
+    P, D = _PATIENT_T.c, _DEVICE_T.c
+    like = _like(text)
+    serial_match = sa_select(D.patient_id).where(D.serial.ilike(like, escape="\\"))
+    return or_(P.mrn.ilike(like, escape="\\"), P.name.ilike(like, escape="\\"), P.id.in_(serial_match))
 
 
 def search_patients_like(session: Session, text: str, limit: int = 50) -> list[tables.Patient]:
-    """``search_patients`` with ILIKE over ``patient`` and ``device`` (any database)."""
+    """``search_patients`` with ILIKE over ``patient`` and ``device`` (any database):
+    the reference the tests hold it to, so built apart from it, with the ORM."""
+    from sqlmodel import select
+
+    tables = _tables()
     P, D = tables.Patient, tables.Device
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     like = f"%{escaped}%"
@@ -266,6 +370,9 @@ def search_patients_like(session: Session, text: str, limit: int = 50) -> list[t
 
 
 def devices_of_patient(session: Session, patient_id: int) -> list[tables.Device]:
+    from sqlmodel import select
+
+    tables = _tables()
     return list(
         session.exec(
             select(tables.Device).where(tables.Device.patient_id == patient_id).order_by(tables.Device.implanted_on)

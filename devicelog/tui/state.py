@@ -12,6 +12,12 @@ screen shows, so a 100,000-patient registry opens as fast as a small one.
 - ``due_view``: the due list of the due screen (``store.due.due_list``).
 
 Each function opens its own read session, so the app calls them from worker threads.
+
+The first screen's reads (``load_catalogue``, ``search``, ``most_urgent``,
+``opening_warnings``) use a Core ``Connection`` and ``store.queries``' Core functions,
+never the ORM: ``devicelog tui`` paints its first screen without importing
+sqlalchemy.orm, sqlmodel and ``store.tables`` (~110 ms of CPU at start, when every
+millisecond of Python delays the first frame).  ``warm_up`` imports them after it.
 """
 
 from __future__ import annotations
@@ -40,10 +46,9 @@ WARNINGS_LIMIT = 200
 def load_catalogue(engine: Engine) -> Catalogue:
     """The device models and drugs the clinic knows (a few dozen rows)."""
     from devicelog.store import queries
-    from devicelog.store.db import read_session
 
-    with read_session(engine) as session:
-        return queries.catalogue(session)
+    with engine.connect() as conn:
+        return queries.catalogue(conn)
 
 
 # ----------------------------------------------------------------------------- search
@@ -84,33 +89,25 @@ def search(
 
     ``cancelled`` is asked between the queries: when it says yes (a newer keystroke),
     the search stops and returns None."""
-    from sqlmodel import select
-
-    from devicelog.store import due, queries, tables
-    from devicelog.store.db import read_session
+    from devicelog.store import due, queries
 
     models = {m.code: m for m in catalogue.device_models}
-    with read_session(engine) as session:
-        patients = queries.search_patients(session, text, limit=limit)
+    with engine.connect() as conn:  # one read transaction; Core only (see the module's docstring)
+        ids = queries.search_patient_ids(conn, text, limit=limit)
         if cancelled():
             return None
-        ids = [p.id for p in patients]
-        rows = []
-        if ids:
-            # One query for every found patient's devices (not one per patient).
-            rows = list(session.exec(select(tables.Device).where(tables.Device.patient_id.in_(ids))).all())
+        patients = queries.patients_by_id(conn, ids)
+        # One query for every found patient's devices (not one per patient).
+        rows = queries.devices_of_patients(conn, ids, models)
         by_patient: dict[int, list[DeviceInfo]] = {}
-        for row in rows:
-            by_patient.setdefault(row.patient_id, []).append(queries.to_device(row, models[row.model_code]))
-        device_ids = [r.id for r in rows]
+        for patient_id, device in rows:
+            by_patient.setdefault(patient_id, []).append(device)
+        device_ids = [d.id for _, d in rows]
         if cancelled():
             return None
-        urgent = due.most_urgent(session, device_ids=device_ids, as_of=as_of, settings=settings) if device_ids else {}
+        urgent = due.most_urgent(conn, device_ids=device_ids, as_of=as_of, settings=settings) if device_ids else {}
     hits = tuple(
-        PatientHit(
-            queries.to_patient(p),
-            tuple(sorted(by_patient.get(p.id, []), key=lambda d: (not d.in_service, d.implanted_on, d.id))),
-        )
+        PatientHit(p, tuple(sorted(by_patient.get(p.id, []), key=lambda d: (not d.in_service, d.implanted_on, d.id))))
         for p in patients
     )
     return SearchResult(text=text, hits=hits, urgent=dict(urgent), limit=limit)
@@ -119,12 +116,11 @@ def search(
 def most_urgent(engine: Engine, device_ids: Collection[int], *, as_of: dt.date, settings: Settings) -> dict[int, Row]:
     """The most urgent item of each of these devices (devices with nothing due are left out)."""
     from devicelog.store import due
-    from devicelog.store.db import read_session
 
     if not device_ids:
         return {}
-    with read_session(engine) as session:
-        return dict(due.most_urgent(session, device_ids=list(device_ids), as_of=as_of, settings=settings))
+    with engine.connect() as conn:
+        return dict(due.most_urgent(conn, device_ids=list(device_ids), as_of=as_of, settings=settings))
 
 
 # ----------------------------------------------------------------------------- warnings
@@ -144,10 +140,9 @@ class Warnings:
 
 def opening_warnings(engine: Engine, *, as_of: dt.date, settings: Settings, limit: int = WARNINGS_LIMIT) -> Warnings:
     from devicelog.store import due
-    from devicelog.store.db import read_session
 
-    with read_session(engine) as session:
-        rows, total = due.clinic_warnings(session, as_of=as_of, settings=settings, limit=limit)
+    with engine.connect() as conn:
+        rows, total = due.clinic_warnings(conn, as_of=as_of, settings=settings, limit=limit)
     return Warnings(rows=tuple(rows), total=total)
 
 
