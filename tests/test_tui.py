@@ -671,6 +671,49 @@ def test_devicelog_tui_shows_the_clinic_in_its_first_frame(clinic, db_url, monke
     assert seen["later"].startswith("4 patient(s)")
 
 
+_FIRST_FRAME_SCRIPT = """
+import asyncio, datetime as dt, json, sys
+from devicelog import cli
+from devicelog.commands import tui as command
+from devicelog.tui.app import DeviceLogApp
+from devicelog.tui.screens.main import MainScreen
+
+seen = {}
+mount = MainScreen.on_mount
+def on_mount(self):
+    mount(self)
+    seen["orm_before_first_frame"] = sorted(m for m in ("sqlmodel", "sqlalchemy.orm", "devicelog.store.tables") if m in sys.modules)
+    seen["rows_in_first_frame"] = self.query_one("#patients").row_count
+MainScreen.on_mount = on_mount
+
+async def autopilot(pilot):
+    await pilot.pause()
+    pilot.app.preload.thread.join(60)
+    seen["orm_after"] = "devicelog.store.tables" in sys.modules
+    pilot.app.exit()
+
+command.FIRST_SCREEN_WAIT_S = 60.0
+DeviceLogApp.run = lambda self: asyncio.run(self.run_async(headless=True, size=(100, 30), auto_pilot=autopilot))
+cli.Context.today = property(lambda self: dt.date.fromisoformat(sys.argv[2]))
+seen["exit"] = cli.main(["--db", sys.argv[1], "tui"])
+print(json.dumps(seen))
+"""
+
+
+@requires_sqlite
+def test_devicelog_tui_paints_its_first_screen_without_the_orm(clinic, db_url):
+    """The first screen is read in Core (tui.state), so the ORM (sqlmodel, store.tables)
+    is imported only after the first frame, by the preload thread (a fresh process:
+    this one has the ORM already)."""
+    import json
+
+    out = subprocess.run([sys.executable, "-c", _FIRST_FRAME_SCRIPT, db_url, TODAY.isoformat()],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen == {"orm_before_first_frame": [], "rows_in_first_frame": 4, "orm_after": True, "exit": 0}
+
+
 def test_devicelog_tui_refuses_a_bad_settings_file_before_opening(tmp_path, monkeypatch, capsys):
     path = tmp_path / "s.toml"
     path.write_text("refill_margin_days = 30\n")

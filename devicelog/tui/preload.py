@@ -9,6 +9,13 @@ and reads what the main screen shows first (the catalogue, the opening warnings 
 the first page of patients) while the main thread imports Textual and draws the
 empty screen; the SQLite reads (which release the GIL) overlap that work.
 
+The reads use SQLAlchemy Core (``tui.state``), so the first frame comes without the
+ORM (sqlalchemy.orm, sqlmodel, ``store.tables``: ~110 ms of CPU).  The screens that
+write or show a device need it: once the app says the first screen is painted
+(``painted``), this thread imports it, so opening a device or registering a patient
+does not wait for it.  (It starts after the paint, not before: on one core, or under
+the GIL, it would delay the first frame by as much.)
+
 Nothing here imports Textual.  The app takes each result once (``take``): a reload
 or any later search reads the database again.  An error (bad settings, a database
 from a newer devicelog) is raised again where the result is taken, so the command
@@ -33,6 +40,7 @@ class Preload:
         self._events = {name: threading.Event() for name in ("engine", "catalogue", "warnings", "search")}
         self._lock = threading.Lock()
         self._taken: set[str] = set()
+        self._painted = threading.Event()
         self.thread = threading.Thread(target=self._run, name="devicelog-preload", daemon=True)
         self.thread.start()
 
@@ -55,6 +63,8 @@ class Preload:
             self._fail("search", self._errors["catalogue"])
             return
         self._step("search", lambda: state.search(engine, "", as_of=today, settings=settings, catalogue=catalogue))
+        self._painted.wait()
+        warm_up()
 
     def _step(self, name: str, read) -> Any:
         """Read one result and publish it; ``_MISSING`` when the read raised."""
@@ -72,6 +82,10 @@ class Preload:
         self._events[name].set()
 
     # ------------------------------------------------------------------ the app's side
+
+    def painted(self) -> None:
+        """The first screen is painted: the thread imports what later screens need."""
+        self._painted.set()
 
     def engine_and_settings(self):
         """(engine, settings), waiting for them; raises what opening the database raised.
@@ -113,3 +127,12 @@ class Preload:
         if name in self._errors:
             raise self._errors[name]
         return self._values.pop(name)
+
+
+def warm_up() -> None:
+    """Import the ORM and the table models, which the first screen does without and
+    the screens that open a device or write need."""
+    try:
+        import devicelog.store.tables  # noqa: F401  (sqlmodel, sqlalchemy.orm)
+    except Exception:  # noqa: BLE001 - imported again, and reported, where it is used
+        pass

@@ -89,6 +89,8 @@ class MainScreen(Screen):
         self.app.records_changed.subscribe(self, self._records_changed)
         self.query_one("#search", Input).focus()
         preload = self.app.preload
+        if preload is not None:
+            self.call_after_refresh(preload.painted)  # then it imports the ORM (tui.preload)
         if preload is not None and preload.ready("catalogue", "warnings", "search"):
             # Read while the app started (devicelog.tui.preload): shown in the first frame.
             self.app.load_catalogue()
