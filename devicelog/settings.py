@@ -13,6 +13,7 @@ the user's config directory if it exists, else the defaults.
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -186,8 +187,6 @@ def _describe(error: ValidationError) -> str:
 
 
 def parse_settings(text: str, source: str = "settings") -> Settings:
-    import tomllib  # only when there is a file: most starts use the defaults
-
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
