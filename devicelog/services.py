@@ -72,15 +72,68 @@ def validate(model, values: Any, prefix: str = ""):
 
 
 def add_patient(*, session: Session, patient: PatientIn, author: str) -> tables.Patient:
-    if queries.patient_by_mrn(session, patient.mrn) is not None:
-        raise InputError([Problem("mrn", patient.mrn, "a patient with this MRN already exists")])
-    row = tables.Patient(**patient.model_dump(), author=author)
-    row.goals_of_care = patient.goals_of_care.value
-    row.status = patient.status.value
-    session.add(row)
-    session.flush()
-    audit.append(session, action="add patient", author=author, changes=[_created(row)])
-    return row
+    [result] = add_patients(session=session, patients=[(patient, author)])
+    if not isinstance(result, tables.Patient):
+        raise InputError(result)
+    return result
+
+
+#: Keys looked up per ``IN (...)`` query by the bulk use cases.
+LOOKUP_CHUNK = 500
+
+
+def _by_key(session: Session, column, keys: Iterable[str]) -> dict:
+    """Rows whose ``column`` is one of ``keys``, by that key (``IN`` queries of LOOKUP_CHUNK keys)."""
+    table = column.class_
+    wanted = sorted(set(keys))
+    found = {}
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        for row in session.exec(select(table).where(column.in_(wanted[start : start + LOOKUP_CHUNK]))).all():
+            found[getattr(row, column.key)] = row
+    return found
+
+
+def _audit_runs(session: Session, action: str, entries: list[tuple[str, audit.Change]]) -> None:
+    """One audit entry per run of consecutive changes by the same author, in order."""
+    run: list[audit.Change] = []
+    run_author = None
+    for author, change in entries:
+        if run and author != run_author:
+            audit.append(session, action=action, author=run_author, changes=run)
+            run = []
+        run_author = author
+        run.append(change)
+    if run:
+        audit.append(session, action=action, author=run_author, changes=run)
+
+
+def add_patients(*, session: Session, patients: list[tuple[PatientIn, str]]) -> list[tables.Patient | list[Problem]]:
+    """``add_patient`` for many patients at once (an import's): each (patient, author)
+    gets the same check in the same order (an MRN already in the database, or given to
+    an earlier patient of the list, is refused), and its row or its problems, in order.
+
+    One query per LOOKUP_CHUNK MRNs, one flush, and one "add patient" audit entry per run
+    of patients by the same author holding each patient's values as one ``add_patient``
+    call records them: the same changes, in fewer entries.
+    """
+    taken = set(_by_key(session, tables.Patient.mrn, (p.mrn for p, _ in patients)))
+    results: list[tables.Patient | list[Problem]] = []
+    added: list[tuple[str, tables.Patient]] = []
+    for patient, author in patients:
+        if patient.mrn in taken:
+            results.append([Problem("mrn", patient.mrn, "a patient with this MRN already exists")])
+            continue
+        taken.add(patient.mrn)
+        row = tables.Patient(**patient.model_dump(), author=author)
+        row.goals_of_care = patient.goals_of_care.value
+        row.status = patient.status.value
+        session.add(row)
+        results.append(row)
+        added.append((author, row))
+    if added:
+        session.flush()
+        _audit_runs(session, "add patient", [(author, _created(row)) for author, row in added])
+    return results
 
 
 def _created(row) -> audit.Change:
@@ -88,66 +141,132 @@ def _created(row) -> audit.Change:
 
 
 def add_device(*, session: Session, device: DeviceIn, author: str, today: dt.date) -> tables.Device:
-    problems: list[Problem] = []
-    patient = queries.patient_by_mrn(session, device.patient_mrn)
-    if patient is None:
-        problems.append(Problem("patient_mrn", device.patient_mrn, "no patient has this MRN"))
-    model_row = session.get(tables.DeviceModelRow, device.model)
-    if model_row is None:
-        problems.append(Problem("model", device.model, "not in the device catalogue"))
-    if queries.device_by_serial(session, device.serial) is not None:
-        problems.append(Problem("serial", device.serial, "a device with this serial is already registered"))
-    if device.implanted_on > today:
-        problems.append(Problem("implanted_on", device.implanted_on.isoformat(), f"is after today ({today})"))
-    if patient is not None and device.implanted_on < patient.birth_date:
-        problems.append(
-            Problem("implanted_on", device.implanted_on.isoformat(), f"is before the patient's birth ({patient.birth_date})")
-        )
-    if device.udi is not None and device.udi.serial and device.udi.serial != device.serial:
-        problems.append(
-            Problem("udi.serial", device.udi.serial, f"does not match the device serial {device.serial!r}")
-        )
-    replaced = None
-    if device.replaces_serial:
-        replaced = queries.device_by_serial(session, device.replaces_serial)
-        if replaced is None:
-            problems.append(Problem("replaces_serial", device.replaces_serial, "no device has this serial"))
-        elif patient is not None and replaced.patient_id != patient.id:
-            problems.append(Problem("replaces_serial", device.replaces_serial, "belongs to another patient"))
-        elif replaced.status in (DeviceStatus.replaced.value,):
-            problems.append(Problem("replaces_serial", device.replaces_serial, "was already replaced"))
-    if problems:
-        raise InputError(problems)
-    udi = device.udi
-    row = tables.Device(
-        patient_id=patient.id,
-        model_code=device.model,
-        serial=device.serial,
-        udi_raw=udi.raw if udi else None,
-        udi_di=udi.device_identifier if udi else None,
-        udi_lot=udi.lot if udi else None,
-        udi_serial=udi.serial if udi else None,
-        udi_expiry=udi.expiry if udi else None,
-        udi_manufactured=udi.manufactured if udi else None,
-        implanted_on=device.implanted_on,
-        implant_type=device.implant_type.value,
-        site=device.site,
-        status=device.status.value,
-        recharge_interval_days=device.recharge_interval_days,
-        author=author,
+    [result] = add_devices(session=session, devices=[(device, author)], today=today)
+    if not isinstance(result, tables.Device):
+        raise InputError(result)
+    return result
+
+
+def add_devices(
+    *, session: Session, devices: list[tuple], today: dt.date
+) -> list[tables.Device | list[Problem]]:
+    """``add_device`` for many devices at once (an import's): each (device, author) gets
+    the same checks, in order, as if added one by one (a serial registered by an earlier
+    device of the list is taken; a device replaced earlier in the list is "already
+    replaced"), and its row or its problems, in order.  An item is (device, author) or
+    (device, author, recorded_at): an importer's instant, set once the row is created
+    and audited as such, as the importer did after each ``add_device`` call.
+
+    Patients, device models and serials are read with one query per LOOKUP_CHUNK keys,
+    the rows are flushed once, and the audit has one "add device" entry per run of
+    devices by the same author, holding what each ``add_device`` call records (the new
+    row; the replaced device before and after).  The due table is refreshed for every
+    device added or replaced (deferred by an importer).
+    """
+    patients = _by_key(session, tables.Patient.mrn, (item[0].patient_mrn for item in devices))
+    by_serial = _by_key(
+        session,
+        tables.Device.serial,
+        [item[0].serial for item in devices] + [item[0].replaces_serial for item in devices if item[0].replaces_serial],
     )
-    session.add(row)
+    models = {code: session.get(tables.DeviceModelRow, code) for code in {item[0].model for item in devices}}
+    results: list[tables.Device | list[Problem]] = []
+    added: list[tuple[str, tables.Device, tables.Device | None, dict | None]] = []
+    created: dict[int, dict] = {}  # id(row) -> its values as created (flushed), for the audit
+    unrecorded: list[tables.Device] = []
+
+    recorded_at: dict[int, dt.datetime] = {}
+
+    def record_created() -> None:
+        for r in unrecorded:
+            created[id(r)] = audit.row_values(r)
+            if id(r) in recorded_at:
+                r.recorded_at = recorded_at[id(r)]
+        unrecorded.clear()
+
+    for item in devices:
+        device, author = item[0], item[1]
+        problems: list[Problem] = []
+        patient = patients.get(device.patient_mrn)
+        if patient is None:
+            problems.append(Problem("patient_mrn", device.patient_mrn, "no patient has this MRN"))
+        if models[device.model] is None:
+            problems.append(Problem("model", device.model, "not in the device catalogue"))
+        if device.serial in by_serial:
+            problems.append(Problem("serial", device.serial, "a device with this serial is already registered"))
+        if device.implanted_on > today:
+            problems.append(Problem("implanted_on", device.implanted_on.isoformat(), f"is after today ({today})"))
+        if patient is not None and device.implanted_on < patient.birth_date:
+            problems.append(
+                Problem("implanted_on", device.implanted_on.isoformat(), f"is before the patient's birth ({patient.birth_date})")
+            )
+        if device.udi is not None and device.udi.serial and device.udi.serial != device.serial:
+            problems.append(
+                Problem("udi.serial", device.udi.serial, f"does not match the device serial {device.serial!r}")
+            )
+        replaced = None
+        if device.replaces_serial:
+            replaced = by_serial.get(device.replaces_serial)
+            if replaced is None:
+                problems.append(Problem("replaces_serial", device.replaces_serial, "no device has this serial"))
+            elif patient is not None and replaced.patient_id != patient.id:
+                problems.append(Problem("replaces_serial", device.replaces_serial, "belongs to another patient"))
+            elif replaced.status in (DeviceStatus.replaced.value,):
+                problems.append(Problem("replaces_serial", device.replaces_serial, "was already replaced"))
+        if problems:
+            results.append(problems)
+            continue
+        udi = device.udi
+        row = tables.Device(
+            patient_id=patient.id,
+            model_code=device.model,
+            serial=device.serial,
+            udi_raw=udi.raw if udi else None,
+            udi_di=udi.device_identifier if udi else None,
+            udi_lot=udi.lot if udi else None,
+            udi_serial=udi.serial if udi else None,
+            udi_expiry=udi.expiry if udi else None,
+            udi_manufactured=udi.manufactured if udi else None,
+            implanted_on=device.implanted_on,
+            implant_type=device.implant_type.value,
+            site=device.site,
+            status=device.status.value,
+            recharge_interval_days=device.recharge_interval_days,
+            author=author,
+        )
+        session.add(row)
+        unrecorded.append(row)
+        if len(item) > 2 and item[2] is not None:
+            recorded_at[id(row)] = item[2]
+        by_serial[device.serial] = row
+        before = None
+        if replaced is not None:
+            if any(r is replaced for r in unrecorded):  # added earlier in this list: as one by one,
+                session.flush()  # its id and its values as created, before this device changes it
+                record_created()
+            before = audit.row_values(replaced)
+            replaced.status = DeviceStatus.replaced.value  # a later device of the list may not replace it again
+            session.add(replaced)
+        results.append(row)
+        added.append((author, row, replaced, before))
+    if not added:
+        return results
+    session.flush()  # the new rows' ids, in list order
+    record_created()
+    for _, row, replaced, _ in added:
+        if replaced is not None:
+            replaced.replaced_by_id = row.id
     session.flush()
-    changes = [_created(row)]
-    if replaced is not None:
-        before = audit.row_values(replaced)
-        replaced.status = DeviceStatus.replaced.value
-        replaced.replaced_by_id = row.id
-        session.add(replaced)
-        changes.append(audit.Change("device", replaced.id, before, audit.row_values(replaced)))
-    audit.append(session, action="add device", author=author, changes=changes)
-    forecasts.refresh_devices(session, [row.id, replaced.id if replaced is not None else None])
-    return row
+    entries: list[tuple[str, audit.Change]] = []
+    for author, row, replaced, before in added:
+        entries.append((author, audit.Change("device", row.id, None, created[id(row)])))
+        if replaced is not None:
+            entries.append((author, audit.Change("device", replaced.id, before, audit.row_values(replaced))))
+    _audit_runs(session, "add device", entries)
+    forecasts.refresh_devices(
+        session, [i for _, row, replaced, _ in added for i in (row.id, replaced.id if replaced is not None else None)]
+    )
+    return results
 
 
 # --------------------------------------------------------------------- events

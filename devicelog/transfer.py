@@ -12,9 +12,10 @@ Devices name their patient by MRN, events their device by serial, and an amendme
 names the event it corrects by that event's ``ref`` (an id that only means something
 inside the document).
 
-Import goes through the same records and the same use cases as a person at the
-keyboard (``services.add_patient`` / ``add_device`` / ``record_event`` /
-``amend_event`` / ``void_event``), replayed in clinical order inside one
+Import goes through the same records and the same checks as a person at the
+keyboard (``services.add_patients`` / ``add_devices``: ``add_patient`` / ``add_device``
+for a batch, with their checks and audit changes, a query per 500 keys instead of per
+row; ``check_event``; the checks of ``amend_event`` / ``void_event``), replayed in clinical order inside one
 transaction: every refusal is collected with its JSON path
 (``$.events[12].data.volume_added_ml = -3: …``) and if there is any, the whole
 import is rolled back.  Export writes the whole database in the same shape, in an
@@ -665,36 +666,42 @@ def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.
         if not problems:
             _audit_rows(session, audit_action, author, changes)
 
-    # 4. Patients, in document order, through services.add_patient.
+    # 4. Patients, in document order, through services.add_patients (add_patient's check
+    #    and audit, WRITE_BATCH patients per query, flush and run of audit entries).
     added_patients = 0
     refused_mrns: set[str] = set()
     accepted_mrns: set[str] = set()
-    batch: list[tables.Patient] = []
+    batch: list[tuple[int, DocPatient]] = []
 
     def write_patients() -> None:
+        nonlocal added_patients, problems
+        if not batch:
+            return
+        results = services.add_patients(
+            session=session,
+            patients=[(PatientIn(**p.model_dump(exclude={"author", "recorded_at"})), p.author or author) for _, p in batch],
+        )
+        rows = []
+        for (i, p), result in zip(batch, results):
+            tick(1)
+            if not isinstance(result, tables.Patient):
+                problems += _prefixed(result, f"$.patients[{i}]")
+                refused_mrns.add(p.mrn)
+                continue
+            if p.recorded_at is not None:
+                result.recorded_at = p.recorded_at.astimezone(dt.timezone.utc)
+            added_patients += 1
+            accepted_mrns.add(p.mrn)
+            rows.append(result)
         session.flush()
         if not problems:
-            _audit_rows(session, audit_action, author, [("patient", row) for row in batch])
-        for row in batch:
+            _audit_rows(session, audit_action, author, [("patient", row) for row in rows])
+        for row in rows:
             session.expunge(row)
         batch.clear()
 
     for i, body in spool.rows("SELECT idx, body FROM patients WHERE valid ORDER BY idx"):
-        p = DocPatient.model_validate(json.loads(body))
-        values = p.model_dump(exclude={"author", "recorded_at"})
-        try:
-            row = services.add_patient(session=session, patient=PatientIn(**values), author=p.author or author)
-        except InputError as exc:
-            problems += _prefixed(exc.problems, f"$.patients[{i}]")
-            refused_mrns.add(p.mrn)
-            continue
-        finally:
-            tick(1)
-        if p.recorded_at is not None:
-            row.recorded_at = p.recorded_at.astimezone(dt.timezone.utc)
-        added_patients += 1
-        accepted_mrns.add(p.mrn)
-        batch.append(row)
+        batch.append((i, DocPatient.model_validate(json.loads(body))))
         if len(batch) >= WRITE_BATCH:
             write_patients()
     write_patients()
@@ -758,6 +765,32 @@ def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.
         WHERE e.valid AND e.amends IS NULL
         ORDER BY day, prio, repl, instant, idx, what
     """
+    devices: list[tuple[int, DocDevice, DeviceIn]] = []
+
+    def write_devices() -> None:
+        """The devices met since the last event, through services.add_devices: in the
+        timeline, the devices implanted on a day come together (after that day's other
+        events, before their own), so they are checked and written a day's run at a time."""
+        nonlocal problems
+        if not devices:
+            return
+        results = services.add_devices(
+            session=session,
+            devices=[
+                (device, d.author or author, d.recorded_at.astimezone(dt.timezone.utc) if d.recorded_at else None)
+                for _, d, device in devices
+            ],
+            today=today,
+        )
+        for (i, d, _), result in zip(devices, results):
+            if not isinstance(result, tables.Device):
+                problems += _prefixed(result, f"$.devices[{i}]")
+                unchecked_serials.add(d.serial)
+                continue
+            device_ids[i] = result.id
+            lookups.remember(result)  # its events need not read it again
+        devices.clear()
+
     for _day, _prio, _repl, _instant, i, what, body in spool.rows(timeline):
         tick(1)
         if what == 0:
@@ -769,17 +802,11 @@ def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.
             values = d.model_dump(exclude={"author", "recorded_at"})
             if values["status"] in (DeviceStatus.explanted, DeviceStatus.replaced):
                 values["status"] = DeviceStatus.active  # its events below bring it to its present status
-            try:
-                row = services.add_device(session=session, device=DeviceIn(**values), author=d.author or author, today=today)
-            except InputError as exc:
-                problems += _prefixed(exc.problems, f"$.devices[{i}]")
-                unchecked_serials.add(d.serial)
-                continue
-            if d.recorded_at is not None:
-                row.recorded_at = d.recorded_at.astimezone(dt.timezone.utc)
-            device_ids[i] = row.id
-            lookups.remember(row)  # its events need not read it again
+            devices.append((i, d, DeviceIn(**values)))
+            if len(devices) >= WRITE_BATCH:
+                write_devices()
             continue
+        write_devices()
         e = DocEvent.model_validate(json.loads(body))
         if e.device_serial in unchecked_serials:
             skipped += 1
@@ -799,6 +826,7 @@ def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.
             pending.append((i, event_row(device.id, event, e, None)))
             if len(pending) >= WRITE_BATCH:
                 write_events()
+    write_devices()
     write_events()
 
     # Amendments and voids, in the order they were recorded: the checks of services.amend_event

@@ -18,6 +18,7 @@ from devicelog.clinic.records import (
 from devicelog.store import tables
 from devicelog.store.db import read_session, write_session
 from tests.conftest import TODAY
+from tests.test_transfer import other_engine  # noqa: F401  (fixture)
 
 
 def counts(engine):
@@ -198,3 +199,80 @@ def test_possible_pocket_fill_needs_a_reason(clinic):
             data=refill(**mismatch, pocket_fill_reason="resistance on injection; aspirated, US check booked"),
         ),
     )
+
+
+def _audited_changes(engine, action):
+    """Every change of the audit entries with this action, in order, without the instants."""
+    import json
+
+    with read_session(engine) as s:
+        payloads = s.exec(select(tables.AuditEntry.payload).where(tables.AuditEntry.action == action)
+                          .order_by(tables.AuditEntry.id)).all()
+    changes = []
+    for payload in payloads:
+        for c in json.loads(payload)["changes"]:
+            for side in ("before", "after"):
+                if c[side]:
+                    c[side].pop("recorded_at", None)
+            changes.append(c)
+    return changes
+
+
+def test_bulk_adds_check_audit_and_write_what_one_by_one_does(engine, other_engine):
+    """services.add_patients / add_devices (the importer's) give each item the checks of
+    add_patient / add_device in order, earlier items of the same list included, and
+    audit the same changes."""
+    patients = [
+        (PatientIn(mrn="A-1", name="Ann", birth_date=dt.date(1950, 1, 1)), "rn.a"),
+        (PatientIn(mrn="A-1", name="Dup", birth_date=dt.date(1951, 1, 1)), "rn.a"),
+        (PatientIn(mrn="B-2", name="Ben", birth_date=dt.date(1960, 1, 1)), "rn.b"),
+    ]
+
+    def device(serial, mrn="A-1", replaces=None, on=dt.date(2024, 1, 1)):
+        return DeviceIn(patient_mrn=mrn, model="synchromed-ii-40", serial=serial, implanted_on=on, replaces_serial=replaces)
+
+    devices = [
+        (device("S1"), "rn.a"),
+        (device("S1"), "rn.a"),  # already registered (by the item before)
+        (device("S9", mrn="NOPE"), "rn.a"),
+        (device("S2", replaces="S1"), "rn.b"),
+        (device("S3", replaces="S1"), "rn.b"),  # S1 was already replaced (by the item before)
+        (device("S4", mrn="B-2", replaces="S2"), "rn.b"),  # S2 belongs to another patient
+        (device("S5", on=TODAY + dt.timedelta(days=1)), "rn.a"),
+        (device("S6", mrn="B-2"), "rn.a"),
+    ]
+
+    def outcome(result):
+        return result.id if isinstance(result, (tables.Patient, tables.Device)) else [(p.field, p.message) for p in result]
+
+    with write_session(engine) as s:
+        bulk = [outcome(r) for r in services.add_patients(session=s, patients=patients)]
+        bulk += [outcome(r) for r in services.add_devices(session=s, devices=devices, today=TODAY)]
+    one_by_one = []
+    with write_session(other_engine) as s:
+        for p, author in patients:
+            try:
+                one_by_one.append(services.add_patient(session=s, patient=p, author=author).id)
+            except services.InputError as exc:
+                one_by_one.append([(x.field, x.message) for x in exc.problems])
+        for d, author in devices:
+            try:
+                one_by_one.append(services.add_device(session=s, device=d, author=author, today=TODAY).id)
+            except services.InputError as exc:
+                one_by_one.append([(x.field, x.message) for x in exc.problems])
+    assert bulk == one_by_one
+    assert [r for r in bulk if isinstance(r, list)] == [
+        [("mrn", "a patient with this MRN already exists")],
+        [("serial", "a device with this serial is already registered")],
+        [("patient_mrn", "no patient has this MRN")],
+        [("replaces_serial", "was already replaced")],
+        [("replaces_serial", "belongs to another patient")],
+        [("implanted_on", f"is after today ({TODAY})")],
+    ]
+    for action in ("add patient", "add device"):
+        assert _audited_changes(engine, action) == _audited_changes(other_engine, action)
+    replaced = [c for c in _audited_changes(engine, "add device") if c["before"]]
+    assert [(c["before"]["status"], c["after"]["status"], c["after"]["replaced_by_id"]) for c in replaced] == [("active", "replaced", bulk[6])]
+    from devicelog import transfer
+
+    assert transfer.export_text(engine).replace(" ", "") .count("S") and counts(engine) == counts(other_engine)
