@@ -24,6 +24,7 @@ Expected dates below are worked out by hand from the clinical reference (as_of =
 from __future__ import annotations
 
 import datetime as dt
+from types import SimpleNamespace
 
 import pytest
 
@@ -260,3 +261,33 @@ def test_a_different_forecast_source_slots_in(clinic):
     with read_session(clinic) as s:
         dl = due_list(s, as_of=AS_OF, settings=Settings(), within_days=30, source=OnlyPumps())
     assert {i.device_serial for i in dl.items} == {"NGP200", "NGP400"}
+
+
+def test_the_suppressed_foot_line_groups_dated_reasons_and_keeps_every_count():
+    """A 100,000-patient list had ~700 "patient deceased on <date>" reasons on one line."""
+    import datetime as dt
+
+    from devicelog.clinic.due import SuppressedItem
+    from devicelog.store.due import DueList
+
+    def item(n):
+        return SimpleNamespace(n=n)
+
+    reasons = ["patient deceased on 2025-08-25"] * 3 + ["patient deceased on 2026-01-02"] * 2
+    reasons += ["elective item suppressed (hospice)"] * 4 + ["patient deceased on 2024-05-01 x"]
+    dl = DueList(
+        as_of=dt.date(2026, 11, 23), until=None, kinds=(), entries=(),
+        suppressed=tuple(SuppressedItem(item(i), r) for i, r in enumerate(reasons)),
+    )
+    assert dl.suppressed_by_kind_of_reason() == [
+        ("patient deceased on various dates", 5),
+        ("elective item suppressed (hospice)", 4),
+        ("patient deceased on 2024-05-01 x", 1),
+    ]
+    assert dl.suppressed_text() == (
+        "10 items suppressed by goals of care (rule 24), not listed: 5 × patient deceased on various dates; "
+        "4 × elective item suppressed (hospice); 1 × patient deceased on 2024-05-01 x."
+    )
+    one_date = DueList(as_of=dl.as_of, until=None, kinds=(), entries=(), suppressed=dl.suppressed[3:5])
+    assert one_date.suppressed_by_kind_of_reason() == [("patient deceased on 2026-01-02", 2)]
+    assert sum(c for _, c in dl.suppressed_by_reason()) == 10  # the JSON's reasons keep every date

@@ -113,16 +113,16 @@ def _run(args: argparse.Namespace, ctx) -> int:
     elif fmt == "json":
         _write_text(args.output, lambda fh: report.render_json(dl, fh))
     elif fmt == "csv":
+        # csv, html and ics are written a chunk of rows at a time (never the whole file in memory).
         if args.output:
             with open(args.output, "wb") as fh:
-                fh.write(report.csv_bytes(dl))
+                report.write_csv(dl, fh)
         else:
             report.render_csv(dl, sys.stdout)
     elif fmt == "html":
-        from devicelog.reports.due_html import render_html
+        from devicelog.reports.due_html import write_html
 
-        page = render_html(dl, page_size=page_size, group=args.group)
-        _write_text(args.output, lambda fh: fh.write(page))
+        _write_text(args.output, lambda fh: write_html(dl, fh, page_size=page_size, group=args.group))
     elif fmt == "pdf":
         from devicelog.reports.due_pdf import render_pdf
 
@@ -130,10 +130,15 @@ def _run(args: argparse.Namespace, ctx) -> int:
     elif fmt == "ics":
         import datetime as dt
 
-        from devicelog.reports.due_ics import render_ics
+        from devicelog.reports.due_ics import write_ics
 
         now = dt.datetime.now(dt.timezone.utc)
-        _write_bytes(args.output, render_ics(dl, reminder_days=settings.calendar_reminder_days, generated_at=now))
+        if args.output:
+            with open(args.output, "wb") as fh:
+                write_ics(dl, fh, reminder_days=settings.calendar_reminder_days, generated_at=now)
+        else:
+            write_ics(dl, sys.stdout.buffer, reminder_days=settings.calendar_reminder_days, generated_at=now)
+            sys.stdout.flush()
 
     _say_written(args.output, len(dl.entries))
     if dl.suppressed and fmt in ("csv", "ics"):

@@ -26,6 +26,7 @@ starts fast.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Collection, Iterable, Iterator, Protocol, Sequence
@@ -125,6 +126,27 @@ class DueList:
         counts = Counter(s.reason for s in self.suppressed)
         return sorted(counts.items(), key=lambda rc: (-rc[1], rc[0]))
 
+    def suppressed_by_kind_of_reason(self) -> list[tuple[str, int]]:
+        """``suppressed_by_reason`` with the dates taken out of dated reasons ("patient
+        deceased on 2025-08-25" counts as "patient deceased on various dates" when the
+        dates differ), so a large clinic's foot line stays one line; the JSON keeps
+        every reason as it is (``suppressed_by_reason``)."""
+        dated: dict[str, set[str]] = {}
+        counts: Counter = Counter()
+        for reason, count in self.suppressed_by_reason():
+            m = _DATED_REASON.fullmatch(reason)
+            kind = m.group(1) if m else reason
+            counts[kind] += count
+            if m:
+                dated.setdefault(kind, set()).add(m.group(2))
+        shown = {
+            kind: (f"{kind} on various dates" if len(dated[kind]) > 1 else f"{kind} on {next(iter(dated[kind]))}")
+            if kind in dated
+            else kind
+            for kind in counts
+        }
+        return sorted(((shown[k], c) for k, c in counts.items()), key=lambda rc: (-rc[1], rc[0]))
+
     def range_text(self) -> str:
         """The range in words, e.g. "overdue, and due 2026-11-23 to 2026-12-23"."""
         if self.until is None:
@@ -142,7 +164,7 @@ class DueList:
         if not self.suppressed:
             return ""
         n = len(self.suppressed)
-        reasons = "; ".join(f"{count} × {reason}" for reason, count in self.suppressed_by_reason())
+        reasons = "; ".join(f"{count} × {reason}" for reason, count in self.suppressed_by_kind_of_reason())
         noun = "item" if n == 1 else "items"
         return f"{n} {noun} suppressed by goals of care (rule 24), not listed: {reasons}."
 
@@ -309,6 +331,7 @@ def due_rows(
 
 
 _KINDS = {k.value: k for k in DeviceKind}
+_DATED_REASON = re.compile(r"(.*\S) on (\d{4}-\d{2}-\d{2})")
 
 
 def _item(row) -> DueItem:
