@@ -276,20 +276,25 @@ class StoredForecasts:
 
     @staticmethod
     def _list(session, as_of, settings, until, kinds, device_ids, entries, suppressed) -> DueList:
-        suppressed.sort(key=_suppressed_key)
         notes = [
             DeviceNote(r[0], r[1], r[2], r[3], ClinicalWarning(*r[4:]))
             for r in forecasts.read_notes(session, kinds=[k.value for k in kinds], device_ids=device_ids)
         ]
-        return DueList(
-            as_of=as_of,
-            until=until,
-            kinds=kinds,
-            entries=tuple(entries),
-            suppressed=tuple(suppressed),
-            notes=tuple(notes),
-            clinic_name=settings.clinic_name,
-        )
+        return _assemble(as_of, until, kinds, settings, entries, suppressed, notes)
+
+
+def _assemble(as_of, until, kinds, settings, entries, suppressed, notes) -> DueList:
+    """The ``DueList`` of entries already in order; the suppressed items are sorted here."""
+    suppressed.sort(key=_suppressed_key)
+    return DueList(
+        as_of=as_of,
+        until=until,
+        kinds=kinds,
+        entries=tuple(entries),
+        suppressed=tuple(suppressed),
+        notes=tuple(notes),
+        clinic_name=settings.clinic_name,
+    )
 
 
 @dataclass(frozen=True)
@@ -395,17 +400,8 @@ def due_list(
         if fc.warnings:
             p, d = found.history.patient, found.history.device
             notes += [DeviceNote(p.name, p.mrn, d.serial, d.model.label, w) for w in fc.warnings]
-    entries.sort(key=lambda e: sort_key(e.item, e.status))
-    suppressed.sort(key=_suppressed_key)
-    return DueList(
-        as_of=as_of,
-        until=until,
-        kinds=kinds,
-        entries=tuple(entries),
-        suppressed=tuple(suppressed),
-        notes=tuple(notes),
-        clinic_name=settings.clinic_name,
-    )
+    entries.sort(key=_entry_key)
+    return _assemble(as_of, until, kinds, settings, entries, suppressed, notes)
 
 
 def _in_range(item: DueItem, until: dt.date | None) -> bool:
