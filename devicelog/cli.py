@@ -22,6 +22,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("restore", "devicelog.commands.backup", "check a backup, keep the current database as *.before-restore, then restore"),
     ("due", "devicelog.commands.due", "what is due: overdue first, then by date, as text, csv, json, pdf, ics or html"),
     ("history", "devicelog.commands.history", "a device's (or patient's) whole history as text, json or pdf"),
+    ("mri", "devicelog.commands.mri", "before an MRI: a pump's checklist (rule 13) with its figures; record it done, log the post-MRI interrogation"),
     ("fhir", "devicelog.commands.fhir", "export patients, devices, procedures and observations as a FHIR R4 Bundle (JSON)"),
     ("demo", "devicelog.commands.demo", "build a realistic demo clinic in a new database (--open to open it)"),
     ("import", "devicelog.commands.transfer", "add a devicelog JSON document to the database, all or nothing"),
@@ -81,7 +82,7 @@ def parse_date(text: str) -> dt.date:
 class _Commands(argparse._SubParsersAction):
     """The subcommands, each configured (its module imported, its options added) only
     when the command line names it: ``devicelog tui`` does not import and configure the
-    other nine (~10 ms of CPU at start).  ``devicelog --help`` lists them from
+    other ten (~10 ms of CPU at start).  ``devicelog --help`` lists them from
     ``COMMANDS`` alone."""
 
     def __call__(self, parser, namespace, values, option_string=None):
