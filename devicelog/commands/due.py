@@ -17,7 +17,8 @@ FORMATS = ("text", "csv", "json", "pdf", "ics", "html")
 
 
 def _within(text: str) -> int:
-    from devicelog.store.due import MAX_WITHIN_DAYS
+    # From store.forecasts, not store.due: the JSON of a stored list never imports store.due.
+    from devicelog.store.forecasts import MAX_WITHIN_DAYS
 
     try:
         days = int(text)
@@ -76,7 +77,6 @@ def run(args: argparse.Namespace, ctx) -> int:
 
 def _run(args: argparse.Namespace, ctx) -> int:
     from devicelog.reports import due as report
-    from devicelog.store.due import due_list, due_rows
 
     as_of = args.as_of or ctx.today
     settings = ctx.settings
@@ -88,12 +88,25 @@ def _run(args: argparse.Namespace, ctx) -> int:
     # A plain connection: the list is read from the due table without the ORM (issue 8.2).
     with ctx.engine.connect() as conn:
         if fmt == "json" and not args.redact:
+            # On SQLite, each item's JSON text comes from the due table when it is fresh
+            # (reports.due.json_from_table: no store.due, no object per item).
+            table_json = report.json_from_table(
+                conn, as_of=as_of, settings=settings, within_days=args.within, kinds=args.kind or ()
+            )
+            if table_json is not None:
+                _write_text(args.output, table_json.write)
+                _say_written(args.output, table_json.count)
+                return 0
+            from devicelog.store.due import due_rows
+
             # Written from the table's rows, without an object per item (store.due.DueRows).
             rows = due_rows(conn, as_of=as_of, settings=settings, within_days=args.within, kinds=args.kind or ())
             if rows is not None:
                 _write_text(args.output, lambda fh: report.render_json_rows(rows, fh))
                 _say_written(args.output, len(rows.rows))
                 return 0
+        from devicelog.store.due import due_list
+
         dl = due_list(conn, as_of=as_of, settings=settings, within_days=args.within, kinds=args.kind or ())
     if args.redact:
         from devicelog.reports.redact import redact_due_list

@@ -12,7 +12,10 @@ add fields, never rename them.
   accented names; LibreOffice, Numbers, Google Sheets and Python's ``utf-8-sig`` read
   the BOM and drop it.  Rows end in CRLF (RFC 4180).
 - **json**: the list with its range, the items (each with its why), the suppressed
-  items with their reasons, and the forecast's notes.
+  items with their reasons, and the forecast's notes.  ``devicelog due`` on SQLite
+  writes it from the due table without a ``DueList``: SQLite formats each item
+  (:func:`json_from_table` says why); a test holds its bytes equal to
+  :func:`render_json`'s.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-from typing import Any, BinaryIO, Iterable, Iterator, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterable, Iterator, TextIO
 
-from devicelog.store.due import DueEntry, DueList, DueRows
+if TYPE_CHECKING:  # imported where used: the JSON of a stored list needs none of it (json_from_table)
+    from devicelog.store.due import DueEntry, DueList, DueRows
 
 #: The CSV / JSON item fields, in column order.
 FIELDS: tuple[str, ...] = (
@@ -341,36 +345,70 @@ def csv_bytes(dl: DueList) -> bytes:
 
 def document(dl: DueList) -> dict[str, Any]:
     """The JSON document (documented in the README, "Due list fields")."""
-    return {
-        "format": JSON_FORMAT,
-        "clinic_name": dl.clinic_name,
-        "as_of": dl.as_of.isoformat(),
-        "until": dl.until.isoformat() if dl.until else None,
-        "within_days": dl.within_days,
-        "kinds": [k.value for k in dl.kinds],
-        "redacted": dl.redacted,
-        "count": len(dl.entries),
-        "overdue_count": sum(1 for e in dl.entries if e.status == "overdue"),
-        "items": records(dl),
-        "suppressed_count": len(dl.suppressed),
-        "suppressed_by_reason": [{"reason": r, "count": c} for r, c in dl.suppressed_by_reason()],
-        "suppressed": [
+    from devicelog.store.due import DueEntry
+
+    return _document(
+        clinic_name=dl.clinic_name,
+        as_of=dl.as_of,
+        until=dl.until,
+        kinds=[k.value for k in dl.kinds],
+        redacted=dl.redacted,
+        count=len(dl.entries),
+        overdue_count=sum(1 for e in dl.entries if e.status == "overdue"),
+        items=records(dl),
+        suppressed_by_reason=dl.suppressed_by_reason(),
+        suppressed=[
             {**item_record(DueEntry(s.item, "upcoming"), dl.as_of), "status": "suppressed", "reason": s.reason}
             for s in dl.suppressed
         ],
-        "notes": [
-            {
-                "patient_name": n.patient_name,
-                "patient_mrn": n.patient_mrn,
-                "device_model": n.device_model,
-                "device_serial": n.device_serial,
-                "level": n.warning.level,
-                "code": n.warning.code,
-                "rule": n.warning.rule,
-                "message": n.warning.message,
-            }
+        notes=[
+            _note_record(
+                n.patient_name,
+                n.patient_mrn,
+                n.device_serial,
+                n.device_model,
+                n.warning.level,
+                n.warning.code,
+                n.warning.rule,
+                n.warning.message,
+            )
             for n in dl.notes
         ],
+    )
+
+
+def _document(
+    *, clinic_name, as_of, until, kinds, redacted, count, overdue_count, items, suppressed_by_reason, suppressed, notes
+) -> dict[str, Any]:
+    """The document's fields in their order (``document`` and ``json_from_table``)."""
+    return {
+        "format": JSON_FORMAT,
+        "clinic_name": clinic_name,
+        "as_of": as_of.isoformat(),
+        "until": until.isoformat() if until else None,
+        "within_days": None if until is None else (until - as_of).days,
+        "kinds": kinds,
+        "redacted": redacted,
+        "count": count,
+        "overdue_count": overdue_count,
+        "items": items,
+        "suppressed_count": len(suppressed),
+        "suppressed_by_reason": [{"reason": r, "count": c} for r, c in suppressed_by_reason],
+        "suppressed": suppressed,
+        "notes": notes,
+    }
+
+
+def _note_record(name, mrn, serial, model, level, code, rule, message) -> dict[str, Any]:
+    return {
+        "patient_name": name,
+        "patient_mrn": mrn,
+        "device_model": model,
+        "device_serial": serial,
+        "level": level,
+        "code": code,
+        "rule": rule,
+        "message": message,
     }
 
 
@@ -392,20 +430,97 @@ def render_json_rows(due: DueRows, out: TextIO) -> None:
 def _render_json(dl: DueList, out: TextIO, count: int, statuses: list[str], item_lines: Iterable[str]) -> None:
     from dataclasses import replace
 
-    encode = _fast_encoder()
     doc = document(replace(dl, entries=()))
     doc["count"] = count
     doc["overdue_count"] = statuses.count("overdue")
+    _write_document(out, doc, {"items": ("    " + line for line in item_lines)})
+
+
+def _write_document(out: TextIO, doc: dict[str, Any], lines: dict[str, Iterable[str]]) -> None:
+    """``doc`` one field a line; an array of objects one object a line (indented by 4),
+    the arrays named in ``lines`` from those lines (JSON texts, indented already)."""
+    encode = _fast_encoder()
     out.write("{")
     for n, (key, value) in enumerate(doc.items()):
         out.write("\n" if n == 0 else ",\n")
-        if key == "items":
-            _write_array(out, encode(key), item_lines)
+        if key in lines:
+            _write_array(out, encode(key), lines[key])
         elif isinstance(value, list) and value and isinstance(value[0], dict):
-            _write_array(out, encode(key), map(encode, value))
+            _write_array(out, encode(key), ("    " + encode(v) for v in value))
         else:
             out.write(f"  {encode(key)}: {encode(value)}")
     out.write("\n}\n")
+
+
+class TableJSON:
+    """A due list's JSON document read from the due table, ready to write (:func:`json_from_table`)."""
+
+    def __init__(self, doc: dict[str, Any], items: list[str], suppressed: list[str]):
+        self.doc, self.items, self.suppressed = doc, items, suppressed
+
+    @property
+    def count(self) -> int:
+        return len(self.items)
+
+    def write(self, out: TextIO) -> None:
+        _write_document(out, self.doc, {"items": self.items, "suppressed": self.suppressed})
+
+
+def json_from_table(conn, *, as_of: dt.date, settings, within_days: int | None = None, kinds: Iterable = ()) -> TableJSON | None:
+    """What ``render_json(due_list(conn, ...), out)`` writes, read straight from the
+    maintained due table on SQLite; None when it cannot be (not SQLite, or the table is
+    not fresh for ``settings``): the caller takes the ``store.due`` path, which computes
+    the forecasts then.
+
+    Why: at 100,000 patients this list has 57,000 items (42 MB).  Making each an object
+    in Python, or even reading each row's 19 values and formatting them, was most of
+    ``devicelog due --format json``.  Here SQLite formats each item's JSON text as it
+    reads the row and sorts the texts in the list's order
+    (``store.forecasts.read_range_json``); Python adds the head, the counts, the
+    suppressed reasons and the notes, and writes the lines in chunks.  Nothing here
+    imports the forecast vocabulary (``store.due``, ``clinic.due``, ``clinic.history``,
+    the catalogue), which was a third of the command's start.  The freshness check is
+    ``store.due``'s own (``forecasts.is_fresh``), in the same read transaction as the
+    rows: a stale table is never served.  A test holds the bytes equal to
+    ``render_json`` for every range, kind filter and status, with quotes, control and
+    non-ASCII characters in names.
+    """
+    from devicelog.store import forecasts
+
+    if conn.dialect.name != "sqlite":
+        return None
+    if within_days is not None and not 0 <= within_days <= forecasts.MAX_WITHIN_DAYS:
+        raise ValueError(f"within_days = {within_days}: must be 0 to {forecasts.MAX_WITHIN_DAYS} days")
+    if not forecasts.is_fresh(conn, settings):
+        return None
+    kind_values = [getattr(k, "value", k) for k in dict.fromkeys(kinds or ())]
+    until = None if within_days is None else as_of + dt.timedelta(days=within_days)
+    lead = as_of + dt.timedelta(days=settings.lead_time_days)
+    listed, suppressed = forecasts.read_range_json(
+        conn, fields=FIELDS, as_of=as_of, lead=lead, until=until, kinds=kind_values, indent="    "
+    )
+    items = [r[0] for r in listed]
+    suppressed_items = [r[0] for r in suppressed]
+    if None in items or None in suppressed_items:
+        return None  # a value SQLite could not format (a due date not ISO text): store.due meets it
+    reasons: dict[str, int] = {}
+    for r in suppressed:
+        reasons[r[1]] = reasons.get(r[1], 0) + 1
+    doc = _document(
+        clinic_name=settings.clinic_name,
+        as_of=as_of,
+        until=until,
+        kinds=kind_values,
+        redacted=False,
+        count=len(items),
+        overdue_count=sum(r[1] for r in listed),
+        items=None,
+        # DueList.suppressed_by_reason's order: most frequent first, then by reason.
+        suppressed_by_reason=sorted(reasons.items(), key=lambda rc: (-rc[1], rc[0])),
+        suppressed=suppressed_items,
+        notes=[_note_record(*r) for r in forecasts.read_notes(conn, kinds=kind_values)],
+    )
+    return TableJSON(doc, items, suppressed_items)
 
 
 _ITEM_TEMPLATE = "{" + ", ".join(f'"{name}": %s' for name in FIELDS) + "}"
@@ -496,12 +611,13 @@ def _fast_encoder():
 
 
 def _write_array(out: TextIO, key_json: str, lines_json: Iterable[str], chunk: int = 1000) -> None:
-    """``key_json: [`` then each JSON text on a line of its own, written ``chunk`` at a time."""
+    """``key_json: [`` then each line (a JSON text, indented) on a line of its own,
+    written ``chunk`` at a time."""
     out.write(f"  {key_json}: [")
     lines: list[str] = []
     wrote = False
     for line in lines_json:
-        lines.append("    " + line)
+        lines.append(line)
         if len(lines) == chunk:
             out.write((",\n" if wrote else "\n") + ",\n".join(lines))
             wrote = True

@@ -21,6 +21,10 @@ forecast), which is also the reference the tests compare the table with.
 The functions take a sqlmodel ``Session`` or a plain SQLAlchemy ``Connection``; the
 stored path imports neither the ORM nor the forecast modules, so ``devicelog due``
 starts fast.
+
+``devicelog due --format json`` on SQLite does not come here at all when the table is
+fresh: SQLite writes each item's JSON text (``reports.due.json_from_table``), in
+this module's order; ``due_rows`` is its path on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ KIND_ALIASES: dict[str, DeviceKind] = {
     **{k.value: k for k in DeviceKind},
 }
 
-MAX_WITHIN_DAYS = 3660
+MAX_WITHIN_DAYS = forecasts.MAX_WITHIN_DAYS
 
 
 def parse_kind(text: str) -> DeviceKind:
