@@ -468,7 +468,7 @@ class TableJSON:
 
 def json_from_table(conn, *, as_of: dt.date, settings, within_days: int | None = None, kinds: Iterable = ()) -> TableJSON | None:
     """What ``render_json(due_list(conn, ...), out)`` writes, read straight from the
-    maintained due table on SQLite; None when it cannot be (not SQLite, or the table is
+    maintained due table on SQLite (``conn`` a SQLAlchemy ``Connection``); None when it cannot be (not SQLite, or the table is
     not fresh for ``settings``): the caller takes the ``store.due`` path, which computes
     the forecasts then.
 
@@ -487,10 +487,10 @@ def json_from_table(conn, *, as_of: dt.date, settings, within_days: int | None =
     """
     from devicelog.store import forecasts
 
-    if conn.dialect.name != "sqlite":
-        return None
     if within_days is not None and not 0 <= within_days <= forecasts.MAX_WITHIN_DAYS:
         raise ValueError(f"within_days = {within_days}: must be 0 to {forecasts.MAX_WITHIN_DAYS} days")
+    if conn.dialect.name != "sqlite":
+        return None
     if not forecasts.is_fresh(conn, settings):
         return None
     kind_values = [getattr(k, "value", k) for k in dict.fromkeys(kinds or ())]
@@ -612,8 +612,13 @@ def _fast_encoder():
 
 def _write_array(out: TextIO, key_json: str, lines_json: Iterable[str], chunk: int = 1000) -> None:
     """``key_json: [`` then each line (a JSON text, indented) on a line of its own,
-    written ``chunk`` at a time."""
+    written ``chunk`` at a time (a list is cut into chunks, not walked line by line)."""
     out.write(f"  {key_json}: [")
+    if isinstance(lines_json, list):
+        for start in range(0, len(lines_json), chunk):
+            out.write((",\n" if start else "\n") + ",\n".join(lines_json[start : start + chunk]))
+        out.write("\n  ]" if lines_json else "]")
+        return
     lines: list[str] = []
     wrote = False
     for line in lines_json:

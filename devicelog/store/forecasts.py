@@ -70,6 +70,7 @@ from typing import Any, Callable, Collection, Iterable, Iterator
 from sqlalchemy import (
     Boolean,
     Column,
+    Connection,
     Date,
     Index,
     Integer,
@@ -657,7 +658,7 @@ _SUPPRESSED_ORDER = "due_on, patient_mrn, device_serial, code, id"
 
 
 def read_range_json(
-    conn,
+    conn: Connection,
     *,
     fields: tuple[str, ...],
     as_of: dt.date,
@@ -667,7 +668,7 @@ def read_range_json(
     indent: str = "",
 ) -> tuple[list[tuple[str | None, int]], list[tuple[str | None, str]]]:
     """The due list's items in ``read_range``'s range, each already its JSON text
-    (SQLite only): ``(listed, suppressed)``, listed as (text, 1 if overdue else 0) in
+    (SQLite only; ``conn`` a SQLAlchemy ``Connection``): ``(listed, suppressed)``, listed as (text, 1 if overdue else 0) in
     the due list's order, suppressed as (text with ``"status": "suppressed"`` and the
     ``"reason"`` last, reason) in ``store.due``'s order for them.  ``fields`` in the
     order wanted (:data:`JSON_ITEM_SQL` names), each text starting with ``indent``.
@@ -697,18 +698,23 @@ def read_range_json(
         names = sorted(kinds)
         where += " AND device_kind IN (" + ", ".join(f":k{n}" for n in range(len(names))) + ")"
         params.update({f"k{n}": name for n, name in enumerate(names)})
-    listed = conn.execute(
-        text(
+    # The DBAPI cursor, in the connection's own transaction (the one ``is_fresh`` read
+    # in; begun here if it was not, so both queries see one snapshot): 57,000
+    # one-string rows need nothing of SQLAlchemy's result rows.
+    if not conn.in_transaction():
+        conn.begin()
+    cursor = conn.connection.cursor()
+    try:
+        listed = cursor.execute(
             f"SELECT {listed_json}, due_on < :as_of FROM due_item WHERE +suppressed_reason IS NULL{where} "
-            f"ORDER BY {_LISTED_ORDER}"
-        ),
-        params,
-    ).all()
-    suppressed = conn.execute(
-        text(
-            f"SELECT {suppressed_json}, suppressed_reason FROM due_item WHERE suppressed_reason IS NOT NULL{where.replace('+', '')} "
-            f"ORDER BY {_SUPPRESSED_ORDER}"
-        ),
-        params,
-    ).all()
+            f"ORDER BY {_LISTED_ORDER}",
+            params,
+        ).fetchall()
+        suppressed = cursor.execute(
+            f"SELECT {suppressed_json}, suppressed_reason FROM due_item WHERE suppressed_reason IS NOT NULL"
+            f"{where.replace('+', '')} ORDER BY {_SUPPRESSED_ORDER}",
+            params,
+        ).fetchall()
+    finally:
+        cursor.close()
     return listed, suppressed
