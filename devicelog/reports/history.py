@@ -15,10 +15,12 @@ Clinical numbers come from the clinic rules: reconciliation from
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field, is_dataclass, replace
+from functools import partial
 from typing import Any, Iterable, Mapping, Sequence
 
 from devicelog.clinic.catalogue import Drug
@@ -62,6 +64,48 @@ BATTERY_NOTE_CODES = frozenset({"battery_projection", "recharge_unknown", "recha
 
 
 # ====================================================================== content
+
+
+class Later:
+    """A field value to compute on first read: ``Later(fn)`` (see ``Deferred``)."""
+
+    __slots__ = ("compute",)
+
+    def __init__(self, compute) -> None:
+        self.compute = compute
+
+
+class Deferred:
+    """A dataclass field that may be given as ``Later(fn)``: ``fn()`` runs when the field
+    is first read and its result is kept.  Every reader (attributes, ``asdict`` and so
+    the JSON, ``==``, ``replace``) sees the computed value, so a report is the same
+    whether a part was computed early or late.
+
+    Why: opening a history in the TUI shows the timeline, programming and ledger at
+    once, while the trends (series and battery outlook, ~10 ms for an 800-event pump)
+    are drawn only when their tab is first opened, and the JSON copy of each entry's
+    data (``TimelineEntry.data``, ~3 ms) only goes into the JSON export.  These are
+    computed from values already in memory (no database), so computing them late
+    gives what computing them early gave.  (A descriptor-typed dataclass field, as
+    the ``dataclasses`` documentation describes.)
+    """
+
+    def __init__(self, default: Any = dataclasses.MISSING) -> None:
+        self.default = default
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.slot = f"_deferred_{name}"
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self.default  # the field's default, as ``dataclass`` reads it
+        value = obj.__dict__[self.slot]
+        if isinstance(value, Later):
+            value = obj.__dict__[self.slot] = value.compute()
+        return value
+
+    def __set__(self, obj, value) -> None:
+        obj.__dict__[self.slot] = value
 
 
 @dataclass
@@ -126,7 +170,7 @@ class TimelineEntry:
     status: str = ""  # "", "amended" or "entered in error"
     recorded_at: dt.datetime | None = None
     versions: list[Version] = field(default_factory=list)  # filled when amended or voided
-    data: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = Deferred(Later(dict))  # the effective data as JSON values; computed when read
 
 
 @dataclass
@@ -183,8 +227,8 @@ class HistoryReport:
     timeline: list[TimelineEntry]
     programming: list[ProgramChange]
     ledgers: list[PumpLedger]
-    device_trends: list[DeviceTrends]
-    patient_series: list[Series]  # pain and oral MME, across the patient's devices
+    device_trends: list[DeviceTrends] = Deferred()  # computed when first read (Trends tab, renderers)
+    patient_series: list[Series] = Deferred()  # pain and oral MME, across the patient's devices; likewise
     oral_to_it_ratio: float
     notes: list[str] = field(default_factory=list)
 
@@ -215,7 +259,24 @@ def _drug_show(drugs: Mapping[str, Drug], code: str, mg: float, per: str) -> str
     return drug.show(mg, per) if drug else f"{mg:g} mg{per}"
 
 
-def pump_program_text(program: PumpProgram, drugs: Mapping[str, Drug]) -> str:
+def _memoized(compute, program: PumpProgram, drugs: Mapping[str, Drug], memo: dict | None):
+    """``compute(program, drugs)``, looked up in ``memo`` by the program's value when a
+    memo is given.  A pump keeps one program over many refills (an 800-event history
+    has 20-30 different programs), so a report formats each program once.  The key is
+    the program's JSON, which tells apart any two values that could print
+    differently; one memo serves one ``drugs``."""
+    if memo is None:
+        return compute(program, drugs)
+    key = program.model_dump_json()
+    found = memo.get(key)
+    if found is None:
+        found = memo[key] = compute(program, drugs)
+    return found
+
+
+def pump_program_text(program: PumpProgram, drugs: Mapping[str, Drug], memo: dict[str, str] | None = None) -> str:
+    if memo is not None:
+        return _memoized(pump_program_text, program, drugs, memo)
     doses = drug_doses_mg_per_day(program)
     parts = [f"{drugs_label(program, drugs)}; " + ", ".join(f"{c} {_drug_show(drugs, c, mg, '/day')}" for c, mg in doses.items())]
     parts.append(f"{daily_volume_ml(program):.3f} mL/day ({program.mode.value.replace('_', ' ')})")
@@ -254,8 +315,9 @@ def impedance_flags(data: InterrogationData, settings: Settings) -> list[str]:
     return flags
 
 
-def summarize(event: Event, settings: Settings, drugs: Mapping[str, Drug]) -> str:
-    """One line a clinician reads for an event, every number with its unit."""
+def summarize(event: Event, settings: Settings, drugs: Mapping[str, Drug], memo: dict[str, str] | None = None) -> str:
+    """One line a clinician reads for an event, every number with its unit (``memo``:
+    see ``pump_program_text``)."""
     d = event.data
     if isinstance(d, RefillData):
         text = (
@@ -266,7 +328,7 @@ def summarize(event: Event, settings: Settings, drugs: Mapping[str, Drug]) -> st
             text += f" (measured {_g(d.measured_after_ml, 'mL')})"
         if d.bolus_volume_since_last_fill_ml:
             text += f", boluses since last fill {_g(d.bolus_volume_since_last_fill_ml, 'mL')}"
-        text += f"; {pump_program_text(d.program, drugs)}"
+        text += f"; {pump_program_text(d.program, drugs, memo)}"
         if d.admixture_bud:
             text += f"; beyond-use {d.admixture_bud}"
         if d.pocket_fill_reason:
@@ -297,7 +359,7 @@ def summarize(event: Event, settings: Settings, drugs: Mapping[str, Drug]) -> st
         text = "; ".join(parts) or "interrogated"
     elif isinstance(d, ProgrammingData):
         if d.pump_program is not None:
-            text = pump_program_text(d.pump_program, drugs)
+            text = pump_program_text(d.pump_program, drugs, memo)
             if d.reservoir_volume_ml is not None:
                 text += f"; reservoir {_g(d.reservoir_volume_ml, 'mL')}"
         else:
@@ -375,9 +437,11 @@ def timeline(
         else:
             originals[row.id] = row
     effective = {e.id: e for e in history.events}
+    serial = history.device.serial
+    memo: dict[str, str] = {}
     entries = []
     for event_id in effective.keys() | amendments.keys():
-        rows = sorted(amendments.get(event_id, []), key=lambda r: r.id)
+        rows = sorted(amendments[event_id], key=lambda r: r.id) if event_id in amendments else ()
         original = originals.get(event_id) or effective[event_id]
         shown = effective.get(event_id)
         status = ""
@@ -385,21 +449,22 @@ def timeline(
             status = "entered in error" if rows[-1].voided else "amended"
         if shown is None:  # voided: show what was entered, marked
             shown = rows[-1]
+        kind = original.kind
         entry = TimelineEntry(
             event_id=event_id,
-            device_serial=history.device.serial,
+            device_serial=serial,
             occurred_on=shown.occurred_on,
-            kind=original.kind.value,
-            kind_label=original.kind.label,
+            kind=kind.value,
+            kind_label=kind.label,
             author=original.author,
-            summary=summarize(shown, settings, drugs),
+            summary=summarize(shown, settings, drugs, memo),
             status=status,
-            data=shown.data.model_dump(mode="json"),
+            data=Later(partial(shown.data.model_dump, mode="json")),
             recorded_at=original.recorded_at,
         )
         if rows:
             entry.versions = [
-                Version(r.id, r.recorded_at, r.author, r.occurred_on, summarize(r, settings, drugs), r.amendment_reason if r is not original else None, r.voided)
+                Version(r.id, r.recorded_at, r.author, r.occurred_on, summarize(r, settings, drugs, memo), r.amendment_reason if r is not original else None, r.voided)
                 for r in [original, *rows]
             ]
         entries.append(entry)
@@ -410,8 +475,11 @@ def timeline(
 # ====================================================================== programming
 
 
-def pump_fields(program: PumpProgram, drugs: Mapping[str, Drug]) -> dict[str, str]:
-    """The settings of a pump program, each with its unit, for a diff."""
+def pump_fields(program: PumpProgram, drugs: Mapping[str, Drug], memo: dict | None = None) -> dict[str, str]:
+    """The settings of a pump program, each with its unit, for a diff (``memo``: see
+    ``pump_program_text``; the dict given is then shared, not to be changed)."""
+    if memo is not None:
+        return _memoized(pump_fields, program, drugs, memo)
     values = {"mode": program.mode.value.replace("_", " ")}
     doses = drug_doses_mg_per_day(program)
     for entry in program.drugs:
@@ -474,13 +542,15 @@ def programming_history(history: DeviceHistory, drugs: Mapping[str, Drug]) -> li
     pump_before: dict[str, str] | None = None
     stim_before: dict[str, dict[str, str]] | None = None
     active_before: str | None = None
+    memo: dict[str, dict[str, str]] = {}
     for e in clinical_order(history.events):
         d = e.data
         program = d.program if isinstance(d, RefillData) else d.pump_program if isinstance(d, ProgrammingData) else None
         reason = d.reason if isinstance(d, ProgrammingData) else ""
         if program is not None:
-            now = pump_fields(program, drugs)
-            diff = diff_fields(pump_before, now)
+            now = pump_fields(program, drugs, memo)
+            # The memo gives the same dict for the same program: nothing changed.
+            diff = [] if now is pump_before else diff_fields(pump_before, now)
             if diff or isinstance(d, ProgrammingData):
                 changes.append(ProgramChange(e.id, serial, e.occurred_on, e.author, e.kind.label, "pump", diff, pump_before is None, reason))
             pump_before = now
@@ -577,23 +647,21 @@ def build_report(
     entries: list[TimelineEntry] = []
     programming: list[ProgramChange] = []
     ledgers: list[PumpLedger] = []
-    device_trends: list[DeviceTrends] = []
-    all_events: list[Event] = []
     for h in histories:
-        entries += timeline(h, raw.get(h.device.id, []), settings, drugs)
+        device_entries = timeline(h, raw.get(h.device.id, []), settings, drugs)
+        entries += device_entries
         programming += programming_history(h, drugs)
-        all_events += h.events
         if h.device.model.is_pump:
             # The ledger names who did the refill (the original entry), as the timeline does.
-            authors = {e.event_id: e.author for e in entries}
-            rows = [replace(r, author=authors.get(r.event_id, r.author)) for r in refill_ledger(h, settings, drugs)]
+            authors = {e.event_id: e.author for e in device_entries}
+            rows = [
+                r if authors.get(r.event_id, r.author) == r.author else replace(r, author=authors[r.event_id])
+                for r in refill_ledger(h, settings, drugs)
+            ]
             reservoir = h.device.model.reservoir_ml or 20.0
             ledgers.append(PumpLedger(h.device.serial, reservoir, settings.discrepancy_limit_ml(reservoir), rows, ledger_trend(rows)))
-        series = [s for s in all_series(h.events, drugs, settings.oral_to_it_morphine_ratio) if s.key not in ("pain_nrs", "oral_mme_mg_per_day")]
-        device_trends.append(DeviceTrends(h.device.serial, series, battery_outlook(h, settings, drugs)))
     entries.sort(key=lambda t: (t.occurred_on, t.recorded_at, t.event_id))
     programming.sort(key=lambda c: (c.occurred_on, c.event_id))
-    patient_series = [s for s in (pain_series(all_events), oral_mme_series(all_events)) if s.points]
     if scope is None:
         scope = f"device {histories[0].device.serial}" if len(histories) == 1 else f"patient {patient.mrn} (all devices)"
     return HistoryReport(
@@ -609,10 +677,26 @@ def build_report(
         timeline=entries,
         programming=programming,
         ledgers=ledgers,
-        device_trends=device_trends,
-        patient_series=patient_series,
+        device_trends=Later(partial(device_trends, histories, settings, drugs)),
+        patient_series=Later(partial(patient_series, histories)),
         oral_to_it_ratio=settings.oral_to_it_morphine_ratio,
     )
+
+
+def device_trends(histories: Sequence[DeviceHistory], settings: Settings, drugs: Mapping[str, Drug]) -> list[DeviceTrends]:
+    """Each device's series (pain and oral MME are the patient's, see ``patient_series``)
+    and battery outlook."""
+    out = []
+    for h in histories:
+        series = [s for s in all_series(h.events, drugs, settings.oral_to_it_morphine_ratio) if s.key not in ("pain_nrs", "oral_mme_mg_per_day")]
+        out.append(DeviceTrends(h.device.serial, series, battery_outlook(h, settings, drugs)))
+    return out
+
+
+def patient_series(histories: Sequence[DeviceHistory]) -> list[Series]:
+    """Pain NRS and oral MME across the patient's devices (the ones with points)."""
+    events = [e for h in histories for e in h.events]
+    return [s for s in (pain_series(events), oral_mme_series(events)) if s.points]
 
 
 def load_corrections(session, device_ids: Sequence[int]) -> dict[int, list[Event]]:
@@ -621,23 +705,9 @@ def load_corrections(session, device_ids: Sequence[int]) -> dict[int, list[Event
     Two queries whatever the number of events; the effective events themselves come
     from ``store.queries.load_histories``, so nothing is read twice.
     """
-    from sqlmodel import select
+    from devicelog.store import queries
 
-    from devicelog.store import queries, tables
-
-    found: dict[int, list[Event]] = defaultdict(list)
-    ids = list(device_ids)
-    amended: set[int] = set()
-    for start in range(0, len(ids), 500):
-        query = select(tables.EventRow).where(tables.EventRow.device_id.in_(ids[start : start + 500]), tables.EventRow.amends_id.is_not(None))
-        for row in session.exec(query).all():
-            found[row.device_id].append(queries.to_event(row))
-            amended.add(row.amends_id)
-    wanted = sorted(amended)
-    for start in range(0, len(wanted), 500):
-        for row in session.exec(select(tables.EventRow).where(tables.EventRow.id.in_(wanted[start : start + 500]))).all():
-            found[row.device_id].append(queries.to_event(row))
-    return found
+    return queries.corrections(session, device_ids)
 
 
 def load_report(
