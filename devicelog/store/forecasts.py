@@ -704,6 +704,12 @@ def read_range_json(
     if not conn.in_transaction():
         conn.begin()
     cursor = conn.connection.cursor()
+    # The sort holds the texts (42 MB at 100,000 patients): in memory rather than spilled
+    # to a temporary file (0.06 s of system time), and the connection's setting put
+    # back.  SQLite refuses the change inside a transaction once the connection has a
+    # temporary database; the sort then spills as it would have.
+    temp_store = cursor.execute("PRAGMA temp_store").fetchone()[0]
+    temp_store = temp_store if _set_temp_store(cursor, 2) else None
     try:
         listed = cursor.execute(
             f"SELECT {listed_json}, due_on < :as_of FROM due_item WHERE +suppressed_reason IS NULL{where} "
@@ -716,5 +722,17 @@ def read_range_json(
             params,
         ).fetchall()
     finally:
+        if temp_store is not None:
+            _set_temp_store(cursor, int(temp_store))
         cursor.close()
     return listed, suppressed
+
+
+def _set_temp_store(cursor, value: int) -> bool:
+    import sqlite3
+
+    try:
+        cursor.execute(f"PRAGMA temp_store = {value}")
+        return True
+    except sqlite3.OperationalError:  # "temporary storage cannot be changed from within a transaction"
+        return False
