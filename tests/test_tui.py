@@ -205,6 +205,64 @@ async def test_f5_reads_the_clinic_again(clinic):
         assert "MRN005" in [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
 
 
+def line_text(widget, y: int) -> str:
+    return "".join(segment.text for segment in widget.render_line(y))
+
+
+async def test_results_table_moves_its_cursor_by_keys_and_clicks_and_opens_the_row(clinic):
+    """The results are a ResultsTable (not a DataTable): the keys and clicks a nurse uses."""
+    from devicelog.tui.screens.device import DeviceScreen
+
+    app = make(clinic)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        table = screen.query_one("#patients")
+        await pilot.press("enter")  # from the search box to the results
+        assert table.has_focus and table.cursor_row == 0
+        await pilot.press("down", "down")
+        assert screen.selected[0].mrn == "MRN003" and screen.selected[1] is not None
+        await pilot.press("ctrl+end")
+        assert table.cursor_row == 3 and screen.selected[0].mrn == "MRN004" and screen.selected[1] is None  # no device
+        await pilot.press("ctrl+home", "up")
+        assert table.cursor_row == 0
+        await pilot.click("#patients", offset=(3, 2))  # line 2 = the second row (line 0 is the header)
+        await settle(pilot)
+        assert table.cursor_row == 1 and isinstance(app.screen, type(screen))  # a first click only moves
+        await pilot.click("#patients", offset=(3, 2))
+        await settle(pilot)
+        assert isinstance(app.screen, DeviceScreen) and app.screen.history.device.serial == "NGP200"
+
+
+async def test_results_columns_stay_as_wide_while_typing_narrows_the_list(clinic):
+    """Columns only widen (as a DataTable's did), so they do not jump about under typing."""
+    app = make(clinic)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#patients")
+        header = line_text(table, 0)
+        assert header.split() == ["MRN", "Patient", "Most", "urgent", "Serial", "Device"]
+        await pilot.press(*"ston")
+        await settle(pilot)
+        assert line_text(table, 0) == header
+        row = line_text(table, 1)
+        assert row.index("Bob Stone") == header.index("Patient") and row.index("NGP200") == header.index("Serial")
+
+
+async def test_a_long_search_text_keeps_the_caret_in_view(clinic):
+    """The search box sets its scroll width without a screen layout (widgets.search): the
+    end of a long text, where the caret is, still shows."""
+    app = make(clinic)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        box = app.screen.query_one("#search")
+        await pilot.press(*("x" * 150))
+        await settle(pilot)
+        assert box.value == "x" * 150
+        assert box.scroll_x > 0 and box.virtual_size.width == 151
+        assert "0 patient(s) matching" in str(app.screen.query_one("#status-line").render())
+
+
 # ----------------------------------------------------------------------------- refill
 
 
@@ -750,6 +808,7 @@ async def test_names_are_shown_as_typed_never_as_markup(clinic):
         await settle(pilot)
         table = app.screen.query_one("#patients")
         assert table.row_count == 1 and str(table.get_row_at(0)[1]) == "Eve [b]Park[/b]"
+        assert "Eve [b]Park[/b]" in line_text(table, 1)  # as drawn, too
         assert "'park'" in str(app.screen.query_one("#status-line").render())
 
 

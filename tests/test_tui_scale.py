@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import text
-from textual.widgets import DataTable, Input
+from textual.widgets import Input
 
 from devicelog import demo
 from devicelog.settings import Settings
 from devicelog.store import queries
 from devicelog.store.db import read_session
+from devicelog.tui.widgets.results import ResultsTable
 from tests.conftest import TODAY
 
 SIZE = (100, 32)
@@ -98,7 +99,7 @@ async def test_start_reads_no_history_of_a_device_it_does_not_list(clinic, loade
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         screen = app.screen
-        table = screen.query_one("#patients", DataTable)
+        table = screen.query_one("#patients", ResultsTable)
         shown = listed(screen)
         assert table.row_count >= 50 and len(shown) >= 50  # 50 patients, most with a device or two
         assert "overdue" in str(screen.query_one("#warnings").render())
@@ -124,7 +125,7 @@ async def test_search_on_a_demo_clinic_lists_the_matching_patients_and_opens_a_d
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         screen = app.screen
-        table = screen.query_one("#patients", DataTable)
+        table = screen.query_one("#patients", ResultsTable)
         loaded.clear()
         await pilot.press(*surname.lower())
         await settle(pilot)
@@ -157,3 +158,44 @@ async def test_search_on_a_demo_clinic_lists_the_matching_patients_and_opens_a_d
         await settle(pilot)
         assert app.screen.report.scope == f"device {device.serial}"
         assert loaded and all(ids == [device.id] for ids in loaded)
+
+
+async def test_a_long_result_list_pages_with_the_cursor_in_view(clinic, loaded):
+    app = make(clinic)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        table = screen.query_one("#patients", ResultsTable)
+        rows_on_screen = table.scrollable_content_region.height - 1  # under the header line
+
+        def in_view() -> bool:
+            return table.scroll_y <= table.cursor_row < table.scroll_y + rows_on_screen
+
+        await pilot.press("enter", "pagedown", "pagedown")
+        await pilot.pause()
+        assert table.cursor_row == 2 * rows_on_screen and table.scroll_y > 0 and in_view()
+        await pilot.press("ctrl+end")
+        await pilot.pause()
+        assert table.cursor_row == table.row_count - 1 and in_view()
+        assert screen.selected == screen.hits[-1]
+        await pilot.press("pageup")
+        await pilot.pause()
+        assert table.cursor_row == table.row_count - 1 - rows_on_screen and in_view()
+
+
+async def test_the_status_line_wraps_when_it_is_longer_than_the_screen(clinic, loaded):
+    """The status line is updated without a layout only when it fits on its one line
+    (MainScreen._show_hits); a longer one still gets its second line, and gives it back."""
+    app = make(clinic)
+    async with app.run_test(size=(70, 32)) as pilot:
+        await settle(pilot)
+        status = app.screen.query_one("#status-line")
+        long_line = "50 patient(s) (first 50; type more to narrow) · Enter opens the device"  # 70 > 68 cells
+        assert str(status.render()).replace("\n", " ") == long_line and status.size.height == 2
+        mrn = app.screen.hits[0][0].mrn
+        await pilot.press(*mrn)
+        await settle(pilot)
+        assert str(status.render()).startswith(f"1 patient(s) matching {mrn!r}") and status.size.height == 1
+        app.screen.query_one("#search", Input).value = ""
+        await settle(pilot)
+        assert str(status.render()).replace("\n", " ") == long_line and status.size.height == 2

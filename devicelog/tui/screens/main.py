@@ -4,6 +4,12 @@ Opening reads the first overdue and critical items (``clinic_warnings``) and the
 first 50 patients; each keystroke runs one search (50 patients, their devices, their
 most urgent items) in an exclusive worker, so a newer keystroke drops the older
 result.  Nothing else of the clinic is read.
+
+What a keystroke costs the UI thread is kept to one repaint of the lines that change:
+the results are a ``ResultsTable`` (Line API, only visible lines drawn; a DataTable
+took ~55 ms to refill and repaint 50 patients), and neither the search box
+(``SearchInput``) nor the status line asks for a layout of the whole screen when its
+size cannot change.
 """
 
 from __future__ import annotations
@@ -13,11 +19,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Header, Input, Static
+from textual.widgets import Header, Input, Static
 from textual.worker import get_current_worker
 
 from devicelog.tui.widgets.footer import ClinicFooter
-from devicelog.tui.widgets.table import ClinicTable
+from devicelog.tui.widgets.results import ResultsTable
+from devicelog.tui.widgets.search import SearchInput
 
 # devicelog.tui.format (and the clinical modules it imports) is imported by the
 # workers, off the UI thread, so the first screen paints without it.
@@ -77,13 +84,13 @@ class MainScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("Loading…", id="warnings")
-        yield Input(placeholder="Search MRN, name or device serial (type to filter)", id="search", compact=True)
-        yield ClinicTable(id="patients", cursor_type="row", zebra_stripes=True)
+        yield SearchInput(placeholder="Search MRN, name or device serial (type to filter)", id="search", compact=True)
+        yield ResultsTable(id="patients")
         yield Static("", id="status-line")
         yield ClinicFooter()
 
     def on_mount(self) -> None:
-        table = self.query_one("#patients", DataTable)
+        table = self.query_one("#patients", ResultsTable)
         keys = table.add_columns("MRN", "Patient", "Most urgent", "Serial", "Device")
         self.urgent_column = keys[2]
         self.app.records_changed.subscribe(self, self._records_changed)
@@ -149,7 +156,7 @@ class MainScreen(Screen):
         for i in device_ids:
             if i not in urgent:
                 self.result.urgent.pop(i, None)
-        table = self.query_one("#patients", DataTable)
+        table = self.query_one("#patients", ResultsTable)
         shown = {d.id for h in self.result.hits for d in h.devices}
         for i in device_ids:
             if i in shown:
@@ -213,7 +220,7 @@ class MainScreen(Screen):
         self.query_one("#search", Input).focus()
 
     def action_to_table(self) -> None:
-        self.query_one("#patients", DataTable).focus()
+        self.query_one("#patients", ResultsTable).focus()
 
     @work(thread=True, exclusive=True, group="search")
     def run_search(self, text: str) -> None:
@@ -245,7 +252,7 @@ class MainScreen(Screen):
         self.result = result
         if rows is None:
             rows = hit_rows(result, self.app.today)
-        table = self.query_one("#patients", ClinicTable)
+        table = self.query_one("#patients", ResultsTable)
         table.replace_rows((cells, key) for cells, key, _ in rows)
         self.hits = [hit for _, _, hit in rows]
         # A serial typed in full (or scanned) puts the cursor on that device's row.
@@ -260,16 +267,21 @@ class MainScreen(Screen):
         if count >= result.limit:
             line += f" (first {result.limit}; type more to narrow)"
         line += " · Enter opens the device"
-        self.query_one("#status-line", Static).update(Text(line))
+        status = self.query_one("#status-line", Static)
+        # A line that fits where a one-line status was needs no layout of the screen
+        # (Static.update lays out every widget by default, ~5-10 ms per keystroke).
+        text = Text(line)
+        fits = status.size.height == 1 and text.cell_len < status.content_region.width
+        status.update(text, layout=not fits)
 
     @property
     def selected(self):
-        table = self.query_one("#patients", DataTable)
+        table = self.query_one("#patients", ResultsTable)
         if not self.hits or table.cursor_row is None or table.cursor_row >= len(self.hits):
             return None
         return self.hits[table.cursor_row]
 
-    @on(DataTable.RowSelected, "#patients")
+    @on(ResultsTable.RowSelected, "#patients")
     def _open(self) -> None:
         chosen = self.selected
         if chosen is None:
