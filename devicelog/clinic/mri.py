@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from devicelog.clinic.catalogue import DeviceModel, Drug, MrStatus
-from devicelog.clinic.due import fmt_ml
+from devicelog.clinic.due import DueItem, fmt_ml, make_item
 from devicelog.clinic.history import DeviceHistory, clinical_order
 from devicelog.clinic.pump import (
     daily_volume_ml,
@@ -319,6 +319,34 @@ def outstanding_post_mri(history: DeviceHistory) -> list[PostMri]:
     if not history.device.in_service:
         return []
     return [p for p in post_mri_interrogations(history) if p.outstanding]
+
+
+def post_mri_items(history: DeviceHistory) -> list[DueItem]:
+    """Rule 13 as due items: one per MRI whose post-MRI interrogation is not logged, due
+    on the MRI day (:data:`POST_MRI_INTERROGATION_DAYS` after), never elective (the
+    interrupted analgesia is not suppressed at the end of life, rule 24).
+
+    Ready for ``clinic.forecast.forecast_device`` to add; not called there yet, because
+    that would put this module in the forecast code hash (``store.forecasts``) and
+    rebuild every clinic's due table.  The device screen shows the same records meanwhile.
+    """
+    items = []
+    for post in outstanding_post_mri(history):
+        items.append(
+            make_item(
+                history,
+                what="Post-MRI interrogation",
+                code="post_mri_interrogation",
+                due_on=post.due_on,
+                latest_safe_on=post.due_on,
+                severity="high",
+                rule=RULE,
+                why=f"pre-MRI checklist recorded on {post.checklist_on} for the MRI on {post.mri_on}; "
+                f"interrogate after the scan (rule 13) → {post.due_on}",
+                source_event_id=post.checklist_event_id,
+            )
+        )
+    return items
 
 
 # ----------------------------------------------------------------------- the checklist
