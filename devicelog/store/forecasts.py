@@ -684,11 +684,16 @@ def read_range_json(
     caller must have checked :func:`is_fresh`; a test holds the bytes equal to
     ``reports.due.render_json`` of ``store.due.due_list``.
     """
-    parts = [f"'\"{name}\": ' || {JSON_ITEM_SQL[name]}" for name in fields]
-    listed_json = f"'{indent}{{' || " + " || ', ' || ".join(parts) + " || '}'"
-    suppressed_parts = [p if not p.startswith("'\"status\"") else "'\"status\": \"suppressed\"'" for p in parts]
-    suppressed_json = (
-        f"'{indent}{{' || " + " || ', ' || ".join(suppressed_parts) + " || ', \"reason\": ' || json_quote(suppressed_reason) || '}'"
+    # One literal between two values (', "due_on": '): each || copies the text so far.
+    def item_json(sql: dict[str, str], tail: str = "") -> str:
+        out = f"'{indent}{{"
+        for n, name in enumerate(fields):
+            out += ("" if n == 0 else ", ") + f"\"{name}\": ' || {sql[name]} || '"
+        return out + tail + "}'"
+
+    listed_json = item_json(JSON_ITEM_SQL)
+    suppressed_json = item_json(
+        {**JSON_ITEM_SQL, "status": "'\"suppressed\"'"}, ", \"reason\": ' || json_quote(suppressed_reason) || '"
     )
     where = "" if until is None else " AND +due_on <= :until"
     params: dict[str, Any] = {"as_of": as_of.isoformat(), "lead": lead.isoformat()}
