@@ -191,3 +191,33 @@ def test_a_long_list_repeats_the_column_headings_on_every_page(dl):
     for page in reader.pages:
         assert "Latest" in page.extract_text() and "Why" in page.extract_text()
     assert_items_in_order(text, rows_of([e.item for e in long.entries]))
+
+
+def test_a_page_joined_from_its_deflated_body_and_its_footer_inflates_to_both():
+    import zlib
+
+    from devicelog.reports.due_pdf import _deflate, _join_deflated
+
+    body = b"BT 36.85 24.53 Td (x) Tj ET\n" * 500
+    footer = b"BT /F1 8.00 Tf ET\nBT 502.75 24.53 Td (page 3 of 20764) Tj ET\n"
+    joined = _join_deflated(_deflate(body, last=False), zlib.adler32(body), footer)
+    assert zlib.decompress(joined) == body + footer  # checks the Adler-32 too
+    assert zlib.decompress(_join_deflated(_deflate(b"", last=False), zlib.adler32(b""), footer)) == footer
+
+
+def test_stream_pdf_writes_the_same_document_as_render_pdf(dl, tmp_path):
+    from devicelog.reports.due_pdf import stream_pdf, write_pdf
+
+    long = replace(dl, entries=dl.entries * 12)
+    with open(tmp_path / "streamed.pdf", "wb") as fh:
+        written = stream_pdf(long, fh)
+    streamed = (tmp_path / "streamed.pdf").read_bytes()
+    assert written == len(streamed)
+    reader, text = pdf_text(streamed)
+    expected_reader, expected = pdf_text(render_pdf(long))
+    assert text == expected and len(reader.pages) == len(expected_reader.pages) >= 4
+    n = len(reader.pages)
+    for k, page in enumerate(reader.pages, start=1):
+        assert page.extract_text().rstrip().endswith(f"page {k} of {n}")
+    assert pdf_text(write_pdf(long, tmp_path / "written.pdf").read_bytes())[1] == expected
+    assert reader.trailer["/ID"][0] == reader.trailer["/ID"][1]  # the file's /ID, as fpdf2 writes it
