@@ -113,9 +113,6 @@ def to_device(row: tables.Device, model: DeviceModel, serials: dict[int, str] | 
     return DeviceInfo.model_validate(values)
 
 
-_EVENT_FIELDS = ("id", "device_id", "occurred_on", "author", "recorded_at", "data", "amends_id", "amendment_reason", "voided")
-
-
 @functools.cache
 def _event_data():
     """``EventData`` (the union of the eight kinds' Create models) as a validator of JSON
@@ -128,12 +125,13 @@ def _event_data():
 
 
 def _event_columns() -> list:
-    """The ``event`` columns an ``Event`` is made of, read so that pydantic, not Python
-    code in SQLAlchemy, does the parsing: ``data`` as its JSON text (``CAST … AS TEXT``,
-    the stored text on SQLite, the JSON value's text on PostgreSQL) instead of
-    SQLAlchemy's ``json.loads``, and ``occurred_on`` as the driver gives it (ISO text on
-    SQLite, a ``date`` on PostgreSQL) instead of SQLAlchemy's regular expression.
-    ``recorded_at`` keeps its column type, which makes SQLite's naive text UTC-aware."""
+    """The ``event`` columns an ``Event`` is made of, in the order ``_read_events``
+    takes them, read so that pydantic, not Python code in SQLAlchemy, does the
+    parsing: ``data`` as its JSON text (``CAST … AS TEXT``: the stored text on SQLite,
+    the JSON value's text on PostgreSQL) instead of SQLAlchemy's ``json.loads``, and
+    ``occurred_on`` as the driver gives it (ISO text on SQLite, a ``date`` on
+    PostgreSQL) instead of SQLAlchemy's regular expression.  ``recorded_at`` keeps its
+    column type, which makes SQLite's naive text UTC-aware."""
     E = _tables().EventRow.__table__
     return [
         E.c.id,
@@ -163,13 +161,25 @@ def _read_events(session, where) -> Iterator[Event]:
     processing is skipped (tests/test_history_load.py pins the result to
     ``to_event``'s)."""
     E = _tables().EventRow.__table__
-    query = sa_select(*_event_columns()).where(where).order_by(E.c.id)
-    validate = Event.model_validate
+    rows = session.execute(sa_select(*_event_columns()).where(where).order_by(E.c.id)).all()
+    # Rows fetched first, then validated (~20 % faster than one by one as they come),
+    # by ``Event``'s own validator (``model_validate`` is this call and a wrapper).
+    validate = Event.__pydantic_validator__.validate_python
     data_of = _event_data().validate_json
-    for row in session.execute(query):
-        values = dict(zip(_EVENT_FIELDS, row))
-        values["data"] = data_of(values["data"])
-        yield validate(values)
+    for r in rows:
+        yield validate(
+            {
+                "id": r[0],
+                "device_id": r[1],
+                "occurred_on": r[2],
+                "author": r[3],
+                "recorded_at": r[4],
+                "data": data_of(r[5]),
+                "amends_id": r[6],
+                "amendment_reason": r[7],
+                "voided": r[8],
+            }
+        )
 
 
 def raw_events(session: Session, device_ids: Iterable[int]) -> dict[int, list[Event]]:
