@@ -137,9 +137,15 @@ def _run(args: argparse.Namespace, ctx) -> int:
 
         _write_text(args.output, lambda fh: write_html(dl, fh, page_size=page_size, group=args.group))
     elif fmt == "pdf":
-        from devicelog.reports.due_pdf import render_pdf
+        from devicelog.reports.due_pdf import stream_pdf
 
-        _write_bytes(args.output, render_pdf(dl, page_size=page_size, group=args.group))
+        # Written as fpdf2 serialises it, each page already compressed (reports.due_pdf.stream_pdf).
+        if args.output:
+            with open(args.output, "wb") as fh:
+                stream_pdf(dl, fh, page_size=page_size, group=args.group)
+        else:
+            stream_pdf(dl, sys.stdout.buffer, page_size=page_size, group=args.group)
+            sys.stdout.flush()
     elif fmt == "ics":
         import datetime as dt
 
@@ -171,12 +177,3 @@ def _write_text(path: str | None, write) -> None:
             write(fh)
     else:
         write(sys.stdout)
-
-
-def _write_bytes(path: str | None, data: bytes) -> None:
-    if path:
-        with open(path, "wb") as fh:
-            fh.write(data)
-    else:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
