@@ -386,6 +386,25 @@ async def _settled(app, *, since_worker: int | None = None, timeout: float = 900
 
 
 _WORKERS_STARTED = [0]
+#: When the app last handed a frame to its driver (perf_counter): what a keystroke waits for.
+_LAST_FRAME = [0.0]
+
+
+def _note_frames() -> None:
+    """Record the moment each frame is composed and handed to the driver (``App._display``),
+    so a keystroke is timed to the frame that showed its result, not to the end of the
+    polls that find the app idle afterwards (3 polls 2 ms apart and a refresh round trip,
+    6-10 ms more, up to 25 ms on a loaded machine).  A later unrelated frame (the caret's
+    blink) can only make the figure larger, never smaller."""
+    from textual.app import App
+
+    original = App._display
+
+    def _display(self, screen, renderable):
+        original(self, screen, renderable)
+        _LAST_FRAME[0] = time.perf_counter()
+
+    App._display = _display
 
 
 def _count_workers() -> None:
@@ -460,13 +479,17 @@ def probe_tui(args) -> dict:
                     t0 = time.perf_counter()
                     _send_key(app, ch)
                     settled = await _settled(app, since_worker=before, timeout=60)
-                    seconds = time.perf_counter() - t0
-                    keys.append({"kind": kind, "prefix": term[:i], "seconds": seconds, "value_ok": box.value == term[:i], "settled": settled})
+                    idle = time.perf_counter() - t0
+                    # The last frame before the app went idle showed the keystroke's result.
+                    seconds = _LAST_FRAME[0] - t0 if _LAST_FRAME[0] > t0 else idle
+                    keys.append({"kind": kind, "prefix": term[:i], "seconds": seconds, "idle_seconds": idle,
+                                 "value_ok": box.value == term[:i], "settled": settled})
             result["keys"] = keys
             result.update({"after_typing": _describe(app)})
         app.exit()
 
     _count_workers()
+    _note_frames()
     _run_headless(autopilot)
     argv = ["--db", args.db, "tui"]
     from devicelog import cli

@@ -403,6 +403,11 @@ def bench_typing(db: Path, args, report: Report) -> None:
         f"p50 {ms(pct(seconds, 50))} / p95 {ms(pct(seconds, 95))} ({len(keys)} keystrokes)",
         verdict(pct(seconds, 95) <= 0.050),
     )
+    idle = [k.get("idle_seconds", k["seconds"]) for k in keys]
+    report.notes.append(
+        "Typing through the TUI is timed from the key event to the last frame drawn before the app went idle "
+        f"(the frame showing the results); to the moment the probe found it idle: p50 {ms(pct(idle, 50))} / p95 {ms(pct(idle, 95))}."
+    )
     if bad:
         report.notes.append(f"Typing: {len(bad)} keystrokes did not settle or showed another value in the input.")
 
