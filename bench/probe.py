@@ -423,7 +423,8 @@ def _describe(app) -> dict:
     from textual.widgets import DataTable, Input
 
     screen = app.screen
-    tables = [t.row_count for t in screen.query(DataTable)]
+    # DataTable and the main screen's ResultsTable (devicelog.tui.widgets.results) both have row_count.
+    tables = [t.row_count for t in screen.query("*") if isinstance(t, DataTable) or type(t).__name__ == "ResultsTable"]
     return {"screen": type(screen).__name__, "table_rows": tables, "inputs": len(screen.query(Input))}
 
 

@@ -455,7 +455,7 @@ def _write_document(out: TextIO, doc: dict[str, Any], lines: dict[str, Iterable[
 class TableJSON:
     """A due list's JSON document read from the due table, ready to write (:func:`json_from_table`)."""
 
-    def __init__(self, doc: dict[str, Any], items: list[str], suppressed: list[str]):
+    def __init__(self, doc: dict[str, Any], items: list[bytes], suppressed: list[str]):
         self.doc, self.items, self.suppressed = doc, items, suppressed
 
     @property
@@ -496,10 +496,9 @@ def json_from_table(conn, *, as_of: dt.date, settings, within_days: int | None =
     kind_values = [getattr(k, "value", k) for k in dict.fromkeys(kinds or ())]
     until = None if within_days is None else as_of + dt.timedelta(days=within_days)
     lead = as_of + dt.timedelta(days=settings.lead_time_days)
-    listed, suppressed = forecasts.read_range_json(
+    items, overdue, suppressed = forecasts.read_range_json(
         conn, fields=FIELDS, as_of=as_of, lead=lead, until=until, kinds=kind_values, indent="    "
     )
-    items = [r[0] for r in listed]
     suppressed_items = [r[0] for r in suppressed]
     if None in items or None in suppressed_items:
         return None  # a value SQLite could not format (a due date not ISO text): store.due meets it
@@ -513,7 +512,7 @@ def json_from_table(conn, *, as_of: dt.date, settings, within_days: int | None =
         kinds=kind_values,
         redacted=False,
         count=len(items),
-        overdue_count=sum(r[1] for r in listed),
+        overdue_count=overdue,
         items=None,
         # DueList.suppressed_by_reason's order: most frequent first, then by reason.
         suppressed_by_reason=sorted(reasons.items(), key=lambda rc: (-rc[1], rc[0])),
@@ -615,8 +614,11 @@ def _write_array(out: TextIO, key_json: str, lines_json: Iterable[str], chunk: i
     written ``chunk`` at a time (a list is cut into chunks, not walked line by line)."""
     out.write(f"  {key_json}: [")
     if isinstance(lines_json, list):
+        # UTF-8 bytes (forecasts.read_range_json's items) are decoded a chunk at a time.
+        raw = bool(lines_json) and isinstance(lines_json[0], bytes)
         for start in range(0, len(lines_json), chunk):
-            out.write((",\n" if start else "\n") + ",\n".join(lines_json[start : start + chunk]))
+            part = lines_json[start : start + chunk]
+            out.write((",\n" if start else "\n") + (b",\n".join(part).decode("utf-8") if raw else ",\n".join(part)))
         out.write("\n  ]" if lines_json else "]")
         return
     lines: list[str] = []

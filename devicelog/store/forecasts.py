@@ -535,7 +535,7 @@ def read_range(
     until: dt.date | None,
     kinds: Collection[str] = (),
     device_ids: Collection[int] | None = None,
-) -> list:
+) -> Iterable:
     """Rows (``ITEM_COLUMNS`` + ``suppressed_reason``, dates as :func:`as_date` reads
     them) of every item due by ``until``, listed and suppressed alike (the caller splits
     them on the last column).
@@ -546,6 +546,10 @@ def read_range(
     rows from a different page (two index walks, listed then suppressed, took 0.55 s
     where one scan takes 0.35 s; found by bench/).  For a few devices the planner takes
     ``ix_due_item_device`` (no other index starts with a column this query tests).
+
+    Without ``device_ids`` the rows come as the cursor yields them (an iterable, to be
+    read before the session is used again): a whole list at 100,000 patients is
+    218,000 rows, ~300 MB as one list of rows beside the items made from them.
     """
     c = due_item.c
     ids = None if device_ids is None else sorted(set(device_ids))
@@ -553,6 +557,8 @@ def read_range(
     if until is not None:
         query = query.where(c.due_on <= until)
     query = _filtered(query, due_item, kinds, ids)
+    if ids is None:
+        return session.execute(query)
     return _run(session, query, ids)
 
 
@@ -666,10 +672,10 @@ def read_range_json(
     until: dt.date | None,
     kinds: Collection[str] = (),
     indent: str = "",
-) -> tuple[list[tuple[str | None, int]], list[tuple[str | None, str]]]:
+) -> tuple[list[bytes | None], int, list[tuple[str | None, str]]]:
     """The due list's items in ``read_range``'s range, each already its JSON text
-    (SQLite only; ``conn`` a SQLAlchemy ``Connection``): ``(listed, suppressed)``, listed as (text, 1 if overdue else 0) in
-    the due list's order, suppressed as (text with ``"status": "suppressed"`` and the
+    (SQLite only; ``conn`` a SQLAlchemy ``Connection``): ``(listed, overdue, suppressed)``,
+    listed as texts (UTF-8 bytes) in the due list's order, how many of them are overdue, suppressed as (text with ``"status": "suppressed"`` and the
     ``"reason"`` last, reason) in ``store.due``'s order for them.  ``fields`` in the
     order wanted (:data:`JSON_ITEM_SQL` names), each text starting with ``indent``.
 
@@ -712,15 +718,25 @@ def read_range_json(
     # The sort holds the texts (42 MB at 100,000 patients): in memory rather than spilled
     # to a temporary file (0.06 s of system time), and the connection's setting put
     # back.  SQLite refuses the change inside a transaction once the connection has a
-    # temporary database; the sort then spills as it would have.
-    temp_store = cursor.execute("PRAGMA temp_store").fetchone()[0]
-    temp_store = temp_store if _set_temp_store(cursor, 2) else None
+    # temporary database; the sort then spills as it would have.  Not for a list without
+    # an end date (every item, 155 MB of texts at 100,000 patients): the sorter in memory
+    # and the rows fetched from it would be two copies at once (369 MB peak).
+    temp_store = cursor.execute("PRAGMA temp_store").fetchone()[0] if until is not None else None
+    temp_store = temp_store if temp_store is not None and _set_temp_store(cursor, 2) else None
     try:
-        listed = cursor.execute(
-            f"SELECT {listed_json}, due_on < :as_of FROM due_item WHERE +suppressed_reason IS NULL{where} "
+        # The texts alone kept, as the cursor yields them (no list of row tuples beside
+        # them), and as their UTF-8 bytes: a text with one character past Latin-1 (the
+        # "→" of every reason) is two bytes a character as a Python string, and a whole
+        # list at 100,000 patients (206,000 items, 128 MB of JSON) held 255 MB of them.
+        listed, overdue = [], 0
+        keep = listed.append
+        for text, late in cursor.execute(
+            f"SELECT CAST({listed_json} AS BLOB), due_on < :as_of FROM due_item WHERE +suppressed_reason IS NULL{where} "
             f"ORDER BY {_LISTED_ORDER}",
             params,
-        ).fetchall()
+        ):
+            keep(text)
+            overdue += late
         suppressed = cursor.execute(
             f"SELECT {suppressed_json}, suppressed_reason FROM due_item WHERE suppressed_reason IS NOT NULL"
             f"{where.replace('+', '')} ORDER BY {_SUPPRESSED_ORDER}",
@@ -730,7 +746,7 @@ def read_range_json(
         if temp_store is not None:
             _set_temp_store(cursor, int(temp_store))
         cursor.close()
-    return listed, suppressed
+    return listed, overdue, suppressed
 
 
 def _set_temp_store(cursor, value: int) -> bool:
