@@ -330,6 +330,7 @@ def check_event(
     if event.occurred_on > today:
         problems.append(Problem("occurred_on", event.occurred_on.isoformat(), f"is after today ({today})"))
     problems += _fits_device(kind, data, model)
+    problems += _after_the_mri(event)
     problems += _drugs_known(session, data, lookups.drugs(session) if lookups is not None else None)
     problems += _volumes_fit(data, model)
     if device.status in (DeviceStatus.explanted.value, DeviceStatus.replaced.value) and kind not in (
@@ -367,6 +368,21 @@ def _fits_device(kind: EventKind, data, model: DeviceModel) -> list[Problem]:
         data.battery_percent is not None or data.battery_v is not None or data.battery_state.value != "ok"
     ):
         return [Problem("data.battery_state", data.battery_state.value, f"a {model.label} has no battery (rule 14)")]
+    if not pump and isinstance(data, ReinterventionData) and data.reintervention is ReinterventionKind.pre_mri_checklist:
+        return [Problem("data.reintervention", data.reintervention.value,
+                        f"a {model.label} is not a pump: rule 13's pre-MRI checklist is for pumps")]
+    if not pump and isinstance(data, InterrogationData) and data.mri_on is not None:
+        return [Problem("data.reason", data.reason.value,
+                        f"a {model.label} is not a pump: rule 13's post-MRI interrogation is for pumps")]
+    return []
+
+
+def _after_the_mri(event: EventIn) -> list[Problem]:
+    """Rule 13: a post-MRI interrogation is dated on or after the MRI it follows."""
+    data = event.data
+    if isinstance(data, InterrogationData) and data.mri_on is not None and event.occurred_on < data.mri_on:
+        return [Problem("occurred_on", event.occurred_on.isoformat(),
+                        f"is before the MRI on {data.mri_on} (data.mri_on): a post-MRI interrogation comes after the scan")]
     return []
 
 

@@ -303,8 +303,20 @@ class BatteryState(str, enum.Enum):
     eos = "eos"
 
 
+class InterrogationReason(str, enum.Enum):
+    """Why a device was interrogated: a routine read, or the read rule 13 asks for after an MRI."""
+
+    routine = "routine"
+    post_mri = "post_mri"
+
+
 class InterrogationData(Record):
     kind: Literal["interrogation"] = "interrogation"
+    reason: InterrogationReason = InterrogationReason.routine
+    # Rule 13: the date of the MRI this interrogation follows (required when reason is
+    # post_mri, refused otherwise).  That the interrogation is dated on or after it is
+    # checked by ``services.check_event``, which has the date.
+    mri_on: dt.date | None = None
     battery_percent: Annotated[float, Field(ge=0, le=100)] | None = None
     battery_v: Annotated[float, Field(ge=0, le=10)] | None = None
     battery_state: BatteryState = BatteryState.ok
@@ -314,6 +326,14 @@ class InterrogationData(Record):
     last_full_charge_on: dt.date | None = None  # rechargeable IPGs (rule 19)
     recharge_interval_days: Annotated[float, Field(gt=0, le=365)] | None = None
     notes: Text = ""
+
+    @model_validator(mode="after")
+    def _mri(self) -> "InterrogationData":
+        if self.reason is InterrogationReason.post_mri and self.mri_on is None:
+            raise ValueError("mri_on: a post-MRI interrogation (reason post_mri) needs the date of the MRI it follows")
+        if self.reason is not InterrogationReason.post_mri and self.mri_on is not None:
+            raise ValueError(f"mri_on {self.mri_on} is only for a post-MRI interrogation (reason post_mri, not {self.reason.value})")
+        return self
 
 
 class ContactPolarity(str, enum.Enum):
@@ -430,6 +450,7 @@ class ReinterventionKind(str, enum.Enum):
     motor_stall = "motor_stall"
     post_mri_reprogramming = "post_mri_reprogramming"
     lead_removal = "lead_removal"  # PNS 60-day lead removal
+    pre_mri_checklist = "pre_mri_checklist"  # rule 13: the checklist done before an MRI (mri_on)
     other = "other"
 
 
@@ -453,12 +474,19 @@ class ReinterventionData(Record):
     reason: Annotated[str, Field(min_length=1, max_length=500)]
     devices_involved: Annotated[list[Annotated[str, Field(max_length=40)]], Field(max_length=10)] = []
     kit: Kit | None = None
+    # Rule 13: the date of the MRI a pre_mri_checklist is for (required for that kind,
+    # refused for any other).
+    mri_on: dt.date | None = None
     notes: Text = ""
 
     @model_validator(mode="after")
     def _kit(self) -> "ReinterventionData":
         if self.reintervention is ReinterventionKind.cap_aspiration and self.kit is Kit.refill:
             raise ValueError("kit: CAP access with the refill kit is not allowed (rule 10); use the CAP kit")
+        if self.reintervention is ReinterventionKind.pre_mri_checklist and self.mri_on is None:
+            raise ValueError("mri_on: a pre-MRI checklist (reintervention pre_mri_checklist) needs the date of the MRI")
+        if self.reintervention is not ReinterventionKind.pre_mri_checklist and self.mri_on is not None:
+            raise ValueError(f"mri_on {self.mri_on} is only for reintervention pre_mri_checklist, not {self.reintervention.value}")
         return self
 
 
