@@ -1,7 +1,7 @@
 """The forecast: every due item of a device, and the clinic's due list.
 
 Pure: plain values in, plain values out; no database, no screen, no clock.  The rules
-themselves live in their own modules (pump, battery, wounds, trials, alarms), one
+themselves live in their own modules (pump, battery, wounds, trials, alarms, mri), one
 function per rule named after it; this module gathers them, applies the goals of care
 (rule 24), and sorts the list.
 
@@ -42,6 +42,7 @@ from devicelog.clinic.due import (
     status,
 )
 from devicelog.clinic.history import DeviceHistory
+from devicelog.clinic.mri import post_mri_items
 from devicelog.clinic.pump import (
     DrugLookup,
     RefillPreview,
@@ -64,20 +65,31 @@ from devicelog.clinic.pump import (
     ziconotide_dose_checks,
     ziconotide_refill_limit_days,
 )
-from devicelog.clinic.records import DeviceKind, PatientStatus
+from devicelog.clinic.records import DeviceKind, Event, PatientStatus, ReinterventionData, ReinterventionKind
 from devicelog.clinic.trials import TrialOutcome, pns_items, pns_lead_removal_date, trial_items, trial_outcome
 from devicelog.clinic.wounds import wound_escalation_findings, wound_check_schedule, wound_items
 from devicelog.settings import Settings
 
 
+def _is_visit(event: Event) -> bool:
+    """Whether a record counts as a follow-up visit.  Every kind does except the pre-MRI
+    checklist (rule 13): it records that a checklist was gone through before a scan, not a
+    review of the patient and device (it may be a phone call with radiology; a Prometra's
+    emptying is in its free-text reason, not a field), so it must not push the routine
+    follow-up back.  The post-MRI interrogation after the scan is an in-person visit and
+    counts."""
+    data = event.data
+    return not (isinstance(data, ReinterventionData) and data.reintervention is ReinterventionKind.pre_mri_checklist)
+
+
 def routine_follow_up_date(history: DeviceHistory, settings: Settings) -> dt.date | None:
     """Routine follow-up (reference 3, "visits monthly, tapering to yearly"; clinic
-    setting ``follow_up_days`` per device kind): the last visit of any kind, or the
-    implant, plus the interval."""
+    setting ``follow_up_days`` per device kind): the last visit of any kind (not a
+    pre-MRI checklist, :func:`_is_visit`), or the implant, plus the interval."""
     days = settings.follow_up_days.get(history.device.model.kind)
     if days is None:
         return None
-    last = max([history.device.implanted_on, *(e.occurred_on for e in history.events)])
+    last = max([history.device.implanted_on, *(e.occurred_on for e in history.events if _is_visit(e))])
     return plus_days(last, days)
 
 
@@ -173,6 +185,7 @@ def forecast_device(history: DeviceHistory, settings: Settings, drugs: DrugLooku
         items += impedance_items(history, settings)
         items += trial_items(history, settings)
         items += pns_items(history)
+        items += post_mri_items(history)
         items += _follow_up_items(history, settings)
     wounds, notes = wound_items(history, settings)
     items += wounds

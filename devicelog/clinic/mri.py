@@ -20,25 +20,33 @@ Stimulators are outside rule 13; reference 2 ("MRI") says: the label must say
 MR-Conditional; check eligibility (field strength, head vs full body) and set MRI
 mode first.  :func:`checklist` says that for them rather than nothing.
 
-How the two records are kept (while ``clinic/records.py`` has no MRI fields)
----------------------------------------------------------------------------
-``records.py`` is part of the forecast code hash (``store.forecasts``): editing it
-makes every clinic rebuild its due table.  So rule 13 uses the records as they are:
-
-* **Checklist done for an MRI date**: a reintervention of kind ``other`` whose reason
-  starts ``Pre-MRI checklist (rule 13): MRI on YYYY-MM-DD``.  Not an interrogation on
-  purpose: any later interrogation clears earlier alarm tasks (``clinic.alarms``),
-  so a marker interrogation without the alarms re-entered would drop them.  A
-  reintervention of kind ``other`` changes no forecast (wounds, alarms, battery and
-  trials only look at named kinds).
+How the two records are kept
+----------------------------
+* **Checklist done for an MRI date**: a reintervention of kind ``pre_mri_checklist``
+  with ``mri_on`` (the scan date; ``records.ReinterventionData``), its reason saying
+  what was done.  Not an interrogation on purpose: any later interrogation clears
+  earlier alarm tasks (``clinic.alarms``), so a checklist interrogation without the
+  alarms re-entered would drop them.  It changes no other forecast (wounds, alarms,
+  battery and trials look at other kinds) and does not count as a routine follow-up
+  visit (``clinic.forecast.routine_follow_up_date``).
 * **Post-MRI interrogation**: an ordinary interrogation (with its reservoir volume,
-  alarms, battery: what the forecast reads), whose notes start ``Post-MRI
-  interrogation (rule 13): MRI on YYYY-MM-DD``.  Any interrogation dated on or after
-  the MRI date answers the checklist (the pump's state was read after the scan), as
-  does a ``post_mri_reprogramming`` reintervention; the note makes it readable.
+  alarms, battery: what the forecast reads) with ``reason`` ``post_mri`` and
+  ``mri_on`` (``records.InterrogationData``).
 
-The proper change (an interrogation ``reason`` and an ``mri_on`` date in
-``InterrogationData``) is proposed in the report of the change that added this module.
+What answers a checklist (:func:`post_mri_interrogations`): an interrogation whose
+``mri_on`` is that MRI, a ``post_mri_reprogramming`` reintervention on or after the MRI
+date, or any interrogation dated after the MRI day (the pump's state was read after
+the scan).  A routine interrogation on the MRI day itself does not: it may be the read
+before the scan.
+
+Records from before these fields (a reintervention ``other`` whose reason started
+"Pre-MRI checklist (rule 13): MRI on …") were only ever written by the unreleased
+first version of ``devicelog mri``; they are not read as checklists (they stay plain
+``other`` reinterventions on the record).
+
+The outstanding post-MRI interrogations are due items (:func:`post_mri_items`, called
+by ``clinic.forecast.forecast_device``), so this module is forecast code
+(``store.forecasts.FORECAST_MODULES``).
 
 Nothing here reads the database or the clock: ``as_of`` comes in.
 """
@@ -46,7 +54,6 @@ Nothing here reads the database or the clock: ``as_of`` comes in.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -65,6 +72,7 @@ from devicelog.clinic.records import (
     DeviceKind,
     Event,
     InterrogationData,
+    InterrogationReason,
     PumpMode,
     PumpProgram,
     ReinterventionData,
@@ -72,17 +80,10 @@ from devicelog.clinic.records import (
 )
 
 RULE = "rule 13"
-#: Where the reason of a "checklist done" reintervention starts (see the module docstring).
-PRE_MRI_TAG = "Pre-MRI checklist (rule 13): MRI on"
-#: Where the notes of a post-MRI interrogation start.
-POST_MRI_TAG = "Post-MRI interrogation (rule 13): MRI on"
-_DATE = r"(\d{4}-\d{2}-\d{2})"
-_PRE_RE = re.compile(re.escape(PRE_MRI_TAG) + r"\s*" + _DATE)
-_POST_RE = re.compile(re.escape(POST_MRI_TAG) + r"\s*" + _DATE)
 
 #: Days after the MRI by which an unlogged post-MRI interrogation is shown as overdue.
 #: 0: the same day, after the scan (a SynchroMed's stalled rotor, an emptied Prometra).
-#: A constant, not a setting: ``settings.py`` is part of the forecast code hash.
+#: A constant of the rule, not a clinic setting.
 POST_MRI_INTERROGATION_DAYS = 0
 
 
@@ -247,52 +248,40 @@ def expected_volume_now(history: DeviceHistory, as_of: dt.date) -> tuple[float |
 
 
 def pre_mri_reason(mri_on: dt.date, detail: str = "") -> str:
-    """The reason of the reintervention that records the checklist done for ``mri_on``."""
-    return f"{PRE_MRI_TAG} {mri_on.isoformat()}" + (f"; {detail}" if detail else "")
-
-
-def post_mri_notes(mri_on: dt.date, detail: str = "") -> str:
-    """The notes that mark an interrogation as the post-MRI one for ``mri_on``."""
-    return f"{POST_MRI_TAG} {mri_on.isoformat()}" + (f"; {detail}" if detail else "")
-
-
-def _tag_date(pattern: re.Pattern, text: str | None) -> dt.date | None:
-    match = pattern.match((text or "").strip())
-    if match is None:
-        return None
-    try:
-        return dt.date.fromisoformat(match.group(1))
-    except ValueError:
-        return None
+    """The reason written on a checklist-done record when the user gives none of their own."""
+    return f"Pre-MRI checklist (rule 13) for the MRI on {mri_on.isoformat()}" + (f"; {detail}" if detail else "")
 
 
 def checklist_mri_date(event: Event) -> dt.date | None:
-    """The MRI date a "checklist done" record is for, else None."""
+    """The MRI date a "checklist done" record (reintervention ``pre_mri_checklist``) is for, else None."""
     data = event.data
-    if isinstance(data, ReinterventionData) and data.reintervention is ReinterventionKind.other:
-        return _tag_date(_PRE_RE, data.reason)
+    if isinstance(data, ReinterventionData) and data.reintervention is ReinterventionKind.pre_mri_checklist:
+        return data.mri_on
     return None
 
 
 def post_mri_date(event: Event) -> dt.date | None:
-    """The MRI date an interrogation's notes name as post-MRI, else None."""
-    if isinstance(event.data, InterrogationData):
-        return _tag_date(_POST_RE, event.data.notes)
+    """The MRI date a post-MRI interrogation (reason ``post_mri``) follows, else None."""
+    data = event.data
+    if isinstance(data, InterrogationData) and data.reason is InterrogationReason.post_mri:
+        return data.mri_on
     return None
 
 
 def _answers(event: Event, mri_on: dt.date) -> bool:
     if event.occurred_on < mri_on:
         return False
-    if isinstance(event.data, InterrogationData):
-        return True
-    return isinstance(event.data, ReinterventionData) and event.data.reintervention is ReinterventionKind.post_mri_reprogramming
+    data = event.data
+    if isinstance(data, InterrogationData):
+        # On the MRI day only the post-MRI one: a routine read that day may be from before the scan.
+        return event.occurred_on > mri_on or data.mri_on == mri_on
+    return isinstance(data, ReinterventionData) and data.reintervention is ReinterventionKind.post_mri_reprogramming
 
 
 def post_mri_interrogations(history: DeviceHistory) -> list[PostMri]:
     """Rule 13, "log the post-MRI interrogation": for each MRI whose checklist was
     recorded (effective events: an amended date counts, a voided record drops out), the
-    first interrogation (or post-MRI reprogramming) on or after the MRI date, if any.
+    first record that answers it (see the module docstring), if any.
     One record per MRI date; only pumps (reference 2 asks no interrogation of a stimulator)."""
     if history.device.model.kind is not DeviceKind.intrathecal_pump:
         return []
@@ -322,27 +311,25 @@ def outstanding_post_mri(history: DeviceHistory) -> list[PostMri]:
 
 
 def post_mri_items(history: DeviceHistory) -> list[DueItem]:
-    """Rule 13 as due items: one per MRI whose post-MRI interrogation is not logged, due
-    on the MRI day (:data:`POST_MRI_INTERROGATION_DAYS` after), never elective (the
-    interrupted analgesia is not suppressed at the end of life, rule 24).
-
-    Ready for ``clinic.forecast.forecast_device`` to add; not called there yet, because
-    that would put this module in the forecast code hash (``store.forecasts``) and
-    rebuild every clinic's due table.  The device screen shows the same records meanwhile.
-    """
+    """Rule 13 as due items (``clinic.forecast.forecast_device``): one per MRI whose
+    post-MRI interrogation is not logged, due on the MRI day
+    (:data:`POST_MRI_INTERROGATION_DAYS` after; the latest safe date too: overdue the day
+    after), severity high, never elective (the pump's interrupted delivery is checked
+    at the end of life too, rule 24)."""
     items = []
     for post in outstanding_post_mri(history):
         items.append(
             make_item(
                 history,
-                what="Post-MRI interrogation",
+                what="Post-MRI pump interrogation",
                 code="post_mri_interrogation",
                 due_on=post.due_on,
                 latest_safe_on=post.due_on,
                 severity="high",
                 rule=RULE,
-                why=f"pre-MRI checklist recorded on {post.checklist_on} for the MRI on {post.mri_on}; "
-                f"interrogate after the scan (rule 13) → {post.due_on}",
+                why=f"MRI on {post.mri_on} (pre-MRI checklist recorded {post.checklist_on}) + "
+                f"{POST_MRI_INTERROGATION_DAYS} days: interrogate the pump after the scan, the same day, "
+                f"and log it as the post-MRI interrogation (rule 13) → {post.due_on}",
                 source_event_id=post.checklist_event_id,
             )
         )

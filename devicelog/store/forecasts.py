@@ -207,6 +207,7 @@ FORECAST_MODULES = (
     "clinic/due.py",
     "clinic/forecast.py",
     "clinic/history.py",
+    "clinic/mri.py",
     "clinic/pump.py",
     "clinic/records.py",
     "clinic/trials.py",
