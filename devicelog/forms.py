@@ -29,6 +29,7 @@ from devicelog.clinic.records import (
     FunctionalInstrument,
     GoalsOfCare,
     ImplantType,
+    InterrogationReason,
     Kit,
     PowerSource,
     ProgrammingData,
@@ -415,6 +416,11 @@ def event_fields(kind: EventKind | str, model: DeviceModel, drugs: Sequence[Drug
             ]
         if pump:
             fields.append(FormField("reservoir_volume_ml", "Reservoir volume", unit="mL"))
+            fields += [
+                FormField("reason", "Interrogation", "choice", required=True,
+                          choices=_enum_choices(InterrogationReason, {"routine": "routine", "post_mri": "post-MRI (rule 13)"})),
+                FormField("mri_on", "MRI date", "date", help="post-MRI: the date of the scan"),
+            ]
         fields.append(
             FormField("alarms", "Alarms", "multi", choices=_enum_choices(AlarmCode, {"eri": "ERI", "eos": "EOS"}))
         )
@@ -460,6 +466,7 @@ def event_fields(kind: EventKind | str, model: DeviceModel, drugs: Sequence[Drug
             OCCURRED,
             FormField("reintervention", "Reintervention", "choice", required=True, choices=_enum_choices(ReinterventionKind)),
             FormField("reason", "Reason", "text", required=True),
+            FormField("mri_on", "MRI date", "date", help="pre-MRI checklist: the date of the scan"),
             FormField("kit", "Kit used", "choice", choices=(("", "none"), *_enum_choices(Kit, {"refill": "refill kit", "cap": "CAP kit"}))),
             FormField("devices_involved", "Devices involved", "list", placeholder="serials, comma separated"),
             NOTES,
@@ -720,6 +727,8 @@ def defaults(kind: EventKind | str, history: DeviceHistory, today: dt.date) -> d
                 raw.update({"stim.name": "A", "stim.amplitude_unit": "mA", "stim.waveform": "tonic"})
     elif kind is EventKind.interrogation:
         raw["battery_state"] = "ok"
+        if model.kind is DeviceKind.intrathecal_pump:
+            raw["reason"] = "routine"
     elif kind is EventKind.wound_check:
         raw.update({"drainage": "none", "dehiscence": "none"})
     elif kind is EventKind.trial_start:

@@ -8,8 +8,9 @@ Examples::
     devicelog mri PRO40 --mri-on 2026-11-25 --log-interrogation --on 2026-11-25 --reservoir-ml 0 --notes "refilled after"
 
 Showing the checklist writes nothing.  ``--record-checklist`` records it as done for
-the MRI date, and ``--log-interrogation`` the post-MRI interrogation
-(``devicelog.clinic.mri`` says how each is kept); each is one transaction through
+the MRI date (a ``pre_mri_checklist`` reintervention with ``mri_on``), and
+``--log-interrogation`` the post-MRI interrogation (an interrogation with reason
+``post_mri`` and ``mri_on``); each is one transaction through
 ``services.record_event`` (checks, audit chain, due table), and a refusal names the
 field and value and leaves the database as it was.
 """
@@ -116,8 +117,8 @@ def render_text(checklist, as_of: dt.date) -> str:
 def record_checklist(session, *, serial: str, mri_on: dt.date, note: str, author: str, today: dt.date, settings=None,
                      occurred_on: dt.date | None = None):
     """Rule 13: record the checklist as done (on ``occurred_on``, default today) for the
-    MRI on ``mri_on`` (a reintervention of kind ``other``, see ``clinic.mri``), in the
-    caller's one transaction."""
+    MRI on ``mri_on``: a reintervention of kind ``pre_mri_checklist`` with ``mri_on``,
+    its reason the note (or a default naming the MRI), in the caller's one transaction."""
     from devicelog import services
     from devicelog.clinic import mri
     from devicelog.clinic.records import EventIn, ReinterventionData
@@ -128,24 +129,23 @@ def record_checklist(session, *, serial: str, mri_on: dt.date, note: str, author
     if history is not None and not history.device.model.is_pump:
         raise InputError([Problem("serial", serial, f"a {history.device.model.label} is not a pump: rule 13's checklist is for pumps, nothing to record")])
     reason = mri.pre_mri_reason(mri_on, note.strip())
-    data = services.validate(ReinterventionData, {"reintervention": "other", "reason": reason}, "data")
+    data = services.validate(ReinterventionData, {"reintervention": "pre_mri_checklist", "mri_on": mri_on.isoformat(),
+                                                  "reason": reason}, "data")
     event = EventIn(device_serial=serial, occurred_on=occurred_on or today, author=author, data=data)
     return services.record_event(session=session, event=event, today=today, settings=settings)
 
 
 def log_interrogation(session, *, serial: str, mri_on: dt.date, occurred_on: dt.date, values: dict, author: str,
                       today: dt.date, settings=None):
-    """Rule 13: the post-MRI interrogation, an interrogation whose notes name the MRI.
-    Refused (field and value named) if dated before the MRI."""
+    """Rule 13: the post-MRI interrogation, an interrogation with reason ``post_mri`` and
+    ``mri_on``.  Refused (field and value named) if dated before the MRI
+    (``services.check_event``)."""
     from devicelog import services
-    from devicelog.clinic import mri
     from devicelog.clinic.records import EventIn
-    from devicelog.problems import InputError, Problem
 
-    if occurred_on < mri_on:
-        raise InputError([Problem("occurred_on", occurred_on.isoformat(), f"is before the MRI on {mri_on}: a post-MRI interrogation comes after the scan")])
     values = dict(values)
-    values["notes"] = mri.post_mri_notes(mri_on, (values.get("notes") or "").strip())
+    values["reason"] = "post_mri"
+    values["mri_on"] = mri_on.isoformat()
     data = services.parse_event_data("interrogation", values)
     event = services.validate(EventIn, {"device_serial": serial, "occurred_on": occurred_on.isoformat(), "author": author,
                                         "data": data.model_dump(mode="json")})

@@ -95,6 +95,7 @@ PROCEDURE_REINTERVENTIONS = SURGICAL_REINTERVENTIONS | {
     ReinterventionKind.dye_study,
     ReinterventionKind.cap_aspiration,
     ReinterventionKind.other,
+    ReinterventionKind.pre_mri_checklist,  # rule 13; for a Prometra it includes emptying the pump
 }
 
 DEVICE_TYPE_TEXT = {
@@ -221,7 +222,12 @@ def reintervention_procedure(
 ) -> dict[str, Any]:
     data: ReinterventionData = event.data  # type: ignore[assignment]
     serials = [history.device.serial, *(s for s in data.devices_involved if s != history.device.serial)]
-    action = "removed" if data.reintervention in REMOVING else "revised"
+    if data.reintervention in REMOVING:
+        action = "removed"
+    elif data.reintervention is ReinterventionKind.pre_mri_checklist:
+        action = "prepared for MRI"
+    else:
+        action = "revised"
     focal = [
         {"action": {"text": action if s == history.device.serial else "involved"}, "manipulated": ref(device_urls[s], s)}
         for s in serials
@@ -239,7 +245,8 @@ def reintervention_procedure(
         "focalDevice": focal,
     }
     unknown = [s for s in serials if s not in device_urls]
-    notes = [n for n in (data.notes, f"devices not in this export: {', '.join(unknown)}" if unknown else "") if n]
+    mri = f"MRI on {data.mri_on} (rule 13 pre-MRI checklist)" if data.mri_on else ""
+    notes = [n for n in (mri, data.notes, f"devices not in this export: {', '.join(unknown)}" if unknown else "") if n]
     if notes:
         procedure["note"] = [{"text": n} for n in notes]
     return procedure

@@ -357,6 +357,8 @@ def summarize(event: Event, settings: Settings, drugs: Mapping[str, Drug], memo:
         if d.recharge_interval_days:
             parts.append(f"recharge every {_g(d.recharge_interval_days, 'days')}")
         text = "; ".join(parts) or "interrogated"
+        if d.mri_on:
+            text = f"post-MRI (MRI on {d.mri_on}): {text}"
     elif isinstance(d, ProgrammingData):
         if d.pump_program is not None:
             text = pump_program_text(d.pump_program, drugs, memo)
@@ -387,6 +389,8 @@ def summarize(event: Event, settings: Settings, drugs: Mapping[str, Drug], memo:
         text = ", ".join(parts)
     elif isinstance(d, ReinterventionData):
         text = f"{d.reintervention.value.replace('_', ' ')}: {d.reason}"
+        if d.mri_on:
+            text += f"; MRI on {d.mri_on}"
         if d.devices_involved:
             text += f"; devices {', '.join(d.devices_involved)}"
         if d.kit:

@@ -175,7 +175,6 @@ class DeviceScreen(Screen):
                 items.append(f"WARNING ({w.rule}): {w.message}\n", style="bold yellow" if w.level != "note" else "dim")
             for s in forecast.suppressed:
                 items.append(f"not listed: {s.item.what} {s.item.due_on} — {s.reason}\n", style="dim")
-        items.append_text(post_mri_lines(history, app.today))
         self.query_one("#device-items", Static).update(items)
 
         self._show_events(list(self.view.entries))
@@ -312,19 +311,6 @@ class DeviceScreen(Screen):
             self.notify("The full history screen is not available yet in this version.", severity="warning")
             return
         self.app.push_screen(HistoryScreen(self.device_id))
-
-
-def post_mri_lines(history: DeviceHistory, today: dt.date) -> Text:
-    """Rule 13: each MRI whose checklist was recorded and whose post-MRI interrogation is
-    not logged yet (``clinic.mri``; not on the due list, which is the forecast's)."""
-    from devicelog.clinic.mri import outstanding_post_mri
-
-    text = Text()
-    for post in outstanding_post_mri(history):
-        state = post.status(today)
-        style = {"overdue": "bold white on dark_red", "due": "bold black on yellow"}.get(state, "bold")
-        text.append(f"POST-MRI INTERROGATION (rule 13): {post.text(today)} — press m\n", style=style)
-    return text
 
 
 def open_device(screen: Screen, device_id: int, *, pump: bool | None = None) -> None:

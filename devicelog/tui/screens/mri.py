@@ -2,9 +2,9 @@
 
 Opened from the device screen (``m``).  The checklist (``devicelog.clinic.mri``) is
 redrawn as the MRI date is typed.  ``ctrl+s`` records the checklist as done for that
-date (with an optional note: volume withdrawn, analgesia plan); ``i`` opens the visit
-form for the post-MRI interrogation, its notes already naming the MRI, saved like any
-other interrogation (``services.record_event``: checks, audit chain, due table).
+date (a ``pre_mri_checklist`` reintervention, with an optional note: volume withdrawn,
+analgesia plan); ``F2`` opens the visit form for the post-MRI interrogation, its reason
+already ``post-MRI`` and its MRI date filled in, saved like any other interrogation (``services.record_event``: checks, audit chain, due table).
 """
 
 from __future__ import annotations
@@ -26,18 +26,17 @@ from devicelog.tui.widgets.footer import ClinicFooter
 
 
 class PostMriVisitScreen(VisitScreen):
-    """The interrogation form with its notes starting "Post-MRI interrogation (rule 13): MRI on …"."""
+    """The interrogation form with its reason set to post-MRI and its MRI date filled in."""
 
     def __init__(self, history: DeviceHistory, mri_on: dt.date) -> None:
         super().__init__(history, EventKind.interrogation)
         self.mri_on = mri_on
 
     def _start(self) -> None:
-        from devicelog.clinic import mri
-
-        notes = self.rows.get("notes")
-        if notes is not None:
-            notes.set_raw(mri.post_mri_notes(self.mri_on))
+        for key, raw in (("reason", "post_mri"), ("mri_on", self.mri_on.isoformat())):
+            row = self.rows.get(key)
+            if row is not None:
+                row.set_raw(raw)
         super()._start()
 
     def evaluate(self):
