@@ -55,14 +55,14 @@ def fill(volume, prog):
     return RefillData(volume_withdrawn_ml=0.0, volume_added_ml=volume, reservoir_volume_after_ml=volume, program=prog)
 
 
-def history(model_code, *dated, status="active"):
+def history(model_code, *dated, status="active", goals="active_treatment"):
     events = tuple(
         Event(id=i + 1, device_id=1, occurred_on=on, author="rn",
               recorded_at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc) + dt.timedelta(seconds=i), data=data)
         for i, (on, data) in enumerate(dated)
     )
     return DeviceHistory(
-        patient=PatientInfo(id=1, mrn="M1", name="Ann Lee", birth_date=D(1950, 1, 1)),
+        patient=PatientInfo(id=1, mrn="M1", name="Ann Lee", birth_date=D(1950, 1, 1), goals_of_care=goals),
         device=DeviceInfo(id=1, serial="S1", model=CAT.device_model(model_code), implanted_on=D(2025, 1, 1), status=status),
         events=events,
     )
@@ -73,11 +73,13 @@ def steps(checklist):
 
 
 def checked(on, mri_on):
-    return (on, ReinterventionData(reintervention="other", reason=mri.pre_mri_reason(mri_on, "withdrew 20 mL")))
+    return (on, ReinterventionData(reintervention="pre_mri_checklist", mri_on=mri_on, reason=mri.pre_mri_reason(mri_on, "withdrew 20 mL")))
 
 
-def interrogated(on, notes=""):
-    return (on, InterrogationData(reservoir_volume_ml=0.0, notes=notes))
+def interrogated(on, post_mri_on=None):
+    if post_mri_on is None:
+        return (on, InterrogationData(reservoir_volume_ml=0.0))
+    return (on, InterrogationData(reservoir_volume_ml=0.0, reason="post_mri", mri_on=post_mri_on))
 
 
 # ----------------------------------------------------------------------------- the checklist
@@ -186,21 +188,38 @@ def test_stimulators_get_the_reference_mri_line_never_nothing():
 # ----------------------------------------------------------------------------- the post-MRI interrogation
 
 
-def test_tags_round_trip_and_refuse_what_is_not_theirs():
+def test_typed_fields_are_read_and_checked_by_name():
     e = lambda data: Event(id=1, device_id=1, occurred_on=TODAY, author="rn",  # noqa: E731
                            recorded_at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), data=data)
     assert mri.checklist_mri_date(e(checked(TODAY, D(2026, 11, 25))[1])) == D(2026, 11, 25)
-    assert mri.checklist_mri_date(e(ReinterventionData(reintervention="other", reason="MRI on 2026-11-25"))) is None
-    assert mri.checklist_mri_date(e(ReinterventionData(reintervention="other",
-                                                       reason="Pre-MRI checklist (rule 13): MRI on 2026-02-30"))) is None
-    assert mri.post_mri_date(e(InterrogationData(notes=mri.post_mri_notes(D(2026, 11, 25), "ok")))) == D(2026, 11, 25)
-    assert mri.post_mri_date(e(InterrogationData(notes="routine"))) is None
+    assert mri.post_mri_date(e(interrogated(TODAY, D(2026, 11, 25))[1])) == D(2026, 11, 25)
+    assert mri.post_mri_date(e(interrogated(TODAY)[1])) is None
+    # The text markers of the first version are not read: such a record is a plain "other".
+    legacy = ReinterventionData(reintervention="other", reason="Pre-MRI checklist (rule 13): MRI on 2026-11-25")
+    assert mri.checklist_mri_date(e(legacy)) is None
+    assert mri.post_mri_date(e(InterrogationData(notes="Post-MRI interrogation (rule 13): MRI on 2026-11-25"))) is None
+
+    refusals = [
+        (ReinterventionData, {"reintervention": "pre_mri_checklist", "reason": "x"}, "mri_on: a pre-MRI checklist"),
+        (ReinterventionData, {"reintervention": "other", "reason": "x", "mri_on": "2026-11-25"},
+         "mri_on 2026-11-25 is only for reintervention pre_mri_checklist, not other"),
+        (InterrogationData, {"reason": "post_mri"}, "mri_on: a post-MRI interrogation (reason post_mri)"),
+        (InterrogationData, {"mri_on": "2026-11-25"}, "mri_on 2026-11-25 is only for a post-MRI interrogation (reason post_mri, not routine)"),
+        (InterrogationData, {"reason": "after_mri", "mri_on": "2026-11-25"}, "Input should be 'routine' or 'post_mri'"),
+    ]
+    for model, values, message in refusals:
+        with pytest.raises(InputError) as refused:
+            services.validate(model, values, "data")
+        [problem] = refused.value.problems
+        assert problem.field.startswith("data") and message in problem.message, problem
 
 
 def test_outstanding_until_an_interrogation_on_or_after_the_mri():
     mri_on = D(2026, 11, 20)
-    h = history("synchromed-ii-20", checked(D(2026, 11, 18), mri_on), interrogated(D(2026, 11, 19)))
-    [post] = mri.outstanding_post_mri(h)  # the interrogation the day before the scan does not count
+    # Neither the interrogation the day before the scan nor a routine one on the MRI day
+    # (it may be the read before the scan) answers the checklist.
+    h = history("synchromed-ii-20", checked(D(2026, 11, 18), mri_on), interrogated(D(2026, 11, 19)), interrogated(mri_on))
+    [post] = mri.outstanding_post_mri(h)
     assert post.mri_on == mri_on and post.due_on == mri_on
     assert post.status(D(2026, 11, 19)) == "planned"
     assert post.status(mri_on) == "due"
@@ -208,11 +227,14 @@ def test_outstanding_until_an_interrogation_on_or_after_the_mri():
     assert post.text(TODAY).endswith("overdue by 3 days")
     assert post.text(D(2026, 11, 21)).endswith("overdue by 1 day")
 
-    done = history("synchromed-ii-20", checked(D(2026, 11, 18), mri_on),
-                   interrogated(D(2026, 11, 21), mri.post_mri_notes(mri_on)))
+    done = history("synchromed-ii-20", checked(D(2026, 11, 18), mri_on), interrogated(D(2026, 11, 21), mri_on))
     assert mri.outstanding_post_mri(done) == []
     [post] = mri.post_mri_interrogations(done)
     assert post.status(TODAY) == "done" and post.answered_on == D(2026, 11, 21) and post.answered_by_event_id == 2
+    same_day = history("synchromed-ii-20", checked(D(2026, 11, 18), mri_on), interrogated(mri_on, mri_on))
+    assert mri.outstanding_post_mri(same_day) == []
+    routine_after = history("synchromed-ii-20", checked(D(2026, 11, 18), mri_on), interrogated(D(2026, 11, 21)))
+    assert mri.outstanding_post_mri(routine_after) == []  # the pump was read after the scan
 
     reprogrammed = history("prometra-ii-20", checked(D(2026, 11, 18), mri_on),
                            (mri_on, ReinterventionData(reintervention="post_mri_reprogramming", reason="refilled")))
@@ -260,7 +282,8 @@ def test_record_the_checklist_then_log_the_post_mri_interrogation(clinic):
         row = record_checklist(s, serial="PRO40", mri_on=mri_on, note="withdrew 31.0 mL; oral morphine",
                                author="rn", today=TODAY, occurred_on=D(2026, 11, 19))
     assert row.kind == "reintervention" and row.occurred_on == D(2026, 11, 19)
-    assert row.data["reason"] == "Pre-MRI checklist (rule 13): MRI on 2026-11-20; withdrew 31.0 mL; oral morphine"
+    assert (row.data["reintervention"], row.data["mri_on"]) == ("pre_mri_checklist", "2026-11-20")
+    assert row.data["reason"] == "Pre-MRI checklist (rule 13) for the MRI on 2026-11-20; withdrew 31.0 mL; oral morphine"
     [post] = outstanding(clinic)
     assert post.mri_on == mri_on and post.status(TODAY) == "overdue"
 
@@ -280,7 +303,7 @@ def test_record_the_checklist_then_log_the_post_mri_interrogation(clinic):
                                 values={"reservoir_volume_ml": 0.0, "alarms": [{"code": "empty_reservoir"}], "notes": "refill booked"},
                                 author="rn2", today=TODAY)
     assert row.kind == "interrogation" and row.author == "rn2"
-    assert row.data["notes"] == "Post-MRI interrogation (rule 13): MRI on 2026-11-20; refill booked"
+    assert (row.data["reason"], row.data["mri_on"], row.data["notes"]) == ("post_mri", "2026-11-20", "refill booked")
     assert outstanding(clinic) == []
     report = audit.verify(clinic)
     assert report.ok, report.problems
@@ -302,7 +325,8 @@ def test_an_amended_mri_date_moves_the_outstanding_item_and_a_void_removes_it(cl
         first = row.id
     with write_session(clinic) as s:
         services.amend_event(session=s, event_id=first, occurred_on=TODAY,
-                             data=ReinterventionData(reintervention="other", reason=mri.pre_mri_reason(D(2026, 11, 27))),
+                             data=ReinterventionData(reintervention="pre_mri_checklist", mri_on=D(2026, 11, 27),
+                                                     reason=mri.pre_mri_reason(D(2026, 11, 27))),
                              reason="MRI moved", author="rn", today=TODAY)
     assert [p.mri_on for p in outstanding(clinic)] == [D(2026, 11, 27)]
     with write_session(clinic) as s:
@@ -320,6 +344,13 @@ def test_a_stimulator_has_nothing_to_record(clinic):
     with pytest.raises(InputError) as refused, write_session(clinic) as s:
         record_checklist(s, serial="SCS1", mri_on=D(2026, 11, 20), note="", author="rn", today=TODAY)
     assert refused.value.problems[0].field == "serial" and "not a pump" in refused.value.problems[0].message
+    # The store refuses both records for a stimulator too (an import, another form).
+    for data in (ReinterventionData(reintervention="pre_mri_checklist", mri_on=D(2026, 11, 20), reason="x"),
+                 InterrogationData(reason="post_mri", mri_on=D(2026, 11, 20))):
+        with pytest.raises(InputError) as refused, write_session(clinic) as s:
+            services.record_event(session=s, event=EventIn(device_serial="SCS1", occurred_on=TODAY, author="rn", data=data), today=TODAY)
+        [problem] = refused.value.problems
+        assert problem.field in ("data.reintervention", "data.reason") and "not a pump" in problem.message
     assert event_count(clinic) == before
 
 
@@ -383,7 +414,8 @@ async def test_tui_checklist_record_and_post_mri_interrogation(clinic):
         await pilot.press("escape")
         await settle(pilot)
         assert isinstance(app.screen, DeviceScreen)
-        assert "POST-MRI INTERROGATION (rule 13): MRI on 2026-11-20" in str(app.screen.query_one("#device-items").render())
+        shown = str(app.screen.query_one("#device-items").render())
+        assert "OVERDUE  Post-MRI pump interrogation  2026-11-20 (3 days ago)" in shown and "MRI on 2026-11-20 (pre-MRI checklist recorded 2026-11-23)" in shown
 
         await pilot.press("m")
         await settle(pilot)
@@ -392,7 +424,7 @@ async def test_tui_checklist_record_and_post_mri_interrogation(clinic):
         await settle(pilot)
         form = app.screen
         assert isinstance(form, PostMriVisitScreen)
-        assert form.rows["notes"].raw == "Post-MRI interrogation (rule 13): MRI on 2026-11-20"
+        assert (form.rows["reason"].raw, form.rows["mri_on"].raw) == ("post_mri", "2026-11-20")
         form.rows["reservoir_volume_ml"].set_raw("0")
         await settle(pilot)
         await pilot.press("ctrl+s")
@@ -401,12 +433,13 @@ async def test_tui_checklist_record_and_post_mri_interrogation(clinic):
         assert "done: post-MRI interrogation logged on 2026-11-23" in str(app.screen.query_one("#mri-checklist").render())
         await pilot.press("escape")
         await settle(pilot)
-        assert "POST-MRI" not in str(app.screen.query_one("#device-items").render())
+        assert "Post-MRI" not in str(app.screen.query_one("#device-items").render())
     with read_session(clinic) as s:
         rows = s.exec(select(tables.EventRow).order_by(tables.EventRow.id)).all()
     assert [r.kind for r in rows[-2:]] == ["reintervention", "interrogation"]
     assert rows[-2].author == "nurse" and rows[-2].data["reason"].endswith("MRI on 2026-11-20; withdrew 31 mL")
-    assert rows[-1].data["notes"] == "Post-MRI interrogation (rule 13): MRI on 2026-11-20"
+    assert (rows[-2].data["reintervention"], rows[-2].data["mri_on"]) == ("pre_mri_checklist", "2026-11-20")
+    assert (rows[-1].data["reason"], rows[-1].data["mri_on"]) == ("post_mri", "2026-11-20")
     assert rows[-1].data["reservoir_volume_ml"] == 0.0 and rows[-1].occurred_on == TODAY
 
 
@@ -422,7 +455,7 @@ def test_a_volume_reported_after_the_fill_is_counted_from():
     assert mri.expected_volume_now(emptied, TODAY)[0] == 0.0
 
 
-def test_the_rule_module_imports_no_database_or_screen_library_and_is_not_forecast_code():
+def test_the_rule_module_imports_no_database_or_screen_library_and_is_forecast_code():
     import subprocess
     import sys
 
@@ -431,15 +464,169 @@ def test_the_rule_module_imports_no_database_or_screen_library_and_is_not_foreca
     code = ("import sys, devicelog.clinic.mri; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'sqlalchemy', 'sqlmodel')))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
-    # Not part of the forecast code hash: changing the checklist does not rebuild any clinic's due table.
-    assert "clinic/mri.py" not in forecasts.FORECAST_MODULES
+    # Its due items are in the forecast: changing it rebuilds the due table.
+    assert "clinic/mri.py" in forecasts.FORECAST_MODULES
 
 
-def test_post_mri_due_items_ready_for_the_forecast():
+# ----------------------------------------------------------------------------- the due list
+
+
+def forecast_of(h):
+    from devicelog.clinic.forecast import forecast_device
+    from devicelog.settings import Settings
+
+    return forecast_device(h, Settings(), DRUGS)
+
+
+def post_mri_item(forecast):
+    found = [i for i in forecast.items if i.code == "post_mri_interrogation"]
+    assert len(found) <= 1
+    return found[0] if found else None
+
+
+def test_the_forecast_lists_the_outstanding_post_mri_interrogation():
+    from devicelog.clinic.due import status
+    from devicelog.settings import Settings
+
     mri_on = D(2026, 11, 20)
-    h = history("synchromed-ii-20", checked(D(2026, 11, 18), mri_on))
-    [item] = mri.post_mri_items(h)
-    assert (item.code, item.due_on, item.severity, item.rule, item.source_event_id, item.elective) == (
-        "post_mri_interrogation", mri_on, "high", "rule 13", 1, False)
-    assert "MRI on 2026-11-20" in item.why
-    assert mri.post_mri_items(history("synchromed-ii-20", checked(D(2026, 11, 18), mri_on), interrogated(mri_on))) == []
+    item = post_mri_item(forecast_of(history("synchromed-ii-20", checked(D(2026, 11, 18), mri_on))))
+    assert (item.code, item.what, item.due_on, item.latest_safe_on, item.severity, item.rule, item.source_event_id, item.elective) == (
+        "post_mri_interrogation", "Post-MRI pump interrogation", mri_on, mri_on, "high", "rule 13", 1, False)
+    # Inputs, formula and limit: the MRI date + 0 days, the same day.
+    assert item.why == ("MRI on 2026-11-20 (pre-MRI checklist recorded 2026-11-18) + 0 days: interrogate the pump after "
+                        "the scan, the same day, and log it as the post-MRI interrogation (rule 13) → 2026-11-20")
+    settings = Settings()
+    assert status(item, mri_on, settings) == "due"
+    assert status(item, D(2026, 11, 21), settings) == "overdue"
+    assert post_mri_item(forecast_of(history("synchromed-ii-20", checked(D(2026, 11, 18), mri_on), interrogated(mri_on, mri_on)))) is None
+    # The device out of service, a stimulator: nothing.
+    assert post_mri_item(forecast_of(history("synchromed-ii-20", checked(D(2026, 11, 18), mri_on), status="explanted"))) is None
+
+
+def test_goals_of_care_never_suppress_it():
+    mri_on = D(2026, 11, 20)
+    forecast = forecast_of(history("prometra-ii-20", checked(D(2026, 11, 18), mri_on), goals="hospice"))
+    assert post_mri_item(forecast).due_on == mri_on
+    assert not [s for s in forecast.suppressed if s.item.code == "post_mri_interrogation"]
+
+
+def test_a_pre_mri_checklist_does_not_push_back_the_routine_follow_up():
+    from devicelog.clinic.forecast import routine_follow_up_date
+    from devicelog.settings import Settings
+
+    # Pump follow-up every 180 days (default).  Refill 2026-06-01 + 180 days = 2026-11-28
+    # (29 days to 30 June, +31 +31 +30 +31 = 152 to 31 October, +28).
+    prog = program(3.0, ("morphine", 10))
+    h = history("prometra-ii-40", (D(2026, 6, 1), fill(40.0, prog)), checked(D(2026, 11, 1), D(2026, 11, 3)))
+    assert routine_follow_up_date(h, Settings()) == D(2026, 11, 28)  # not 2026-11-01 + 180 = 2027-04-30
+    # The post-MRI interrogation is an in-person visit: 2026-11-03 + 180 days = 2027-05-02
+    # (27 to 30 Nov, +31 +31 +28 +31 +30 = 178 to 30 April, +2).
+    seen = history("prometra-ii-40", (D(2026, 6, 1), fill(40.0, prog)), checked(D(2026, 11, 1), D(2026, 11, 3)),
+                   interrogated(D(2026, 11, 3), D(2026, 11, 3)))
+    assert routine_follow_up_date(seen, Settings()) == D(2027, 5, 2)
+
+
+def due_entries(engine, as_of, computed=False):
+    from devicelog.settings import Settings
+    from devicelog.store.due import ComputedForecasts, due_list
+
+    with read_session(engine) as s:
+        listed = due_list(s, as_of=as_of, settings=Settings(), within_days=30,
+                          source=ComputedForecasts() if computed else None)
+    return [(e.item.due_on, e.status, e.item.source_event_id) for e in listed.entries if e.item.code == "post_mri_interrogation"]
+
+
+def test_due_list_due_on_the_mri_day_overdue_after_cleared_moved_and_voided(clinic):
+    from devicelog.commands.mri import log_interrogation, record_checklist
+
+    mri_on = D(2026, 11, 25)
+    with write_session(clinic) as s:
+        checklist_id = record_checklist(s, serial="PRO40", mri_on=mri_on, note="", author="rn", today=TODAY).id
+    for computed in (False, True):  # the stored due table and the reference computation agree
+        assert due_entries(clinic, TODAY, computed) == [(mri_on, "due", checklist_id)]  # within the 14-day lead time
+        assert due_entries(clinic, mri_on, computed) == [(mri_on, "due", checklist_id)]
+        assert due_entries(clinic, D(2026, 11, 26), computed) == [(mri_on, "overdue", checklist_id)]
+
+    # The MRI moved to 2026-12-01 (an amendment): the item moves with it, not overdue on the 26th.
+    with write_session(clinic) as s:
+        services.amend_event(session=s, event_id=checklist_id, occurred_on=TODAY,
+                             data=ReinterventionData(reintervention="pre_mri_checklist", mri_on=D(2026, 12, 1),
+                                                     reason=mri.pre_mri_reason(D(2026, 12, 1))),
+                             reason="MRI moved", author="rn", today=TODAY)
+    assert due_entries(clinic, D(2026, 11, 26)) == [(D(2026, 12, 1), "due", checklist_id)]
+    assert due_entries(clinic, D(2026, 12, 2)) == [(D(2026, 12, 1), "overdue", checklist_id)]
+
+    # Logged the day after the scan: cleared.
+    with write_session(clinic) as s:
+        interrogation = log_interrogation(s, serial="PRO40", mri_on=D(2026, 12, 1), occurred_on=D(2026, 12, 2),
+                                          values={"reservoir_volume_ml": 0.0}, author="rn", today=D(2026, 12, 2)).id
+    assert due_entries(clinic, D(2026, 12, 2)) == []
+    # That interrogation voided (entered in error): outstanding again.
+    with write_session(clinic) as s:
+        services.void_event(session=s, event_id=interrogation, reason="wrong patient", author="rn")
+    assert due_entries(clinic, D(2026, 12, 2)) == [(D(2026, 12, 1), "overdue", checklist_id)]
+    # The checklist voided (MRI cancelled): nothing due.
+    with write_session(clinic) as s:
+        services.void_event(session=s, event_id=checklist_id, reason="MRI cancelled", author="rn")
+    assert due_entries(clinic, D(2026, 12, 2)) == []
+    assert due_entries(clinic, D(2026, 12, 2), computed=True) == []
+
+
+def test_devicelog_due_shows_it_with_its_explanation(clinic, db_url, capsys):
+    from devicelog.cli import main
+
+    assert main(["--db", db_url, "--user", "rn", "mri", "PRO40", "--mri-on", "2026-11-20", "--record-checklist",
+                 "--on", "2026-11-19", "--as-of", "2026-11-23"]) == 0
+    capsys.readouterr()
+    assert main(["--db", db_url, "due", "--as-of", "2026-11-23", "--within", "7", "--format", "json"]) == 0
+    rows = [r for r in json.loads(capsys.readouterr().out)["items"] if r["code"] == "post_mri_interrogation"]
+    assert [(r["status"], r["due_on"], r["severity"], r["rule"]) for r in rows] == [("overdue", "2026-11-20", "high", "rule 13")]
+    assert rows[0]["why"].startswith("MRI on 2026-11-20 (pre-MRI checklist recorded 2026-11-19) + 0 days")
+
+
+def test_export_and_import_carry_the_mri_fields(clinic, tmp_path):
+    from devicelog import transfer
+    from devicelog.commands.mri import log_interrogation, record_checklist
+    from devicelog.store.db import make_engine
+    from devicelog.store.schema import prepare
+    from tests.conftest import PG_ADMIN_URL, _pg_database
+
+    mri_on = D(2026, 11, 20)
+    with write_session(clinic) as s:
+        record_checklist(s, serial="PRO40", mri_on=mri_on, note="withdrew 31 mL", author="rn", today=TODAY, occurred_on=D(2026, 11, 19))
+        log_interrogation(s, serial="PRO40", mri_on=mri_on, occurred_on=mri_on, values={"reservoir_volume_ml": 0.0}, author="rn", today=TODAY)
+    text = transfer.export_text(clinic)
+    events = json.loads(text)["events"]
+    assert [(e["data"]["reintervention"], e["data"]["mri_on"]) for e in events if e["data"]["kind"] == "reintervention"] == [
+        ("pre_mri_checklist", "2026-11-20")]
+    assert [(e["data"]["reason"], e["data"]["mri_on"]) for e in events if e["data"]["kind"] == "interrogation"] == [
+        ("post_mri", "2026-11-20")]
+
+    if PG_ADMIN_URL:
+        url, drop = _pg_database(PG_ADMIN_URL)
+    else:
+        url, drop = str(tmp_path / "other.db"), (lambda: None)
+    other = make_engine(url)
+    try:
+        prepare(other)
+        # A post-MRI interrogation dated before its scan is refused by field and value; nothing is imported.
+        bad = json.loads(text)
+        [e] = [e for e in bad["events"] if e["data"]["kind"] == "interrogation"]
+        e["occurred_on"] = "2026-11-19"
+        with pytest.raises(InputError) as refused:
+            transfer.import_text(other, json.dumps(bad), author="importer", today=TODAY)
+        assert any(p.field.endswith("occurred_on") and p.value == "2026-11-19" and "before the MRI on 2026-11-20" in p.message
+                   for p in refused.value.problems), refused.value.problems
+        assert event_count(other) == 0
+        transfer.import_text(other, text, author="importer", today=TODAY)
+        assert transfer.export_text(other) == text
+        [post] = mri.post_mri_interrogations(_history(other))
+        assert (post.mri_on, post.answered_on) == (mri_on, mri_on)
+    finally:
+        other.dispose()
+        drop()
+
+
+def _history(engine, serial="PRO40"):
+    with read_session(engine) as s:
+        return queries.history_by_serial(s, serial)
