@@ -582,6 +582,12 @@ def test_devicelog_due_shows_it_with_its_explanation(clinic, db_url, capsys):
     rows = [r for r in json.loads(capsys.readouterr().out)["items"] if r["code"] == "post_mri_interrogation"]
     assert [(r["status"], r["due_on"], r["severity"], r["rule"]) for r in rows] == [("overdue", "2026-11-20", "high", "rule 13")]
     assert rows[0]["why"].startswith("MRI on 2026-11-20 (pre-MRI checklist recorded 2026-11-19) + 0 days")
+    assert main(["--db", db_url, "due", "--as-of", "2026-11-23", "--within", "7"]) == 0
+    text = capsys.readouterr().out
+    assert "Post-MRI pump interrogation" in text and "2026-11-20" in text
+    assert main(["--db", db_url, "due", "--as-of", "2026-11-23", "--within", "7", "--format", "ics"]) == 0
+    ics = capsys.readouterr().out.replace("\r\n ", "")  # unfold
+    assert "Post-MRI pump interrogation" in ics and "DTSTART;VALUE=DATE:20261120" in ics
 
 
 def test_export_and_import_carry_the_mri_fields(clinic, tmp_path):
