@@ -117,7 +117,7 @@ def test_streamed_calendar_is_the_one_calendar_bytes(clinic):  # noqa: F811
             whole.add(key, cal[key])
         by_key = uids(dl.items)
         for e in dl.entries:
-            whole.add_component(due_ics._event(e, dl, by_key, T1, due_ics.sequence(T1), 7))
+            whole.add_component(due_ics._event(e, dl, by_key[e.item.key], T1, due_ics.sequence(T1), 7))
         assert got == whole.to_ical()
 
 
