@@ -221,3 +221,23 @@ def test_stream_pdf_writes_the_same_document_as_render_pdf(dl, tmp_path):
         assert page.extract_text().rstrip().endswith(f"page {k} of {n}")
     assert pdf_text(write_pdf(long, tmp_path / "written.pdf").read_bytes())[1] == expected
     assert reader.trailer["/ID"][0] == reader.trailer["/ID"][1]  # the file's /ID, as fpdf2 writes it
+
+
+def test_stream_pdf_taking_gives_the_same_document_and_lets_the_entries_go(dl):
+    import gc
+    import io
+    import weakref
+
+    from devicelog.reports.due_pdf import stream_pdf_taking
+
+    expected = pdf_text(render_pdf(replace(dl, entries=dl.entries * 12)))[1]
+    long = replace(dl, entries=dl.entries * 12)
+    first = weakref.ref(long)
+    box = [long]
+    del long
+    out = io.BytesIO()
+    written = stream_pdf_taking(box, out)
+    gc.collect()
+    assert box == [] and first() is None  # the list was taken and not kept
+    assert written == len(out.getvalue())
+    assert pdf_text(out.getvalue())[1] == expected

@@ -137,15 +137,20 @@ def _run(args: argparse.Namespace, ctx) -> int:
 
         _write_text(args.output, lambda fh: write_html(dl, fh, page_size=page_size, group=args.group))
     elif fmt == "pdf":
-        from devicelog.reports.due_pdf import stream_pdf
+        from devicelog.reports.due_pdf import stream_pdf_taking
 
-        # Written as fpdf2 serialises it, each page already compressed (reports.due_pdf.stream_pdf).
+        # Written as fpdf2 serialises it, each page already compressed, and the list handed
+        # over so each entry is let go once drawn (reports.due_pdf.stream_pdf_taking).
+        listed, box = len(dl.entries), [dl]
+        del dl
         if args.output:
             with open(args.output, "wb") as fh:
-                stream_pdf(dl, fh, page_size=page_size, group=args.group)
+                stream_pdf_taking(box, fh, page_size=page_size, group=args.group)
         else:
-            stream_pdf(dl, sys.stdout.buffer, page_size=page_size, group=args.group)
+            stream_pdf_taking(box, sys.stdout.buffer, page_size=page_size, group=args.group)
             sys.stdout.flush()
+        _say_written(args.output, listed)
+        return 0
     elif fmt == "ics":
         import datetime as dt
 
