@@ -11,8 +11,8 @@ The import benchmark always uses a 10,000-patient clinic (``--import-db``).
 
 Every figure is measured beside a baseline in the same run, each in fresh processes
 started from here (``bench/probe.py``), whose peak memory comes from ``wait4``.  The
-table goes to standard output and, README-ready, to ``bench/results.md``;
-``--update-readme`` also copies it between the README's bench-results markers.
+table goes to standard output and, Markdown, to ``bench/results.md``;
+``--update-docs`` also copies it between the bench-results markers of docs/performance.md.
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ SEED = 1
 MB = 1024 * 1024
 
 BENCHMARKS = ("due", "search", "typing", "history", "tui", "import", "commands")
-README_START = "<!-- bench-results:start -->"
-README_END = "<!-- bench-results:end -->"
+RESULTS_START = "<!-- bench-results:start -->"
+RESULTS_END = "<!-- bench-results:end -->"
+PERFORMANCE_DOC = ROOT / "docs" / "performance.md"
 
 
 # ------------------------------------------------------------------------- processes
@@ -603,14 +604,13 @@ def markdown(report: Report, info: dict, counts: dict, command: str, started: dt
     return "\n".join(lines) + "\n"
 
 
-def update_readme(text: str) -> bool:
-    readme = ROOT / "README.md"
-    body = readme.read_text(encoding="utf-8")
-    if README_START not in body or README_END not in body:
+def update_docs(text: str) -> bool:
+    body = PERFORMANCE_DOC.read_text(encoding="utf-8")
+    if RESULTS_START not in body or RESULTS_END not in body:
         return False
-    head, rest = body.split(README_START, 1)
-    _, tail = rest.split(README_END, 1)
-    readme.write_text(f"{head}{README_START}\n{text}{README_END}{tail}", encoding="utf-8")
+    head, rest = body.split(RESULTS_START, 1)
+    _, tail = rest.split(RESULTS_END, 1)
+    PERFORMANCE_DOC.write_text(f"{head}{RESULTS_START}\n{text}{RESULTS_END}{tail}", encoding="utf-8")
     return True
 
 
@@ -633,8 +633,8 @@ def main(argv: list[str] | None = None) -> int:
         help="the clinic the other commands (verify, fhir, due pdf/text/ics/csv/html, history pdf, backup) run on "
         "(default: the benchmark clinic; a whole-clinic FHIR export of 100,000 patients takes about half an hour)",
     )
-    parser.add_argument("--results", default=str(BENCH / "results.md"), help="where the README-ready table goes")
-    parser.add_argument("--update-readme", action="store_true", help="copy the results between the README's bench-results markers")
+    parser.add_argument("--results", default=str(BENCH / "results.md"), help="where the Markdown table goes")
+    parser.add_argument("--update-docs", action="store_true", help="copy the results between the bench-results markers of docs/performance.md")
     args = parser.parse_args(argv)
     if args.quick:
         args.patients = 10_000
@@ -670,8 +670,8 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.results).write_text(text, encoding="utf-8")
     print("\n" + text)
     print(f"Written to {args.results}.")
-    if args.update_readme:
-        print("README.md updated." if update_readme(text) else f"README.md has no {README_START} … {README_END} markers.")
+    if args.update_docs:
+        print(f"{PERFORMANCE_DOC} updated." if update_docs(text) else f"{PERFORMANCE_DOC} has no {RESULTS_START} … {RESULTS_END} markers.")
     return 0
 
 
