@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from devicelog.cli import main
 from devicelog.store import audit, tables
 from devicelog.store.db import write_session
-from tests.conftest import requires_sqlite
+from tests.conftest import PG_ADMIN_URL, requires_sqlite
 from tests.safety_data import make_clinic
 
 # By hand: catalogue seeding, 2 patients, 3 devices (pump, stimulator, its replacement),
@@ -166,7 +166,7 @@ def test_changed_refill_volume_is_named(tampered, engine):
     conn.execute("DROP TRIGGER event_no_update")
     conn.execute("UPDATE event SET data = json_set(data, '$.volume_added_ml', 30.0) WHERE id = ?", (ids["refill"],))
     assert problems(engine) == [
-        "trigger event_no_update: missing: the append-only protection was dropped outside devicelog",
+        "trigger event_no_update: missing: the append-only protection was altered outside devicelog",
         f"event {ids['refill']}: changed outside devicelog: data.volume_added_ml 20.0 → 30.0",
     ]
 
@@ -189,7 +189,7 @@ def test_deleted_patient_is_named(tampered, engine):
     conn.execute("DROP TRIGGER patient_no_delete")
     conn.execute("DELETE FROM patient WHERE id = ?", (ids["patient_without_device"],))
     found = problems(engine)
-    assert found[0] == "trigger patient_no_delete: missing: the append-only protection was dropped outside devicelog"
+    assert found[0] == "trigger patient_no_delete: missing: the append-only protection was altered outside devicelog"
     assert found[1].startswith(f"patient {ids['patient_without_device']}: deleted outside devicelog (recorded by audit entry 3)")
     assert len(found) == 2
 
@@ -210,7 +210,7 @@ def test_edited_audit_entry_is_named(tampered, engine):
     conn.execute("DROP TRIGGER audit_no_update")
     conn.execute("UPDATE audit SET author = 'someone else' WHERE id = 5")
     assert problems(engine) == [
-        "trigger audit_no_update: missing: the append-only protection was dropped outside devicelog",
+        "trigger audit_no_update: missing: the append-only protection was altered outside devicelog",
         "audit 5: its content does not match its hash (the entry was edited)",
     ]
 
@@ -359,6 +359,81 @@ def test_a_trail_in_another_json_layout_names_no_row(tampered, engine):
     conn.execute("UPDATE audit SET payload = ? WHERE id = 5", (json.dumps(json.loads(payload), indent=1),))
     found = problems(engine)
     assert found == [
-        "trigger audit_no_update: missing: the append-only protection was dropped outside devicelog",
+        "trigger audit_no_update: missing: the append-only protection was altered outside devicelog",
         "audit 5: its content does not match its hash (the entry was edited)",
+    ]
+
+
+# --------------------------------------------------------------------- issue 15, section 4: gaps verify closes
+
+
+def _replace_statement(conn, table: str, row_id: int, **changes) -> tuple[str, tuple]:
+    """``INSERT OR REPLACE`` of a whole row as it stands, with ``changes`` applied."""
+    cur = conn.execute(f"SELECT * FROM {table} WHERE id = ?", (row_id,))
+    row = dict(zip([c[0] for c in cur.description], cur.fetchone())) | changes
+    columns = ", ".join(row)
+    return f"INSERT OR REPLACE INTO {table} ({columns}) VALUES ({', '.join('?' * len(row))})", tuple(row.values())
+
+
+@requires_sqlite
+@pytest.mark.parametrize(
+    "table, key, changes",
+    [
+        ("event", "refill", {"data": '{"volume_added_ml": 30.0}'}),
+        ("patient", "patient_without_device", {"name": "Someone Else"}),
+        ("device", "pump", {"serial": "EVIL-1"}),
+        ("audit", None, {"author": "mallory"}),
+    ],
+)
+def test_insert_or_replace_cannot_rewrite_an_append_only_row(tampered, engine, table, key, changes):
+    """SQLite runs REPLACE as a delete that fires no DELETE trigger: before revision 0006
+    an event could be rewritten this way with every trigger in place."""
+    ids, conn = tampered
+    row_id = ids[key] if key else 5
+    statement, values = _replace_statement(conn, table, row_id, **changes)
+    with pytest.raises(sqlite3.IntegrityError, match="never replaced"):
+        conn.execute(statement, values)
+    assert audit.verify(engine).ok
+
+
+@requires_sqlite
+def test_a_replaced_row_of_another_key_is_refused_too(tampered, engine):
+    """REPLACE also deletes a row that clashes on a unique column (a patient's MRN)."""
+    ids, conn = tampered
+    mrn = conn.execute("SELECT mrn FROM patient WHERE id = ?", (ids["patient_without_device"],)).fetchone()[0]
+    statement, values = _replace_statement(conn, "patient", ids["patient_without_device"], id=999, mrn=mrn)
+    with pytest.raises(sqlite3.IntegrityError, match="never replaced"):
+        conn.execute(statement, values)
+
+
+@requires_sqlite
+def test_a_trigger_emptied_under_its_own_name_is_named(tampered, engine):
+    ids, conn = tampered
+    conn.execute("DROP TRIGGER event_no_update")
+    conn.execute("CREATE TRIGGER event_no_update BEFORE UPDATE ON event BEGIN SELECT 1; END")
+    conn.execute("UPDATE event SET occurred_on = '2026-09-30' WHERE id = ?", (ids["refill"],))
+    found = problems(engine)
+    assert found[0].startswith("trigger event_no_update: changed: 'CREATE TRIGGER event_no_update BEFORE UPDATE ON event BEGIN SELECT 1; END'")
+    assert found[1] == f"event {ids['refill']}: changed outside devicelog: occurred_on '2026-10-01' → '2026-09-30'"
+    assert len(found) == 2
+
+
+@requires_sqlite
+def test_a_missing_replace_guard_is_named(tampered, engine):
+    ids, conn = tampered
+    conn.execute("DROP TRIGGER event_no_replace")
+    assert problems(engine) == ["trigger event_no_replace: missing: the append-only protection was altered outside devicelog"]
+
+
+@pytest.mark.skipif(not PG_ADMIN_URL, reason="PostgreSQL's own trigger state")
+def test_a_disabled_or_emptied_trigger_is_named_on_postgresql(engine):
+    make_clinic(engine)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE event DISABLE TRIGGER event_no_update"))
+    assert problems(engine) == ["trigger event_no_update: disabled: the append-only protection was altered outside devicelog"]
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE event ENABLE TRIGGER event_no_update"))
+        conn.execute(text("CREATE OR REPLACE FUNCTION devicelog_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$"))
+    assert problems(engine) == [
+        "trigger devicelog_refuse: changed: the function no longer refuses: the append-only protection was altered outside devicelog"
     ]

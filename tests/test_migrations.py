@@ -22,7 +22,7 @@ from tests.conftest import requires_sqlite
 def test_head_constant_is_the_migrations_head():
     scripts = ScriptDirectory.from_config(schema.alembic_config())
     assert scripts.get_heads() == [schema.HEAD]
-    assert [s.revision for s in scripts.walk_revisions()][::-1] == ["0001", "0002", "0003", "0004", "0005"]
+    assert [s.revision for s in scripts.walk_revisions()][::-1] == ["0001", "0002", "0003", "0004", "0005", "0006"]
 
 
 def _include(name, type_, parent_names) -> bool:
@@ -40,7 +40,7 @@ def test_migrations_build_exactly_the_tables_the_code_describes(engine):
     assert diffs == []
     with engine.connect() as conn:
         assert schema.current_revision(conn) == schema.HEAD
-        assert schema.missing_protections(conn) == []
+        assert schema.protection_problems(conn) == []
 
 
 def _at_revision(db_url: str, revision: str):
@@ -80,7 +80,7 @@ def test_a_revision_1_database_upgrades_with_its_data_intact(db_url):
         assert conn.execute(text("SELECT serial, status FROM device")).one() == ("OLD1", "active")
         data = conn.execute(text("SELECT data FROM event WHERE id = 1")).scalar()
         assert "abdomen" in str(data)
-        assert schema.missing_protections(conn) == []
+        assert schema.protection_problems(conn) == []
         first = conn.execute(text("SELECT author, payload FROM audit ORDER BY id LIMIT 1")).one()
     assert first.author == "devicelog migration 0002"
     baseline = {(c["table"], c["id"]) for c in __import__("json").loads(first.payload)["changes"]}

@@ -643,13 +643,13 @@ def verify(engine) -> Report:
     it says each row holds goes to a scratch file (:class:`Expected`), and the rows are
     compared a page at a time (:func:`check_rows`).  Time is one pass over the audit
     table and one over each audited table (plus SQLite's own integrity check)."""
-    from devicelog.store.schema import missing_protections
+    from devicelog.store.schema import protection_problems
 
     with engine.connect() as conn:
         problems = integrity_problems(conn)
         problems += [
-            Finding("trigger", name, "missing: the append-only protection was dropped outside devicelog")
-            for name in missing_protections(conn)
+            Finding("trigger", name, f"{what}: the append-only protection was altered outside devicelog")
+            for name, what in protection_problems(conn)
         ]
         chain, expected = check_chain(conn)
         problems += chain

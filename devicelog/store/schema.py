@@ -21,7 +21,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 #: The newest revision this devicelog knows (a test checks it is the migrations' head).
-HEAD = "0005"
+HEAD = "0006"
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK_KEY = 0x6465_7673  # "devs"
 
@@ -212,54 +212,129 @@ def seed_catalogue(session, catalogue) -> None:
 # --------------------------------------------------------------------- append-only protection
 
 
+#: SQLite only.  ``INSERT OR REPLACE`` deletes the row it replaces without firing a
+#: DELETE trigger (SQLite fires none for REPLACE unless ``recursive_triggers`` is on,
+#: and whoever tampers with ``sqlite3`` leaves it off), so an insert that would replace
+#: an append-only row, by its id or any unique column, is refused before it happens.
+#: PostgreSQL has no REPLACE: ``ON CONFLICT DO UPDATE`` fires the UPDATE trigger.
+REPLACE_GUARDS = [
+    ("event_no_replace", "event", "id = NEW.id"),
+    ("audit_no_replace", "audit", "id = NEW.id OR hash = NEW.hash OR prev_hash = NEW.prev_hash"),
+    ("patient_no_replace", "patient", "id = NEW.id OR mrn = NEW.mrn"),
+    ("device_no_replace", "device", "id = NEW.id OR serial = NEW.serial"),
+]
+
+#: PostgreSQL: the one function every append-only trigger calls.
+_PG_REFUSE_BODY = " BEGIN RAISE EXCEPTION 'devicelog: % rows are never changed by %', TG_TABLE_NAME, TG_OP; END "
+
+
+def _sqlite_protection_sql() -> dict[str, str]:
+    """Each append-only trigger's SQL exactly as SQLite keeps it in ``sqlite_master``."""
+    sql = {
+        name: (
+            f"CREATE TRIGGER {name} BEFORE {op} ON {table} BEGIN "
+            f"SELECT RAISE(ABORT, 'devicelog: {table} rows are never {op.lower()}d "
+            f"(record an amendment instead)'); END"
+        )
+        for name, table, op in PROTECTIONS
+    }
+    for name, table, condition in REPLACE_GUARDS:
+        sql[name] = (
+            f"CREATE TRIGGER {name} BEFORE INSERT ON {table} "
+            f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {condition}) BEGIN "
+            f"SELECT RAISE(ABORT, 'devicelog: {table} rows are never replaced "
+            f"(record an amendment instead)'); END"
+        )
+    return sql
+
+
+def _pg_protection_sql() -> dict[str, str]:
+    """Each append-only trigger's definition as ``pg_get_triggerdef`` gives it (table unqualified)."""
+    sql = {
+        name: f"CREATE TRIGGER {name} BEFORE {op} ON {table} FOR EACH ROW EXECUTE FUNCTION devicelog_refuse()"
+        for name, table, op in PROTECTIONS
+    }
+    for table in sorted({t for _, t, _ in PROTECTIONS}):
+        sql[f"{table}_no_truncate"] = (
+            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION devicelog_refuse()"
+        )
+    return sql
+
+
 def create_protections(conn) -> None:
-    """Triggers refusing UPDATE/DELETE of append-only rows (SQLite and PostgreSQL)."""
+    """Triggers refusing UPDATE, DELETE (and on SQLite REPLACE) of append-only rows."""
     if conn.dialect.name == "sqlite":
-        for name, table, op in PROTECTIONS:
-            conn.execute(
-                text(
-                    f"CREATE TRIGGER IF NOT EXISTS {name} BEFORE {op} ON {table} BEGIN "
-                    f"SELECT RAISE(ABORT, 'devicelog: {table} rows are never {op.lower()}d "
-                    f"(record an amendment instead)'); END"
-                )
-            )
+        have = {r[0] for r in conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'"))}
+        for name, sql in _sqlite_protection_sql().items():
+            if name not in have:
+                conn.execute(text(sql))
     elif conn.dialect.name == "postgresql":
         conn.execute(
-            text(
-                "CREATE OR REPLACE FUNCTION devicelog_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ "
-                "BEGIN RAISE EXCEPTION 'devicelog: % rows are never changed by %', TG_TABLE_NAME, TG_OP; END $$"
-            )
+            text(f"CREATE OR REPLACE FUNCTION devicelog_refuse() RETURNS trigger LANGUAGE plpgsql AS $${_PG_REFUSE_BODY}$$")
         )
-        for name, table, op in PROTECTIONS:
-            conn.execute(text(f"CREATE TRIGGER {name} BEFORE {op} ON {table} FOR EACH ROW EXECUTE FUNCTION devicelog_refuse()"))
-        for table in sorted({t for _, t, _ in PROTECTIONS}):
-            conn.execute(
-                text(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION devicelog_refuse()")
-            )
+        for sql in _pg_protection_sql().values():
+            conn.execute(text(sql))
 
 
 def drop_protections(conn) -> None:
-    for name, table, _ in PROTECTIONS:
-        if conn.dialect.name == "sqlite":
+    if conn.dialect.name == "sqlite":
+        for name in _sqlite_protection_sql():
             conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
-        else:
+    elif conn.dialect.name == "postgresql":
+        for name, sql in _pg_protection_sql().items():
+            table = sql.split(" ON ", 1)[1].split(" ", 1)[0]
             conn.execute(text(f"DROP TRIGGER IF EXISTS {name} ON {table}"))
-    if conn.dialect.name == "postgresql":
-        for table in sorted({t for _, t, _ in PROTECTIONS}):
-            conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}"))
         conn.execute(text("DROP FUNCTION IF EXISTS devicelog_refuse()"))
 
 
-def missing_protections(conn) -> list[str]:
-    """Names of the append-only triggers the database lacks (dropped outside devicelog)."""
+def create_replace_guards(conn) -> None:
+    """Revision 0006: the REPLACE guards on a database made before them (SQLite only)."""
     if conn.dialect.name == "sqlite":
-        rows = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'"))
+        sql = _sqlite_protection_sql()
+        for name, _, _ in REPLACE_GUARDS:
+            conn.execute(text(sql[name].replace("CREATE TRIGGER", "CREATE TRIGGER IF NOT EXISTS", 1)))
+
+
+def drop_replace_guards(conn) -> None:
+    if conn.dialect.name == "sqlite":
+        for name, _, _ in REPLACE_GUARDS:
+            conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
+
+
+def protection_problems(conn) -> list[tuple[str, str]]:
+    """The append-only triggers that are missing, disabled or not what devicelog made.
+
+    Compares each trigger's whole SQL, not its name alone: a trigger whose body was
+    replaced by ``SELECT 1`` under the same name is as good as dropped.  On
+    PostgreSQL the shared function's body is compared too.  Returns (name, what)."""
+    found: list[tuple[str, str]] = []
+    if conn.dialect.name == "sqlite":
+        have = dict(conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")).all())
+        expected = _sqlite_protection_sql()
+        enabled = {name: True for name in have}
     elif conn.dialect.name == "postgresql":
-        rows = conn.execute(text("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"))
+        rows = conn.execute(
+            text(
+                "SELECT t.tgname, pg_get_triggerdef(t.oid), t.tgenabled FROM pg_trigger t "
+                "JOIN pg_class c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal"
+            )
+        ).all()
+        have = {name: re.sub(r" ON \S+\.", " ON ", sql) for name, sql, _ in rows}
+        enabled = {name: state != "D" for name, _, state in rows}
+        expected = _pg_protection_sql()
+        body = conn.execute(text("SELECT prosrc FROM pg_proc WHERE proname = 'devicelog_refuse'")).scalar()
+        if body != _PG_REFUSE_BODY:
+            found.append(("devicelog_refuse", "missing" if body is None else "changed: the function no longer refuses"))
     else:
         return []
-    have = {r[0] for r in rows}
-    return [name for name, _, _ in PROTECTIONS if name not in have]
+    for name, sql in expected.items():
+        if name not in have:
+            found.append((name, "missing"))
+        elif have[name] != sql:
+            found.append((name, f"changed: {have[name]!r}"))
+        elif not enabled[name]:
+            found.append((name, "disabled"))
+    return found
 
 
 # --------------------------------------------------------------------- patient search (revision 0004)
