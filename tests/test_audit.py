@@ -437,3 +437,90 @@ def test_a_disabled_or_emptied_trigger_is_named_on_postgresql(engine):
     assert problems(engine) == [
         "trigger devicelog_refuse: changed: the function no longer refuses: the append-only protection was altered outside devicelog"
     ]
+
+
+# --------------------------------------------------------------------- anchors (issue 15, section 4)
+
+
+def _anchor_from(out: str) -> str:
+    """The SEQ:HASH that verify's or backup's line ends with."""
+    import re
+
+    return re.search(r"anchor (\d+:[0-9a-f]{64})", out).group(1)
+
+
+@requires_sqlite
+def test_deleting_the_newest_entries_with_their_rows_is_caught_by_an_anchor(tampered, db_url, capsys):
+    """The attack verify alone cannot see: the newest entries and their rows removed
+    together leave a shorter chain that is intact.  The anchor taken before sees it."""
+    ids, conn = tampered
+    assert main(["--db", db_url, "verify"]) == 0
+    anchor = _anchor_from(capsys.readouterr().out)
+    assert anchor.startswith(f"{ENTRIES}:")
+    for t in ("audit_no_delete", "event_no_delete", "device_no_delete"):
+        conn.execute(f"DROP TRIGGER {t}")
+    # Entry 11 is the explant: it added an event and changed the device.  Undo both and drop the entry.
+    last = json.loads(conn.execute("SELECT payload FROM audit WHERE id = ?", (ENTRIES,)).fetchone()[0])["changes"]
+    conn.execute("DELETE FROM event WHERE id = ?", (last[0]["id"],))
+    conn.execute("DROP TRIGGER IF EXISTS device_no_update")
+    conn.execute("UPDATE device SET status = 'active' WHERE id = ?", (last[1]["id"],))
+    conn.execute("DELETE FROM audit WHERE id = ?", (ENTRIES,))
+    for name, sql in _protection_sql().items():  # and put every trigger back as it was
+        if name in ("audit_no_delete", "event_no_delete", "device_no_delete"):
+            conn.execute(sql)
+    assert main(["--db", db_url, "verify"]) == 0  # without the anchor it passes
+    capsys.readouterr()
+    assert main(["--db", db_url, "verify", "--anchor", anchor]) == 1
+    out = capsys.readouterr().out
+    assert f"anchor {ENTRIES}: entry {ENTRIES} is gone (the chain now ends at entry {ENTRIES - 1})" in out
+
+
+@requires_sqlite
+def test_a_rewritten_and_rehashed_chain_is_caught_by_an_anchor(tampered, db_url, capsys):
+    ids, conn = tampered
+    assert main(["--db", db_url, "verify"]) == 0
+    anchor = _anchor_from(capsys.readouterr().out)
+    for t in ("audit_no_update", "event_no_update"):
+        conn.execute(f"DROP TRIGGER {t}")
+    # The refill becomes 30 mL; its entry (5) and every entry after it are re-hashed.
+    conn.execute("UPDATE event SET data = json_set(data, '$.volume_added_ml', 30.0) WHERE id = ?", (ids["refill"],))
+    prev = conn.execute("SELECT hash FROM audit WHERE id = 4").fetchone()[0]
+    for entry_id, at, author, action, payload in conn.execute("SELECT id, at, author, action, payload FROM audit WHERE id >= 5 ORDER BY id").fetchall():
+        if entry_id == 5:
+            payload = payload.replace('"volume_added_ml":20.0', '"volume_added_ml":30.0')
+        when = dt.datetime.fromisoformat(at).replace(tzinfo=dt.timezone.utc)
+        new = audit.entry_hash(prev, when, author, action, payload)
+        conn.execute("UPDATE audit SET payload = ?, prev_hash = ?, hash = ? WHERE id = ?", (payload, prev, new, entry_id))
+        prev = new
+    for name, sql in _protection_sql().items():
+        if name in ("audit_no_update", "event_no_update"):
+            conn.execute(sql)
+    assert main(["--db", db_url, "verify"]) == 0  # a perfect forgery, to verify alone
+    capsys.readouterr()
+    assert main(["--db", db_url, "verify", "--anchor", anchor]) == 1
+    assert f"anchor {ENTRIES}: entry {ENTRIES} now hashes to" in capsys.readouterr().out
+
+
+@requires_sqlite
+def test_verify_against_a_backup_and_bad_anchors(tampered, db_url, tmp_path, capsys):
+    ids, conn = tampered
+    dest = tmp_path / "b.db"
+    assert main(["--db", db_url, "backup", str(dest)]) == 0
+    printed = _anchor_from(capsys.readouterr().out)
+    assert main(["--db", db_url, "verify", "--against", str(dest)]) == 0
+    assert f"anchor {printed}" in capsys.readouterr().out  # nothing written since: the same head
+    conn.execute("DROP TRIGGER audit_no_delete")
+    conn.execute("DELETE FROM audit WHERE id = ?", (ENTRIES,))
+    assert main(["--db", db_url, "verify", "--against", str(dest)]) == 1
+    assert f"entry {ENTRIES} is gone" in capsys.readouterr().out
+    for bad in ("12", "x:" + "0" * 64, "3:abc"):
+        assert main(["--db", db_url, "verify", "--anchor", bad]) == 2
+        assert f"anchor {bad!r}: expected SEQ:HASH" in capsys.readouterr().err
+    assert main(["--db", db_url, "verify", "--against", str(tmp_path / "none.db")]) == 2
+    assert "none.db: no such backup file" in capsys.readouterr().err
+
+
+def _protection_sql() -> dict[str, str]:
+    from devicelog.store.schema import sqlite_protection_sql
+
+    return sqlite_protection_sql()

@@ -52,7 +52,8 @@ def run(args, ctx) -> int:
             copied = backup(path, args.dest)
             print(
                 f"backed up {path} to {copied.path} ({copied.size_bytes} bytes, "
-                f"{copied.entries} audit entries, head {copied.head[:12] or '-'}); integrity ok"
+                f"{copied.entries} audit entries); integrity ok; anchor {copied.head_seq}:{copied.head or '-'} "
+                "(keep it apart from the backup: verify --anchor checks the chain still holds it)"
             )
     except BackupError as exc:
         print(f"devicelog: {exc}", file=sys.stderr)

@@ -278,6 +278,7 @@ class Expected:
         )
         self.entries = 0
         self.head = GENESIS
+        self.head_seq = 0
         self._pending: list[tuple] = []
 
     def record(self, table: str, row_id: Any, entry_id: int, digest_: bytes | None) -> None:
@@ -443,6 +444,7 @@ def check_chain(conn) -> tuple[list[Finding], Expected]:
         if entry_hash(prev_hash, at, author, action, payload) != stored:
             findings.append(Finding("audit", entry_id, "its content does not match its hash (the entry was edited)"))
         prev = stored
+        expected.head_seq = entry_id
         try:
             for table, row_id, recorded_digest in recorded_digests(payload):
                 expected.record(table, row_id, entry_id, recorded_digest)
@@ -608,15 +610,21 @@ class Report:
     rows: int
     head: str
     file_checked: bool = True
+    head_seq: int = 0
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def anchor(self) -> "Anchor":
+        """The chain's head as it stands: keep it to check a later verify against."""
+        return Anchor(self.head_seq, self.head)
+
     def summary(self) -> str:
         if self.ok:
             return (
-                f"ok: {self.entries} audit entries chain intact (head {self.head[:12]}), "
+                f"ok: {self.entries} audit entries chain intact (anchor {self.anchor}), "
                 f"{self.rows} rows match the trail, "
                 + ("database integrity ok" if self.file_checked else "file integrity is the server's to check")
             )
@@ -636,8 +644,56 @@ def integrity_problems(conn) -> list[Finding]:
     return found
 
 
-def verify(engine) -> Report:
-    """Check the database file, the append-only triggers, the chain, and every audited row.
+@dataclass(frozen=True)
+class Anchor:
+    """A point of the chain written down elsewhere: the entry's sequence number (its id)
+    and its hash.  Because each hash covers the one before it, a chain that still holds
+    this entry with this hash holds every earlier entry unchanged."""
+
+    seq: int
+    hash: str
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
+
+    @classmethod
+    def parse(cls, text: str) -> "Anchor":
+        """``SEQ:HASH`` as verify and backup print it; ValueError naming the value otherwise."""
+        seq, sep, digest_ = text.strip().partition(":")
+        if not (sep and seq.isdigit() and len(digest_) == 64 and all(c in "0123456789abcdef" for c in digest_)):
+            shown = text if len(text) <= 80 else text[:77] + "..."
+            raise ValueError(f"anchor {shown!r}: expected SEQ:HASH, a sequence number and 64 hex digits, as verify prints it")
+        return cls(int(seq), digest_)
+
+
+def head_anchor(conn) -> Anchor | None:
+    """The newest entry of the chain, or None for an empty trail."""
+    t = tables.AuditEntry.__table__
+    row = conn.execute(select(t.c.id, t.c.hash).order_by(t.c.id.desc()).limit(1)).first()
+    return Anchor(row[0], row[1]) if row else None
+
+
+def anchor_problems(conn, anchors: Iterable[Anchor]) -> list[Finding]:
+    """Each anchor the chain no longer holds: its entry deleted (with everything after
+    it, or not), or the chain rewritten and re-hashed since it was taken."""
+    t = tables.AuditEntry.__table__
+    found = []
+    for anchor in anchors:
+        now = conn.execute(select(t.c.hash).where(t.c.id == anchor.seq)).scalar()
+        if now is None:
+            head = head_anchor(conn)
+            ends = f"the chain now ends at entry {head.seq}" if head else "the trail is empty"
+            found.append(Finding("anchor", anchor.seq, f"entry {anchor.seq} is gone ({ends}): entries were deleted since the anchor was taken"))
+        elif now != anchor.hash:
+            found.append(
+                Finding("anchor", anchor.seq, f"entry {anchor.seq} now hashes to {now[:12]}…, the anchor says {anchor.hash[:12]}…: the chain was rewritten since")
+            )
+    return found
+
+
+def verify(engine, anchors: Iterable[Anchor] = ()) -> Report:
+    """Check the database file, the append-only triggers, the chain, every audited row,
+    and that the chain still holds each of ``anchors`` (heads written down earlier).
 
     Memory does not grow with the clinic: the chain is walked an entry at a time, what
     it says each row holds goes to a scratch file (:class:`Expected`), and the rows are
@@ -655,6 +711,12 @@ def verify(engine) -> Report:
         problems += chain
         rows = expected.rows
         problems += check_rows(conn, expected)
+        problems += anchor_problems(conn, anchors)
     return Report(
-        problems=problems, entries=expected.entries, rows=rows, head=expected.head, file_checked=engine.dialect.name == "sqlite"
+        problems=problems,
+        entries=expected.entries,
+        rows=rows,
+        head=expected.head,
+        file_checked=engine.dialect.name == "sqlite",
+        head_seq=expected.head_seq,
     )

@@ -17,8 +17,12 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from devicelog.store.db import BUSY_TIMEOUT_MS
+
+if TYPE_CHECKING:
+    from devicelog.store.audit import Anchor
 
 
 class BackupError(RuntimeError):
@@ -35,6 +39,7 @@ class Copied:
     entries: int
     head: str
     size_bytes: int
+    head_seq: int = 0
 
 
 def _private(path: Path) -> None:
@@ -75,15 +80,38 @@ def integrity(path: Path, *, read_only: bool = True) -> list[str]:
         conn.close()
 
 
-def _audit_head(path: Path) -> tuple[int, str]:
+def _audit_head(path: Path) -> tuple[int, str, int]:
+    """How many entries, the head's hash and its sequence number (0 and "" when none)."""
     conn = _connect(path, read_only=True)
     try:
-        count, head = conn.execute("SELECT count(*), (SELECT hash FROM audit ORDER BY id DESC LIMIT 1) FROM audit").fetchone()
-        return count, head or ""
+        count, head, seq = conn.execute(
+            "SELECT count(*), (SELECT hash FROM audit ORDER BY id DESC LIMIT 1), coalesce(max(id), 0) FROM audit"
+        ).fetchone()
+        return count, head or "", seq
     except sqlite3.DatabaseError:
-        return 0, ""
+        return 0, "", 0
     finally:
         conn.close()
+
+
+def backup_anchor(path) -> Anchor:
+    """The chain head of a backup file, to check the live chain against (``verify
+    --against``); ValueError naming the file when it has none."""
+    from devicelog.store.audit import Anchor
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such backup file")
+    conn = _connect(path, read_only=True)
+    try:
+        row = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise ValueError(f"{path}: not a devicelog backup ({exc})") from None
+    finally:
+        conn.close()
+    if row is None:
+        raise ValueError(f"{path}: its audit trail is empty, so it has no anchor")
+    return Anchor(row[0], row[1])
 
 
 def backup(database: Path, dest: Path) -> Copied:
@@ -110,8 +138,8 @@ def backup(database: Path, dest: Path) -> Copied:
         tmp.unlink()
         raise BackupError(f"the copy of {database} failed its integrity check", problems)
     os.replace(tmp, dest)
-    entries, head = _audit_head(dest)
-    return Copied(dest, entries, head, dest.stat().st_size)
+    entries, head, seq = _audit_head(dest)
+    return Copied(dest, entries, head, dest.stat().st_size, seq)
 
 
 def check_backup(src: Path, scratch: Path):

@@ -228,7 +228,7 @@ REPLACE_GUARDS = [
 _PG_REFUSE_BODY = " BEGIN RAISE EXCEPTION 'devicelog: % rows are never changed by %', TG_TABLE_NAME, TG_OP; END "
 
 
-def _sqlite_protection_sql() -> dict[str, str]:
+def sqlite_protection_sql() -> dict[str, str]:
     """Each append-only trigger's SQL exactly as SQLite keeps it in ``sqlite_master``."""
     sql = {
         name: (
@@ -248,7 +248,7 @@ def _sqlite_protection_sql() -> dict[str, str]:
     return sql
 
 
-def _pg_protection_sql() -> dict[str, str]:
+def pg_protection_sql() -> dict[str, str]:
     """Each append-only trigger's definition as ``pg_get_triggerdef`` gives it (table unqualified)."""
     sql = {
         name: f"CREATE TRIGGER {name} BEFORE {op} ON {table} FOR EACH ROW EXECUTE FUNCTION devicelog_refuse()"
@@ -265,23 +265,23 @@ def create_protections(conn) -> None:
     """Triggers refusing UPDATE, DELETE (and on SQLite REPLACE) of append-only rows."""
     if conn.dialect.name == "sqlite":
         have = {r[0] for r in conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'"))}
-        for name, sql in _sqlite_protection_sql().items():
+        for name, sql in sqlite_protection_sql().items():
             if name not in have:
                 conn.execute(text(sql))
     elif conn.dialect.name == "postgresql":
         conn.execute(
             text(f"CREATE OR REPLACE FUNCTION devicelog_refuse() RETURNS trigger LANGUAGE plpgsql AS $${_PG_REFUSE_BODY}$$")
         )
-        for sql in _pg_protection_sql().values():
+        for sql in pg_protection_sql().values():
             conn.execute(text(sql))
 
 
 def drop_protections(conn) -> None:
     if conn.dialect.name == "sqlite":
-        for name in _sqlite_protection_sql():
+        for name in sqlite_protection_sql():
             conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
     elif conn.dialect.name == "postgresql":
-        for name, sql in _pg_protection_sql().items():
+        for name, sql in pg_protection_sql().items():
             table = sql.split(" ON ", 1)[1].split(" ", 1)[0]
             conn.execute(text(f"DROP TRIGGER IF EXISTS {name} ON {table}"))
         conn.execute(text("DROP FUNCTION IF EXISTS devicelog_refuse()"))
@@ -290,7 +290,7 @@ def drop_protections(conn) -> None:
 def create_replace_guards(conn) -> None:
     """Revision 0006: the REPLACE guards on a database made before them (SQLite only)."""
     if conn.dialect.name == "sqlite":
-        sql = _sqlite_protection_sql()
+        sql = sqlite_protection_sql()
         for name, _, _ in REPLACE_GUARDS:
             conn.execute(text(sql[name].replace("CREATE TRIGGER", "CREATE TRIGGER IF NOT EXISTS", 1)))
 
@@ -310,7 +310,7 @@ def protection_problems(conn) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     if conn.dialect.name == "sqlite":
         have = dict(conn.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")).all())
-        expected = _sqlite_protection_sql()
+        expected = sqlite_protection_sql()
         enabled = {name: True for name in have}
     elif conn.dialect.name == "postgresql":
         rows = conn.execute(
@@ -321,7 +321,7 @@ def protection_problems(conn) -> list[tuple[str, str]]:
         ).all()
         have = {name: re.sub(r" ON \S+\.", " ON ", sql) for name, sql, _ in rows}
         enabled = {name: state != "D" for name, _, state in rows}
-        expected = _pg_protection_sql()
+        expected = pg_protection_sql()
         body = conn.execute(text("SELECT prosrc FROM pg_proc WHERE proname = 'devicelog_refuse'")).scalar()
         if body != _PG_REFUSE_BODY:
             found.append(("devicelog_refuse", "missing" if body is None else "changed: the function no longer refuses"))
