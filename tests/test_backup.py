@@ -121,6 +121,21 @@ def test_a_tampered_backup_is_refused_and_nothing_replaced(clinic, tmp_path):
     assert not (tmp_path / "clinic.db.restoring").exists()
 
 
+def test_a_backup_with_a_silenced_due_table_is_refused(clinic, tmp_path):
+    """The due table is derived and not audited: a backup whose overdue rows were
+    deleted would restore a list that calls nobody (issue 15, section 4)."""
+    path, engine = clinic
+    copied = backup(path, tmp_path / "copy.db")
+    conn = sqlite3.connect(copied.path, isolation_level=None)
+    stored = conn.execute("SELECT count(*) FROM due_item").fetchone()[0]
+    assert stored > 0
+    conn.execute("DELETE FROM due_item")
+    conn.close()
+    with pytest.raises(BackupError) as info:
+        restore(copied.path, path)
+    assert any(p.startswith("due table ") and "0 stored, the records give" in p for p in info.value.problems)
+    assert not (tmp_path / "clinic.db.before-restore").exists()
+
 def test_a_file_that_is_not_a_database_is_refused(clinic, tmp_path):
     path, _ = clinic
     junk = tmp_path / "junk.db"

@@ -693,12 +693,14 @@ def anchor_problems(conn, anchors: Iterable[Anchor]) -> list[Finding]:
 
 def verify(engine, anchors: Iterable[Anchor] = ()) -> Report:
     """Check the database file, the append-only triggers, the chain, every audited row,
-    and that the chain still holds each of ``anchors`` (heads written down earlier).
+    that the chain still holds each of ``anchors`` (heads written down earlier), and
+    that the stored due table is what the records give (``forecasts.table_problems``).
 
     Memory does not grow with the clinic: the chain is walked an entry at a time, what
     it says each row holds goes to a scratch file (:class:`Expected`), and the rows are
     compared a page at a time (:func:`check_rows`).  Time is one pass over the audit
     table and one over each audited table (plus SQLite's own integrity check)."""
+    from devicelog.store import forecasts
     from devicelog.store.schema import protection_problems
 
     with engine.connect() as conn:
@@ -712,6 +714,7 @@ def verify(engine, anchors: Iterable[Anchor] = ()) -> Report:
         rows = expected.rows
         problems += check_rows(conn, expected)
         problems += anchor_problems(conn, anchors)
+        problems += [Finding("due table", where, what) for where, what in forecasts.table_problems(conn)]
     return Report(
         problems=problems,
         entries=expected.entries,

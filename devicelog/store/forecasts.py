@@ -27,8 +27,10 @@ What is stored
   :data:`FORECAST_MODULES`, plus :data:`FORECAST_VERSION`), and of the catalogue rows.
 
 It is a derived cache, not a clinical record: a device's rows are replaced when its
-record changes; they are not append-only and not audited, and ``devicelog verify``
-does not look at them (``store.audit.AUDITED_TABLES``).
+record changes; they are not append-only and not audited
+(``store.audit.AUDITED_TABLES``).  ``devicelog verify`` and ``restore`` recompute it
+from the records and name every device whose stored rows differ
+(:func:`table_problems`).
 
 When it is written
 ------------------
@@ -758,3 +760,87 @@ def _set_temp_store(cursor, value: int) -> bool:
         return True
     except sqlite3.OperationalError:  # "temporary storage cannot be changed from within a transaction"
         return False
+
+
+# --------------------------------------------------------------------- checking (devicelog verify)
+
+
+def table_problems(conn) -> list[tuple[str, str]]:
+    """Where the stored table differs from the forecast recomputed from the records
+    (issue 15, section 4): (device serial, what differs).  Empty when it matches.
+
+    The table is a derived cache, not audited, so someone with write access to the
+    file could delete overdue rows or move a refill to 2030 and every list would
+    repeat it; ``devicelog verify`` and ``restore`` call this to catch that.  Each
+    device is recomputed with the settings the table says it was built with; a table
+    that is stale or was never filled is rebuilt on the next open instead, so it is
+    reported as that and not compared.  Time: one forecast of every device (as a
+    rebuild), in batches of :data:`BATCH_DEVICES`."""
+    from devicelog.store import queries
+
+    why = staleness(conn)
+    if why is not None:
+        return [] if cache_state(conn) is None else [("due table", f"stale ({why}): it is rebuilt on the next open")]
+    state = cache_state(conn)
+    settings = state.settings()
+    orm = _orm_session(conn)
+    drugs = queries.drugs_by_code(orm)
+    ids = [r[0] for r in conn.execute(text("SELECT id FROM device ORDER BY id"))]
+    item_cols = [c for c in due_item.c if c.name != "id"]
+    note_cols = [c for c in device_note.c if c.name != "id"]
+    found: list[tuple[str, str]] = []
+    listed = {r[0] for r in conn.execute(select(due_item.c.device_id).distinct())}
+    listed |= {r[0] for r in conn.execute(select(device_note.c.device_id).distinct())}
+    for start in range(0, len(ids), BATCH_DEVICES):
+        chunk = ids[start : start + BATCH_DEVICES]
+        stored_items = _stored_by_device(conn, due_item, item_cols, chunk)
+        stored_notes = _stored_by_device(conn, device_note, note_cols, chunk)
+        for history, forecast in _compute_each(conn, chunk, settings, drugs, found):
+            items, notes = rows_for(history, forecast)
+            device_id, serial = history.device.id, history.device.serial
+            for label, rows, stored, cols in (
+                ("due item", items, stored_items.get(device_id, []), item_cols),
+                ("forecast note", notes, stored_notes.get(device_id, []), note_cols),
+            ):
+                expected = [tuple(r[c.name] for c in cols) for r in rows]
+                if expected != stored:
+                    found.append((serial, _first_difference(label, [c.name for c in cols], expected, stored)))
+    for device_id in sorted(listed - set(ids)):
+        found.append((f"device {device_id}", "stored due items for a device that does not exist"))
+    return found
+
+
+def _compute_each(conn, device_ids: list[int], settings, drugs, found: list) -> Iterator[tuple[Any, Any]]:
+    """:func:`_compute` for a batch; when a record cannot be read (a row changed outside
+    devicelog so that it no longer validates), one device at a time, naming each such
+    device in ``found`` instead of failing the whole check."""
+    try:
+        yield from list(_compute(conn, device_ids, settings, drugs))
+        return
+    except Exception:  # noqa: BLE001 - located below, device by device
+        pass
+    for device_id in device_ids:
+        try:
+            yield from list(_compute(conn, [device_id], settings, drugs))
+        except Exception as exc:  # noqa: BLE001 - verify names it and goes on
+            found.append((f"device {device_id}", f"its records cannot be read to recompute its forecast ({type(exc).__name__})"))
+
+
+def _stored_by_device(conn, table, cols, device_ids: list[int]) -> dict[int, list[tuple]]:
+    out: dict[int, list[tuple]] = {}
+    query = select(*cols).where(table.c.device_id.in_(device_ids)).order_by(table.c.device_id, table.c.seq)
+    for row in conn.execute(query):
+        out.setdefault(row.device_id, []).append(tuple(row))
+    return out
+
+
+def _first_difference(label: str, names: list[str], expected: list[tuple], stored: list[tuple]) -> str:
+    """The first thing a person would look at: a missing or extra row, or a changed field."""
+    if len(expected) != len(stored):
+        return f"{label}s: {len(stored)} stored, the records give {len(expected)} (rows added or deleted outside devicelog)"
+    named_by = names.index("what" if "what" in names else "code")
+    for want, have in zip(expected, stored):
+        for name, a, b in zip(names, want, have):
+            if a != b:
+                return f"{label} {want[named_by]!r}: {name} stored {b!s}, the records give {a!s}"
+    return f"{label}s differ"
