@@ -455,17 +455,13 @@ def test_a_volume_reported_after_the_fill_is_counted_from():
     assert mri.expected_volume_now(emptied, TODAY)[0] == 0.0
 
 
-def test_the_rule_module_imports_no_database_or_screen_library_and_is_forecast_code():
+def test_the_rule_module_imports_no_database_or_screen_library():
     import subprocess
     import sys
-
-    from devicelog.store import forecasts
 
     code = ("import sys, devicelog.clinic.mri; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'sqlalchemy', 'sqlmodel')))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
-    # Its due items are in the forecast: changing it rebuilds the due table.
-    assert "clinic/mri.py" in forecasts.FORECAST_MODULES
 
 
 # ----------------------------------------------------------------------------- the due list

@@ -45,8 +45,8 @@ first version of ``devicelog mri``; they are not read as checklists (they stay p
 ``other`` reinterventions on the record).
 
 The outstanding post-MRI interrogations are due items (:func:`post_mri_items`, called
-by ``clinic.forecast.forecast_device``), so this module is forecast code
-(``store.forecasts.FORECAST_MODULES``).
+by ``clinic.forecast.forecast_device``), so this module is forecast code: a change to
+what it gives bumps ``store.forecasts.FORECAST_VERSION``.
 
 Nothing here reads the database or the clock: ``as_of`` comes in.
 """
