@@ -701,9 +701,10 @@ def verify(engine, anchors: Iterable[Anchor] = ()) -> Report:
     compared a page at a time (:func:`check_rows`).  Time is one pass over the audit
     table and one over each audited table (plus SQLite's own integrity check)."""
     from devicelog.store import forecasts
+    from devicelog.store.db import snapshot
     from devicelog.store.schema import protection_problems
 
-    with engine.connect() as conn:
+    with snapshot(engine).connect() as conn:
         problems = integrity_problems(conn)
         problems += [
             Finding("trigger", name, f"{what}: the append-only protection was altered outside devicelog")

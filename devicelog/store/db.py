@@ -105,9 +105,25 @@ def write_session(engine: Engine) -> Iterator[Session]:
             raise
 
 
+def snapshot(engine: Engine) -> Engine:
+    """``engine`` for reads that must agree with each other: every statement of one
+    transaction sees the database as it was when the first one ran, whoever writes
+    meanwhile (issue 19, section 4).
+
+    PostgreSQL's default, READ COMMITTED, takes a new snapshot per statement, so an
+    export could list a device whose patient it had not seen, and verify could call a
+    row written between two of its queries "inserted outside devicelog".  There a read
+    is REPEATABLE READ and READ ONLY.  SQLite in WAL mode already reads one snapshot
+    per transaction."""
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    return engine
+
+
 @contextlib.contextmanager
 def read_session(engine: Engine) -> Iterator[Session]:
+    """A session whose reads are one consistent snapshot (:func:`snapshot`)."""
     from sqlmodel import Session
 
-    with Session(engine, expire_on_commit=False) as session:
+    with Session(snapshot(engine), expire_on_commit=False) as session:
         yield session
