@@ -59,7 +59,7 @@ def run(args, ctx) -> int:
         if not at_head:  # an older database is brought up to date first, as any command would
             engine.dispose()
             engine = ctx.engine
-        report = audit.verify(engine, anchors)
+        report = audit.verify(engine, anchors, show_progress=True)
     finally:
         engine.dispose()
     for problem in report.problems:

@@ -37,6 +37,7 @@ transaction-scoped advisory lock on PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import enum
 import hashlib
@@ -44,7 +45,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from sqlalchemy import Boolean, Float, Integer, select, text
 
@@ -428,7 +429,7 @@ def _entries(conn) -> Iterator[tuple]:
         last = upto
 
 
-def check_chain(conn) -> tuple[list[Finding], Expected]:
+def check_chain(conn, tick: Callable[[int], None] = lambda n: None) -> tuple[list[Finding], Expected]:
     """Walk the chain in id order; return what is broken and the rows it accounts for
     (an :class:`Expected`, to pass to :func:`check_rows`, which closes it).
 
@@ -439,6 +440,7 @@ def check_chain(conn) -> tuple[list[Finding], Expected]:
     prev = GENESIS
     for entry_id, at, author, action, payload, prev_hash, stored in _entries(conn):
         expected.entries += 1
+        tick(1)
         if prev_hash != prev:
             findings.append(Finding("audit", entry_id, "does not follow the entry before it (an entry was inserted, deleted or reordered)"))
         if entry_hash(prev_hash, at, author, action, payload) != stored:
@@ -526,7 +528,9 @@ def current_rows(conn, table: str) -> Iterator[tuple[Any, dict]]:
         last = page[-1]._mapping[key]
 
 
-def check_rows(conn, expected: Expected, table_names: Iterable[str] = AUDITED_TABLES) -> list[Finding]:
+def check_rows(
+    conn, expected: Expected, table_names: Iterable[str] = AUDITED_TABLES, tick: Callable[[int], None] = lambda n: None
+) -> list[Finding]:
     """Every audited row that differs from what the trail recorded, and every row missing
     or unrecorded; closes ``expected``.
 
@@ -566,7 +570,9 @@ def check_rows(conn, expected: Expected, table_names: Iterable[str] = AUDITED_TA
         for table in table_names:
             t, key, values = _reader(table)
             if not isinstance(key.type, Integer):
-                compare(table, list(current_rows(conn, table)), expected.between(table))
+                whole = list(current_rows(conn, table))
+                compare(table, whole, expected.between(table))
+                tick(len(whole))
                 continue
             last = None
             while True:
@@ -577,6 +583,7 @@ def check_rows(conn, expected: Expected, table_names: Iterable[str] = AUDITED_TA
                     break
                 page = [(v[key.key], v) for v in map(values, rows)]
                 compare(table, page, expected.between(table, last, page[-1][0]))
+                tick(len(page))
                 last = page[-1][0]
     finally:
         expected.close()
@@ -691,7 +698,23 @@ def anchor_problems(conn, anchors: Iterable[Anchor]) -> list[Finding]:
     return found
 
 
-def verify(engine, anchors: Iterable[Anchor] = ()) -> Report:
+@contextlib.contextmanager
+def _verify_progress(conn, show: bool) -> Iterator[Callable[[int], None]]:
+    """One bar over the chain's entries, the audited rows and the devices whose due
+    list is recomputed, on a terminal only (``devicelog.progress``)."""
+    if not show:
+        yield lambda n: None
+        return
+    from devicelog.progress import progress
+
+    total = conn.execute(text("SELECT count(*) FROM audit")).scalar() or 0
+    for table in AUDITED_TABLES + ("device",):
+        total += conn.execute(text(f"SELECT count(*) FROM {table}")).scalar() or 0
+    with progress(total, "Verifying the audit trail, every row and the due list") as tick:
+        yield tick
+
+
+def verify(engine, anchors: Iterable[Anchor] = (), *, show_progress: bool = False) -> Report:
     """Check the database file, the append-only triggers, the chain, every audited row,
     that the chain still holds each of ``anchors`` (heads written down earlier), and
     that the stored due table is what the records give (``forecasts.table_problems``).
@@ -704,18 +727,18 @@ def verify(engine, anchors: Iterable[Anchor] = ()) -> Report:
     from devicelog.store.db import snapshot
     from devicelog.store.schema import protection_problems
 
-    with snapshot(engine).connect() as conn:
+    with snapshot(engine).connect() as conn, _verify_progress(conn, show_progress) as tick:
         problems = integrity_problems(conn)
         problems += [
             Finding("trigger", name, f"{what}: the append-only protection was altered outside devicelog")
             for name, what in protection_problems(conn)
         ]
-        chain, expected = check_chain(conn)
+        chain, expected = check_chain(conn, tick)
         problems += chain
         rows = expected.rows
-        problems += check_rows(conn, expected)
+        problems += check_rows(conn, expected, tick=tick)
         problems += anchor_problems(conn, anchors)
-        problems += [Finding("due table", where, what) for where, what in forecasts.table_problems(conn)]
+        problems += [Finding("due table", where, what) for where, what in forecasts.table_problems(conn, tick)]
     return Report(
         problems=problems,
         entries=expected.entries,

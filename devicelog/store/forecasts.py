@@ -739,7 +739,7 @@ def _set_temp_store(cursor, value: int) -> bool:
 # --------------------------------------------------------------------- checking (devicelog verify)
 
 
-def table_problems(conn) -> list[tuple[str, str]]:
+def table_problems(conn, tick: Callable[[int], None] = lambda n: None) -> list[tuple[str, str]]:
     """Where the stored table differs from the forecast recomputed from the records
     (issue 15, section 4): (device serial, what differs).  Empty when it matches.
 
@@ -779,6 +779,7 @@ def table_problems(conn) -> list[tuple[str, str]]:
                 expected = [tuple(r[c.name] for c in cols) for r in rows]
                 if expected != stored:
                     found.append((serial, _first_difference(label, [c.name for c in cols], expected, stored)))
+        tick(len(chunk))
     for device_id in sorted(listed - set(ids)):
         found.append((f"device {device_id}", "stored due items for a device that does not exist"))
     return found
