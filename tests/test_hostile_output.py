@@ -6,7 +6,7 @@ and an amendment reason: a clear-screen sequence, an OSC 0 window title, an OSC 
 clipboard write, BEL, an 8-bit CSI (U+009B), a right-to-left override and Rich markup.
 Every text output and every TUI screen must show it as ``tests.hostile_data.SHOWN``
 (``␛[2J␛]0;owned␇…<U+009B>31m<U+202E>[red]x[/red]``) and write none of it raw; JSON
-keeps the exact text, escaped.
+keeps the exact text, escaped (history, mri, export and fhir on standard output).
 """
 
 from __future__ import annotations
@@ -94,6 +94,17 @@ def test_mri_checklist_text_and_json(hostile, capsys):
     assert raw_controls(out) == []
     data = json.loads(out)  # the exact text, once decoded
     assert data["patient_name"] == NAME and data["patient_mrn"] == MRN
+
+
+def test_export_and_fhir_on_standard_output_keep_the_text_escaped(hostile, capsys):
+    engine, _ = hostile
+    out = run_cli(engine, capsys, "export")
+    assert raw_controls(out) == [] and "\\u009b31m\\u202e" in out
+    assert {p["name"] for p in json.loads(out)["patients"]} >= {NAME}
+    out = run_cli(engine, capsys, "fhir")
+    assert raw_controls(out) == [] and "\\u009b31m\\u202e" in out
+    names = [e["resource"]["name"][0]["text"] for e in json.loads(out)["entry"] if e["resource"]["resourceType"] == "Patient"]
+    assert NAME in names  # the exact text, once decoded
 
 
 def test_a_refusal_quoting_stored_text_shows_it():
