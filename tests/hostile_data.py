@@ -22,9 +22,15 @@ HOSTILE = "\x1b[2J\x1b]0;owned\x07\x1b]52;c;ZXZpbA==\x07\x9b31m\u202e[red]x[/red
 #: How every screen and text output shows it.
 SHOWN = "␛[2J␛]0;owned␇␛]52;c;ZXZpbA==␇<U+009B>31m<U+202E>[red]x[/red]"
 
+#: A shorter one for the MRN and the serial (40 characters at most on PostgreSQL).
+KEY_HOSTILE = "\x1b[2J\x1b]52;c;eA==\x07\x9b\u202e[red]x[/red]"
+KEY_SHOWN = "␛[2J␛]52;c;eA==␇<U+009B><U+202E>[red]x[/red]"
+
 NAME = f"Zoe {HOSTILE} Silva"
-MRN = f"MRN{HOSTILE}"
-SERIAL = f"NGP{HOSTILE}"
+MRN = f"MRN{KEY_HOSTILE}"
+SERIAL = f"NGP{KEY_HOSTILE}"
+MRN_SHOWN = f"MRN{KEY_SHOWN}"
+SERIAL_SHOWN = f"NGP{KEY_SHOWN}"
 
 
 def make_hostile_clinic(engine) -> dict[str, int]:

@@ -22,7 +22,7 @@ from devicelog.settings import Settings
 from devicelog.store import queries
 from devicelog.store.db import read_session
 from tests.conftest import TODAY
-from tests.hostile_data import HOSTILE, MRN, NAME, SERIAL, SHOWN, make_hostile_clinic
+from tests.hostile_data import HOSTILE, MRN, MRN_SHOWN, NAME, SERIAL, SERIAL_SHOWN, SHOWN, make_hostile_clinic
 
 #: What a terminal acts on: ESC, BEL, the 8-bit CSI; and the right-to-left override.
 RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -59,9 +59,9 @@ def test_history_text_shows_every_control_character(hostile, capsys):
     out = run_cli(engine, capsys, "history", SERIAL, "--as-of", TODAY.isoformat())
     assert raw_controls(out) == []
     assert "\x1b]52" not in out
-    assert f"DEVICE HISTORY — Zoe {SHOWN} Silva (MRN MRN{SHOWN})" in out
+    assert f"DEVICE HISTORY — Zoe {SHOWN} Silva (MRN {MRN_SHOWN})" in out
     for shown in (
-        f"NGP{SHOWN}  Medtronic SynchroMed {SHOWN}",  # serial and catalogue model
+        f"{SERIAL_SHOWN}  Medtronic SynchroMed {SHOWN}",  # serial and catalogue model
         f"site: abdomen {SHOWN}",
         f"by rn{SHOWN}: withdrawn",  # author
         f"pocket-fill reason: why {SHOWN}",
@@ -88,7 +88,7 @@ def test_mri_checklist_text_and_json(hostile, capsys):
     engine, _ = hostile
     out = run_cli(engine, capsys, "mri", SERIAL, "--as-of", TODAY.isoformat())
     assert raw_controls(out) == []
-    assert f"MRI checklist (rule 13) · MRN{SHOWN} Zoe {SHOWN} Silva" in out
+    assert f"MRI checklist (rule 13) · {MRN_SHOWN} Zoe {SHOWN} Silva" in out
     assert f"it delivers Morphine {SHOWN} 10 mg/mL" in out
     out = run_cli(engine, capsys, "mri", SERIAL, "--format", "json", "--as-of", TODAY.isoformat())
     assert raw_controls(out) == []
@@ -112,7 +112,7 @@ def test_a_refusal_quoting_stored_text_shows_it():
 
     problem = Problem("device_serial", None, f"device {SERIAL} is explanted; log on its successor")
     assert raw_controls(str(problem)) == []
-    assert f"device NGP{SHOWN} is explanted" in str(problem)
+    assert f"device {SERIAL_SHOWN} is explanted" in str(problem)
     assert raw_controls(str(InputError([problem]))) == []
 
 
@@ -156,8 +156,8 @@ async def test_search_results_and_warnings_show_the_name_as_typed(hostile):
         await pilot.press(*"zoe")
         await settle(pilot)
         shown = screen_text(app)
-        assert f"MRN{SHOWN}" in shown and f"Zoe {SHOWN} Silva" in shown  # the result row, markup shown as typed
-        assert f"OVERDUE MRN{SHOWN} Zoe" in shown  # the warnings above it
+        assert f"{MRN_SHOWN}" in shown and f"Zoe {SHOWN} Silva" in shown  # the result row, markup shown as typed
+        assert f"OVERDUE {MRN_SHOWN} Zoe" in shown  # the warnings above it
 
 
 async def test_device_screen_shows_the_record_as_typed(hostile):
@@ -168,7 +168,7 @@ async def test_device_screen_shows_the_record_as_typed(hostile):
         screen = await open_pump(pilot, engine, ids)
         shown = screen_text(app)
         assert f"Zoe {SHOWN} Silva" in shown
-        assert f"serial NGP{SHOWN}" in shown
+        assert f"serial {SERIAL_SHOWN}" in shown
         await pilot.press("e")  # recent entries: authors and summaries
         await settle(pilot)
         assert f"belly {SHOWN}, erythema 0 cm" in screen_text(app)  # the wound site, in the summary
@@ -187,7 +187,7 @@ async def test_history_screen_every_tab(hostile):
         app.push_screen(HistoryScreen(ids["pump"]))
         await settle(pilot)
         shown = screen_text(app)
-        assert f"Zoe {SHOWN} Silva" in shown and f"NGP{SHOWN}  Medtronic SynchroMed {SHOWN}" in shown  # the title
+        assert f"Zoe {SHOWN} Silva" in shown and f"{SERIAL_SHOWN}  Medtronic SynchroMed {SHOWN}" in shown  # the title
         assert f"site flank {SHOWN}, erythema" in shown  # the timeline
         timeline = app.screen.query_one("#timeline")
         timeline.move_cursor(row=timeline.row_count - 1)  # the amendment of the wound check
@@ -197,7 +197,7 @@ async def test_history_screen_every_tab(hostile):
         await settle(pilot)
         screen_text(app)
         programming = app.screen.query_one("#programming")
-        assert str(programming.get_row_at(0)[1]) == f"NGP{SHOWN}"  # a DataTable str cell was markup
+        assert str(programming.get_row_at(0)[1]) == f"{SERIAL_SHOWN}"  # a DataTable str cell was markup
         for tab, expected in (("l", f"mL{SHOWN}"), ("g", f"Daily dose, Morphine {SHOWN} (mg/day)")):
             await pilot.press(tab)
             await settle(pilot)
@@ -216,7 +216,7 @@ async def test_visit_form_title(hostile):
         app.push_screen(VisitScreen(screen.history, EventKind.refill))
         await settle(pilot)
         # The form's title was a markup string: "[red]x[/red]" turned red and lost its tags.
-        assert f"Refill · MRN{SHOWN} Zoe {SHOWN} Silva · Medtronic SynchroMed" in screen_text(app)
+        assert f"Refill · {MRN_SHOWN} Zoe {SHOWN} Silva · Medtronic SynchroMed" in screen_text(app)
 
 
 async def test_mri_screen(hostile):
@@ -230,7 +230,7 @@ async def test_mri_screen(hostile):
         app.push_screen(MriScreen(screen.history, TODAY))
         await settle(pilot)
         shown = screen_text(app)
-        assert f"MRN{SHOWN} Zoe {SHOWN} Silva" in shown
+        assert f"{MRN_SHOWN} Zoe {SHOWN} Silva" in shown
         assert f"it delivers Morphine {SHOWN} 10 mg/mL" in shown
 
 
@@ -245,8 +245,8 @@ async def test_due_screen(hostile):
         await settle(pilot)
         assert isinstance(app.screen, DueScreen)
         shown = screen_text(app)
-        assert f"MRN{SHOWN} Zoe {SHOWN} Silva" in shown  # a DataTable str cell was markup
-        assert f"NGP{SHOWN}" in shown
+        assert f"{MRN_SHOWN} Zoe {SHOWN} Silva" in shown  # a DataTable str cell was markup
+        assert f"{SERIAL_SHOWN}" in shown
 
 
 def test_shown_keeps_the_styles_around_a_longer_mark():
