@@ -17,8 +17,12 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
+        """One line a person reads; a message quoting stored text shows its control
+        characters as marks (``reports.safe.visible``), never runs them."""
+        from devicelog.reports.safe import visible
+
         shown = "" if self.value is None or isinstance(self.value, (dict, list)) else f" = {self.value!r}"
-        return f"{self.field}{shown}: {self.message}"
+        return visible(f"{self.field}{shown}: {self.message}", one_line=True)
 
 
 class InputError(ValueError):

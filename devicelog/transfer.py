@@ -1212,7 +1212,13 @@ def write_document(session: Session, out: IO[str], tick=_noop) -> int:
     The order depends only on the content, never on row ids, so export -> import into
     an empty database -> export gives the same bytes.
     """
-    dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=False, separators=(", ", ": ")).encode
+    from devicelog.reports.safe import json_text
+
+    encode = json.JSONEncoder(ensure_ascii=False, sort_keys=False, separators=(", ", ": ")).encode
+
+    def dumps(value) -> str:  # C1 controls and bidi overrides as \uXXXX: printed, the document runs nothing
+        return json_text(encode(value))
+
     out.write('{"format": "devicelog", "version": 1,\n')
     out.write(f'"catalogue": {dumps(_catalogue_part(session))},\n')
     count = 0

@@ -68,9 +68,11 @@ def run(args: argparse.Namespace, ctx) -> int:
             if kinds:
                 import json
 
+                from devicelog.reports.safe import json_text
+
                 data = json.loads(text)
                 data["timeline"] = [e for e in data["timeline"] if e["kind"] in kinds]
-                text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+                text = json_text(json.dumps(data, indent=2, ensure_ascii=False)) + "\n"
         else:
             text = report.render_text(built, kinds=kinds)
         if args.output:

@@ -78,7 +78,9 @@ def as_dict(checklist, as_of: dt.date) -> dict:
 
 
 def render_json(checklist, as_of: dt.date) -> str:
-    return json.dumps(as_dict(checklist, as_of), indent=2, ensure_ascii=False) + "\n"
+    from devicelog.reports.safe import json_text
+
+    return json_text(json.dumps(as_dict(checklist, as_of), indent=2, ensure_ascii=False)) + "\n"
 
 
 def lines(checklist, as_of: dt.date) -> list[tuple[str, str]]:
@@ -108,7 +110,9 @@ def lines(checklist, as_of: dt.date) -> list[tuple[str, str]]:
 
 
 def render_text(checklist, as_of: dt.date) -> str:
-    return "\n".join(text for _, text in lines(checklist, as_of)) + "\n"
+    from devicelog.reports.safe import visible
+
+    return visible("\n".join(text for _, text in lines(checklist, as_of))) + "\n"
 
 
 # ----------------------------------------------------------------------- records

@@ -62,7 +62,9 @@ def run(args, ctx) -> int:
         report = audit.verify(engine, anchors, show_progress=True)
     finally:
         engine.dispose()
+    from devicelog.reports.safe import visible
+
     for problem in report.problems:
-        print(f"  {problem}")
+        print(f"  {visible(str(problem), one_line=True)}")
     print(report.summary())
     return 0 if report.ok else 1

@@ -489,7 +489,15 @@ class EntryValidator:
             self.templates.add(template)
 
 
-_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def _ENCODE(value) -> str:
+    """Compact JSON; C1 controls and bidi overrides written as ``\\uXXXX`` (the same
+    value), so a Bundle printed on a terminal runs nothing (``reports.safe.json_text``)."""
+    from devicelog.reports.safe import json_text
+
+    return json_text(_ENCODER(value))
 
 
 def _patient_batches(session, mrn: str | None) -> Iterator[list]:

@@ -768,7 +768,11 @@ def to_json_dict(report: HistoryReport) -> dict[str, Any]:
 
 
 def render_json(report: HistoryReport) -> str:
-    return json.dumps(to_json_dict(report), indent=2, ensure_ascii=False) + "\n"
+    """The exact text of every field (a terminal it is printed on runs none of it:
+    ``reports.safe.json_text``)."""
+    from devicelog.reports.safe import json_text
+
+    return json_text(json.dumps(to_json_dict(report), indent=2, ensure_ascii=False)) + "\n"
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Iterable[int] = ()) -> list[str]:
@@ -824,7 +828,11 @@ def series_line(s: Series) -> str:
 
 
 def render_text(report: HistoryReport, kinds: Iterable[str] | None = None) -> str:
-    """The report as plain text (no colour), every number with its unit."""
+    """The report as plain text (no colour), every number with its unit.  Text from the
+    database is shown as it is typed: a control character is shown as a mark, never
+    run by the terminal (``reports.safe.visible``)."""
+    from devicelog.reports.safe import visible
+
     out: list[str] = []
     out.append(f"DEVICE HISTORY — {report.patient_name} (MRN {report.patient_mrn}), born {report.patient_birth_date}")
     out.append(f"{report.clinic_name}; {report.scope}; as of {report.as_of}; patient {report.patient_status}, goals of care: {report.goals_of_care}")
@@ -884,4 +892,4 @@ def render_text(report: HistoryReport, kinds: Iterable[str] | None = None) -> st
         )
     for note in report.notes:
         out.append(f"NOTE: {note}")
-    return "\n".join(out) + "\n"
+    return visible("\n".join(out)) + "\n"

@@ -11,8 +11,11 @@ rather than show it:
 
 :func:`visible` shows every such character as a visible mark instead, and
 :func:`csv_cell` neutralises a formula the way OWASP advises: a leading apostrophe, so
-the spreadsheet shows the text as it was typed.  Both are pure and cheap; a text with
-nothing to change is returned as it is.
+the spreadsheet shows the text as it was typed.  JSON is data, not a screen, so it keeps
+the exact text: :func:`json_text` only writes as ``\\uXXXX`` escapes what ``json.dumps``
+with ``ensure_ascii=False`` leaves raw (C1 controls such as the 8-bit CSI, bidirectional
+overrides), so JSON printed on a terminal runs nothing either.  All three are pure and
+cheap; a text with nothing to change is returned as it is.
 """
 
 from __future__ import annotations
@@ -42,6 +45,14 @@ def visible(text: str, *, one_line: bool = False) -> str:
     feed are kept unless ``one_line``."""
     pattern = _UNSAFE_ONE_LINE if one_line else _UNSAFE
     return pattern.sub(_mark, text) if pattern.search(text) else text
+
+
+def json_text(text: str) -> str:
+    """JSON written by ``json.dumps(..., ensure_ascii=False)`` with every character
+    :func:`visible` would mark written as a ``\\uXXXX`` escape: the same JSON value
+    (such characters only occur inside strings; ``json.dumps`` has already escaped the
+    C0 controls), and nothing a terminal acts on."""
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text) if _UNSAFE.search(text) else text
 
 
 #: What a spreadsheet takes as the start of a formula (OWASP CSV injection).

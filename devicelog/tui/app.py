@@ -88,7 +88,10 @@ class DeviceLogApp(App):
         self.settings = settings
         self.today = today
         self.user = user
-        self.sub_title = f"{settings.clinic_name} · {today.isoformat()} · {user}"
+        from devicelog.reports.safe import visible
+
+        # The clinic's name (settings) and the user's (--user) show as typed, never run.
+        self.sub_title = visible(f"{settings.clinic_name} · {today.isoformat()} · {user}", one_line=True)
         self._catalogue: Catalogue | None = None
         self._catalogue_lock = threading.Lock()
         #: Published on the UI thread after a save: a ``Changed``.

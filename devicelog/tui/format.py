@@ -1,4 +1,13 @@
-"""Words and colours for the screens: due items, events and device summaries."""
+"""Words and colours for the screens: due items, events and device summaries.
+
+Text from the database reaches a screen through :func:`plain` (one value) or
+:func:`shown` (a ``Text`` put together from several): a control character in a name,
+serial or note is shown as a mark (``reports.safe.visible``: ESC as ``␛``), never
+written to the terminal, where it could clear the screen, retitle the window or write
+the clipboard (issue 19, section 2); and a ``Text`` is never parsed as markup, so
+``[red]x[/red]`` shows as typed.  A ``str`` given to ``Static``, ``notify`` or a
+``DataTable`` cell *is* parsed as markup: give them one of these instead.
+"""
 
 from __future__ import annotations
 
@@ -20,11 +29,48 @@ from devicelog.clinic.records import (
     WoundCheckData,
 )
 
+from devicelog.reports.safe import visible
+
 # devicelog.forms (which imports the services and the ORM) is imported by the functions
 # that need it: the main screen's warnings and search rows use this module before any
 # form is opened, at start-up.
 STATUS_STYLE = {"overdue": "bold white on dark_red", "due": "bold black on yellow", "upcoming": "green"}
 STATUS_WORD = {"overdue": "OVERDUE", "due": "DUE SOON", "upcoming": "upcoming"}
+
+
+def one_line(value: object) -> str:
+    """One value from the database as one line of plain text for a ``Text``: every
+    control character a visible mark (``Text`` itself would drop BEL, CR and a few
+    others silently, and keep ESC)."""
+    return visible(str(value), one_line=True)
+
+
+def plain(value: object, style: str = "") -> Text:
+    """One value from the database (a name, serial, author, note) as one line of ``Text``:
+    shown as typed, never markup, every control character a visible mark."""
+    return Text(one_line(value), style=style)
+
+
+def shown(text: Text | str) -> Text:
+    """``text`` (a ``Text`` built with database values in it, or a ``str`` taken as plain
+    text, never markup) with every control character shown as a mark; its styles and
+    its own line breaks are kept.  A text with nothing to show differently is returned
+    as it is.  (``Text`` has already dropped BEL, backspace, CR, VT and FF from what was
+    appended to it: put values in with :func:`one_line` to show those too.)"""
+    if isinstance(text, str):
+        return Text(visible(text))
+    if visible(text.plain) is text.plain:
+        return text
+    # Cut at every span edge, so each piece has one set of styles; mark each piece's
+    # controls (a mark may be longer than its character) and style it again.
+    edges = sorted({edge for span in text.spans for edge in (span.start, span.end)})
+    out = text.blank_copy()
+    for piece in text.divide(edges):
+        start = len(out)
+        out.append(visible(piece.plain))
+        for span in piece.spans:
+            out.stylize(span.style, start, len(out))
+    return out
 
 
 def when(due_on: dt.date, today: dt.date) -> str:
@@ -49,8 +95,8 @@ def item_line(item: DueItem, item_status: str, today: dt.date, *, with_patient: 
     text.append_text(status_badge(item_status))
     text.append(" ")
     if with_patient:
-        text.append(f"{item.patient_mrn} {item.patient_name} {item.device_serial} ", style="bold")
-    text.append(item.what, style="bold" if item_status != "upcoming" else "")
+        text.append(one_line(f"{item.patient_mrn} {item.patient_name} {item.device_serial} "), style="bold")
+    text.append(one_line(item.what), style="bold" if item_status != "upcoming" else "")
     text.append(f"  {item.due_on} ({when(item.due_on, today)})")
     if item.severity == "critical":
         text.append("  CRITICAL", style="bold red")
@@ -58,7 +104,7 @@ def item_line(item: DueItem, item_status: str, today: dt.date, *, with_patient: 
 
 
 def short_item(item: DueItem, item_status: str, today: dt.date) -> Text:
-    text = Text(f"{item.what} {item.due_on}", style=STATUS_STYLE[item_status] if item_status != "upcoming" else "green")
+    text = Text(f"{one_line(item.what)} {item.due_on}", style=STATUS_STYLE[item_status] if item_status != "upcoming" else "green")
     if item.severity == "critical":
         text.append(" !", style="bold red")
     return text

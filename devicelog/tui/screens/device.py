@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Header, Static, TabbedContent, TabPane
 
 from devicelog.clinic.history import DeviceHistory
 from devicelog.clinic.records import EventKind
-from devicelog.tui.format import battery_summary, event_summary, item_line, therapy_summary
+from devicelog.tui.format import battery_summary, event_summary, item_line, one_line, plain, shown, therapy_summary
 from devicelog.tui.screens.dialogs import ChooseKindScreen, ReasonScreen
 from devicelog.tui.widgets.footer import ClinicFooter
 
@@ -141,26 +141,26 @@ class DeviceScreen(Screen):
         p, d = history.patient, history.device
         days = (app.today - d.implanted_on).days
         summary = Text()
-        summary.append(f"{p.name}  ", style="bold")
-        summary.append(f"MRN {p.mrn} · born {p.birth_date}")
+        summary.append(f"{one_line(p.name)}  ", style="bold")
+        summary.append(f"MRN {one_line(p.mrn)} · born {p.birth_date}")
         if p.end_of_life:
             summary.append(f" · {p.goals_of_care.value.replace('_', ' ')}", style="bold magenta")
         if p.status.value != "active":
             summary.append(f" · {p.status.value}", style="bold magenta")
         summary.append("\n")
-        summary.append(f"{d.model.label}", style="bold")
-        summary.append(f" ({d.model.kind.label}) serial {d.serial} · {d.status.value}\n")
+        summary.append(one_line(d.model.label), style="bold")
+        summary.append(f" ({d.model.kind.label}) serial {one_line(d.serial)} · {d.status.value}\n")
         summary.append(f"Implanted {d.implanted_on} ({days} days ago, {d.implant_type.value})")
         if d.model.reservoir_ml:
             summary.append(f" · reservoir {d.model.reservoir_ml:g} mL")
         summary.append("\n")
         summary.append("Therapy: ", style="bold")
-        summary.append(therapy_summary(history) + "\n")
+        summary.append(one_line(therapy_summary(history)) + "\n")
         summary.append("Battery: ", style="bold")
-        summary.append(battery_summary(history))
+        summary.append(one_line(battery_summary(history)))
         if d.udi_di:
-            summary.append(f"\nUDI DI {d.udi_di} lot {d.udi_lot or '—'} expiry {d.udi_expiry or '—'}", style="dim")
-        self.query_one("#summary", Static).update(summary)
+            summary.append(one_line(f"\nUDI DI {d.udi_di} lot {d.udi_lot or '—'} expiry {d.udi_expiry or '—'}"), style="dim")
+        self.query_one("#summary", Static).update(shown(summary))
 
         items = Text()
         rows = self.view.items(app.today, app.settings)
@@ -169,13 +169,13 @@ class DeviceScreen(Screen):
             items.append("No due items.\n", style="dim")
         for item, status in rows:
             items.append_text(item_line(item, status, app.today))
-            items.append(f"\n   why: {item.why} [{item.rule}]\n", style="dim")
+            items.append(f"\n   why: {one_line(item.why)} [{item.rule}]\n", style="dim")
         if forecast is not None:
             for w in forecast.warnings:
-                items.append(f"WARNING ({w.rule}): {w.message}\n", style="bold yellow" if w.level != "note" else "dim")
+                items.append(f"WARNING ({w.rule}): {one_line(w.message)}\n", style="bold yellow" if w.level != "note" else "dim")
             for s in forecast.suppressed:
-                items.append(f"not listed: {s.item.what} {s.item.due_on} — {s.reason}\n", style="dim")
-        self.query_one("#device-items", Static).update(items)
+                items.append(f"not listed: {one_line(s.item.what)} {s.item.due_on} — {one_line(s.reason)}\n", style="dim")
+        self.query_one("#device-items", Static).update(shown(items))
 
         self._show_events(list(self.view.entries))
 
@@ -200,13 +200,13 @@ class DeviceScreen(Screen):
             elif latest is not None:
                 marker = " [amended]"
             table.add_row(str(original.occurred_on), Text(original.kind.label + marker, style=style if latest and latest.voided else ""),
-                          Text(event_summary(original), style=style), original.author, key=f"e{original.id}")
+                          plain(event_summary(original), style=style), plain(original.author), key=f"e{original.id}")
             self.event_rows.append(original)
             for amendment in later:
                 label = "  ↳ entered in error" if amendment.voided else "  ↳ amendment"
                 summary = f"why: {amendment.amendment_reason}" if amendment.voided else (
                     f"{event_summary(amendment)} · why: {amendment.amendment_reason}")
-                table.add_row(str(amendment.occurred_on), label, summary, amendment.author, key=f"e{amendment.id}")
+                table.add_row(str(amendment.occurred_on), label, plain(summary), plain(amendment.author), key=f"e{amendment.id}")
                 self.event_rows.append(amendment)
 
     def _selected(self):

@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Label, Select, Static
 
 from devicelog.clinic.records import DeviceKind
-from devicelog.tui.format import STATUS_STYLE, STATUS_WORD, when
+from devicelog.tui.format import STATUS_STYLE, STATUS_WORD, one_line, plain, shown, when
 from devicelog.tui.widgets.footer import ClinicFooter
 
 FILL_CHUNK = 500
@@ -124,10 +124,10 @@ class DueScreen(Screen):
 
     @staticmethod
     def _cells(item, status, today) -> tuple:
-        what = Text(item.what + ("  CRITICAL" if item.severity == "critical" else ""),
-                    style="bold red" if item.severity == "critical" else "")
+        what = plain(item.what + ("  CRITICAL" if item.severity == "critical" else ""),
+                     style="bold red" if item.severity == "critical" else "")
         return (Text(STATUS_WORD[status], style=STATUS_STYLE[status]), str(item.due_on), when(item.due_on, today),
-                f"{item.patient_mrn} {item.patient_name}", f"{item.device_serial}", what)
+                plain(f"{item.patient_mrn} {item.patient_name}"), plain(item.device_serial), what)
 
     def _show(self, rows, cells, dl=None) -> None:
         self.due_list = dl
@@ -158,15 +158,15 @@ class DueScreen(Screen):
             n = len(dl.suppressed)
             reasons = "; ".join(f"{count} × {reason}" for reason, count in dl.suppressed_by_reason())
             lines.append(f"{n} item{'s' if n != 1 else ''} suppressed by goals of care (rule 24), not listed", style="bold magenta")
-            lines.append(f" (p prints why): {reasons}\n", style="magenta")
+            lines.append(f" (p prints why): {one_line(reasons)}\n", style="magenta")
         if dl is not None and dl.notes:
             n = len(dl.notes)
             first = dl.notes[0]
             lines.append(f"{n} forecast note{'s' if n != 1 else ''}", style="bold yellow")
-            lines.append(f"{' (p prints them all)' if n > 1 else ''}: {first.device_serial} ({first.patient_mrn}) "
-                         f"{first.warning.message} [{first.warning.rule}]", style="yellow")
+            lines.append(one_line(f"{' (p prints them all)' if n > 1 else ''}: {first.device_serial} ({first.patient_mrn}) "
+                                  f"{first.warning.message} [{first.warning.rule}]"), style="yellow")
         lines.rstrip()
-        foot.update(lines)
+        foot.update(shown(lines))
         foot.display = bool(lines.plain)
 
     @on(DataTable.RowHighlighted, "#due-table")
@@ -176,7 +176,7 @@ class DueScreen(Screen):
             return
         item, _ = self.rows[table.cursor_row]
         self.query_one("#due-why", Static).update(
-            Text(f"{item.what} for {item.device_model} {item.device_serial}: {item.why} [{item.rule}]", style="dim")
+            plain(f"{item.what} for {item.device_model} {item.device_serial}: {item.why} [{item.rule}]", style="dim")
         )
 
     @on(DataTable.RowSelected, "#due-table")

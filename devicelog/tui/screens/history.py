@@ -33,6 +33,8 @@ from textual.widgets import DataTable, Header, Static, TabbedContent, TabPane
 from devicelog.clinic.mme import REFERENCE_ONLY
 from devicelog.clinic.records import EVENT_LABELS, EventKind
 from devicelog.reports.history import LEDGER_HEADERS, HistoryReport, ledger_table_rows, series_line
+from devicelog.reports.safe import visible
+from devicelog.tui.format import one_line, plain, shown
 from devicelog.tui.widgets.footer import ClinicFooter
 
 DETAIL_CHARS = 100
@@ -192,13 +194,13 @@ class HistoryScreen(Screen):
     def title_text(self) -> Text:
         r = self.report
         text = Text()
-        text.append(f"{r.patient_name}", style="bold")
-        text.append(f"  MRN {r.patient_mrn}  born {r.patient_birth_date}  ·  {r.scope}\n")
+        text.append(one_line(r.patient_name), style="bold")
+        text.append(f"  MRN {one_line(r.patient_mrn)}  born {r.patient_birth_date}  ·  {one_line(r.scope)}\n")
         for d in r.devices:
-            text.append(f"{d.line}\n", style="dim" if d.status in ("replaced", "explanted") else "")
-        shown = EVENT_LABELS[EventKind(self.kind_filter)] if self.kind_filter else "all kinds"
-        text.append(f"Timeline: {shown} (f to change) · w: {'this device only' if self.whole_patient else 'every device of the patient'}")
-        return text
+            text.append(f"{one_line(d.line)}\n", style="dim" if d.status in ("replaced", "explanted") else "")
+        kinds = EVENT_LABELS[EventKind(self.kind_filter)] if self.kind_filter else "all kinds"
+        text.append(f"Timeline: {kinds} (f to change) · w: {'this device only' if self.whole_patient else 'every device of the patient'}")
+        return shown(text)
 
     def fill_timeline(self) -> None:
         table = self.query_one("#timeline", DataTable)
@@ -213,12 +215,12 @@ class HistoryScreen(Screen):
             elif e.status:
                 entry = Text(e.kind_label, style="strike dim")
                 entry.append(" ENTERED IN ERROR", style="bold red")
-            summary = Text(_short(e.summary), style="strike dim" if e.status == "entered in error" else "")
-            table.add_row(str(e.occurred_on), e.device_serial if several else "", entry, e.author, summary)
+            summary = plain(_short(e.summary), style="strike dim" if e.status == "entered in error" else "")
+            table.add_row(str(e.occurred_on), plain(e.device_serial if several else ""), entry, plain(e.author), summary)
             self.timeline_rows.append(("entry", e))
             for v in e.versions:
                 label = "original" if v.reason is None else "void" if v.voided else "amendment"
-                table.add_row("", "", Text(f"  ↳ {label}", style="dim italic"), v.author, Text(_short(v.line), style="dim"))
+                table.add_row("", "", Text(f"  ↳ {label}", style="dim italic"), plain(v.author), plain(_short(v.line), style="dim"))
                 self.timeline_rows.append(("version", v))
         self.show_detail(0)
 
@@ -233,7 +235,7 @@ class HistoryScreen(Screen):
             text += "".join(f"\n· {v.line}" for v in item.versions)
         else:
             text = item.line
-        detail.update(text)
+        detail.update(shown(text))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "timeline":
@@ -244,13 +246,13 @@ class HistoryScreen(Screen):
         table.clear()
         for c in self.report.programming:
             what = c.target + (" (initial)" if c.initial else "")
-            head = (str(c.occurred_on), c.device_serial, c.author, what)
+            head = (str(c.occurred_on), plain(c.device_serial), plain(c.author), plain(what))
             if not c.changes:
-                table.add_row(*head, Text("no change to the settings", style="dim"), "", c.reason)
+                table.add_row(*head, Text("no change to the settings", style="dim"), "", plain(c.reason))
             for k, f in enumerate(c.changes):
-                table.add_row(*(head if k == 0 else ("", "", "", "")), f.field, f.before, Text(f.after, style="bold"))
+                table.add_row(*(head if k == 0 else ("", "", "", "")), plain(f.field), plain(f.before), plain(f.after, style="bold"))
             if c.reason and c.changes:
-                table.add_row("", "", "", "", Text("reason", style="dim"), "", Text(c.reason, style="dim"))
+                table.add_row("", "", "", "", Text("reason", style="dim"), "", plain(c.reason, style="dim"))
 
     def fill_ledger(self) -> None:
         body = self.query_one("#ledger-body", VerticalScroll)
@@ -261,8 +263,10 @@ class HistoryScreen(Screen):
         for ledger in self.report.ledgers:
             body.mount(
                 Static(
-                    f"{ledger.device_serial}: {ledger.reservoir_ml:g} mL reservoir, discrepancy flagged above {ledger.limit_ml:g} mL "
-                    "(discrepancy = withdrawn − expected residual; negative = less than expected)",
+                    plain(
+                        f"{ledger.device_serial}: {ledger.reservoir_ml:g} mL reservoir, discrepancy flagged above {ledger.limit_ml:g} mL "
+                        "(discrepancy = withdrawn − expected residual; negative = less than expected)"
+                    ),
                     classes="section",
                 )
             )
@@ -271,8 +275,8 @@ class HistoryScreen(Screen):
             table.add_columns(*LEDGER_HEADERS)
             for row, source in zip(ledger_table_rows(ledger), ledger.rows):
                 style = "bold red" if source.flagged or source.pocket_fill_flagged else ""
-                table.add_row(*(Text(cell, style=style) for cell in row))
-            trend = Static(f"Trend: {ledger.trend.text}", classes="ledger-trend")
+                table.add_row(*(plain(cell, style=style) for cell in row))
+            trend = Static(plain(f"Trend: {ledger.trend.text}"), classes="ledger-trend")
             if ledger.trend.flagged:
                 trend.add_class("flagged")
             body.mount(trend)
@@ -295,17 +299,17 @@ class HistoryScreen(Screen):
             title = f"{owner}: {series.title} ({series.unit})"
             if series.label:
                 title += f" — {series.label.upper()}"
-            plt.title(title)
+            plt.title(visible(title, one_line=True))
             if len(values) == 1:
                 plt.scatter(dates, values)
             else:
                 plt.plot(dates, values, marker="braille")
-            body.mount(Static(f"{owner}: {series_line(series)}", classes="chart-caption"))
+            body.mount(Static(plain(f"{owner}: {series_line(series)}"), classes="chart-caption"))
             for note in series.notes:
-                body.mount(Static(f"note: {note}", classes="chart-caption"))
+                body.mount(Static(plain(f"note: {note}"), classes="chart-caption"))
         for t in self.report.device_trends:
             for line in t.battery_outlook:
-                body.mount(Static(f"{t.device_serial} battery outlook: {line}", classes="chart-caption"))
+                body.mount(Static(plain(f"{t.device_serial} battery outlook: {line}"), classes="chart-caption"))
         if any(s.label == REFERENCE_ONLY for _, s in charts):
             body.mount(
                 Static(
@@ -331,8 +335,8 @@ class HistoryScreen(Screen):
         self.query_one("#history-title", Static).update(self.title_text())
         self.fill_timeline()
         self.action_tab("tab-timeline")
-        shown = EVENT_LABELS[EventKind(self.kind_filter)] if self.kind_filter else "all kinds"
-        self.notify(f"Timeline: {shown}", timeout=2)
+        kinds = EVENT_LABELS[EventKind(self.kind_filter)] if self.kind_filter else "all kinds"
+        self.notify(f"Timeline: {kinds}", timeout=2)
 
     def action_next_kind(self) -> None:
         self._step_kind(1)

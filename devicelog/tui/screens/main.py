@@ -43,13 +43,16 @@ def hit_rows(result, today) -> list[tuple[tuple, str, tuple]]:
     """``(cells, row key, (patient, device id or None))`` for each row a search shows:
     a patient's devices under its name, a patient without a device on a row of its own.
 
-    Cells are ``Text`` (never parsed as markup: a name may hold ``[``)."""
+    Cells are ``Text`` (never parsed as markup: a name may hold ``[``), control
+    characters shown as marks (``tui.format.plain``)."""
+    from devicelog.tui.format import plain
+
     rows = []
     blank = Text("")
     for hit in result.hits:
         p = hit.patient
-        mrn = Text(p.mrn)
-        name = Text(p.name + ("" if p.status.value == "active" else f" ({p.status.value})"))
+        mrn = plain(p.mrn)
+        name = plain(p.name + ("" if p.status.value == "active" else f" ({p.status.value})"))
         if not hit.devices:
             rows.append(((mrn, name, Text("no device (Enter registers one)", style="dim"), blank, blank), f"p{p.id}", (p, None)))
             continue
@@ -58,7 +61,7 @@ def hit_rows(result, today) -> list[tuple[tuple, str, tuple]]:
             if not d.in_service:
                 device += f" ({d.status.value})"
             cells = (mrn if n == 0 else blank, name if n == 0 else blank, urgent_cell(result.urgent.get(d.id), today),
-                     Text(d.serial), Text(device))
+                     plain(d.serial), plain(device))
             rows.append((cells, f"d{d.id}", (p, d.id)))
     return rows
 

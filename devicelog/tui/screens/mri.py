@@ -21,6 +21,7 @@ from textual.widgets import Header, Input, Label, Static
 
 from devicelog.clinic.history import DeviceHistory
 from devicelog.clinic.records import EventKind
+from devicelog.tui.format import one_line, shown
 from devicelog.tui.screens.visit import VisitScreen
 from devicelog.tui.widgets.footer import ClinicFooter
 
@@ -110,7 +111,7 @@ class MriScreen(Screen):
             problem.update("")
         except InputError as exc:
             self.mri_on = None
-            problem.update(Text("; ".join(f"MRI date {p.value!r}: {p.message}" for p in exc.problems), style="bold red"))
+            problem.update(shown(Text("; ".join(f"MRI date {p.value!r}: {p.message}" for p in exc.problems), style="bold red")))
         self.render_checklist()
 
     def render_checklist(self) -> None:
@@ -121,10 +122,10 @@ class MriScreen(Screen):
         checklist = mri.checklist(self.history, app.load_catalogue().drugs, app.today, self.mri_on)
         text = Text()
         for style, line in lines(checklist, app.today):
-            text.append(line + "\n", style=style)
+            text.append(one_line(line) + "\n", style=style)
         if checklist.applies:
             text.append("\nctrl+s: record this checklist as done for the MRI date · F2: log the post-MRI interrogation\n", style="dim")
-        self.query_one("#mri-checklist", Static).update(text)
+        self.query_one("#mri-checklist", Static).update(shown(text))
 
     def _need_date(self) -> dt.date | None:
         if self.mri_on is None:

@@ -13,7 +13,9 @@ from textual.screen import Screen
 from textual.widgets import Header, Static
 
 from devicelog import forms
+from devicelog.reports.safe import visible
 from devicelog.services import InputError, Problem
+from devicelog.tui.format import one_line, plain, shown
 from devicelog.tui.screens.dialogs import ConfirmScreen
 from devicelog.tui.widgets.fields import FieldRow
 from devicelog.tui.widgets.footer import ClinicFooter
@@ -79,7 +81,7 @@ class RegisterScreen(Screen["str | None"]):
             msgs = by_key.get(key)
             row.show_problem("; ".join(msgs) if msgs and (everything or row.touched) else None)
         box = self.query_one("#general-problems", Static)
-        box.update(Text("\n".join(general), style="bold red"))
+        box.update(shown(Text("\n".join(general), style="bold red")))
         box.display = bool(general)
 
     def key_of(self, field: str) -> str:
@@ -132,7 +134,7 @@ class RegisterScreen(Screen["str | None"]):
     def _refused(self, problems: list[Problem]) -> None:
         self.saving = False
         self.show(problems)
-        self.notify("Not saved: " + "; ".join(str(p) for p in problems), severity="error", timeout=8)
+        self.notify(visible("Not saved: " + "; ".join(str(p) for p in problems)), severity="error", timeout=8, markup=False)
 
     def _saved(self, result: str) -> None:
         self.saving = False
@@ -177,7 +179,7 @@ class PatientScreen(RegisterScreen):
         return record.mrn
 
     def _saved(self, result: str) -> None:
-        self.notify(f"Patient {result} registered. F3 registers a device for them.")
+        self.notify(visible(f"Patient {result} registered. F3 registers a device for them."), markup=False)
         super()._saved(result)
 
 
@@ -217,7 +219,7 @@ class DeviceRegisterScreen(RegisterScreen):
         try:
             udi = forms.parse_udi_field("udi", row.raw)
         except InputError as exc:
-            preview.update(Text(f"UDI not read: {exc.problems[0].message}", style="bold red"))
+            preview.update(plain(f"UDI not read: {exc.problems[0].message}", style="bold red"))
             preview.display = True
             return
         if udi is None:
@@ -230,9 +232,9 @@ class DeviceRegisterScreen(RegisterScreen):
         rows["udi_lot"].set_raw(udi.lot or "")
         rows["udi_expiry"].set_raw(udi.expiry.isoformat() if udi.expiry else "")
         text = Text("UDI read: ", style="bold green")
-        text.append(f"DI {udi.device_identifier} · serial {udi.serial or '—'} · lot {udi.lot or '—'} · "
-                    f"expiry {udi.expiry or '—'}" + (f" · made {udi.manufactured}" if udi.manufactured else ""))
-        preview.update(text)
+        text.append(one_line(f"DI {udi.device_identifier} · serial {udi.serial or '—'} · lot {udi.lot or '—'} · "
+                             f"expiry {udi.expiry or '—'}" + (f" · made {udi.manufactured}" if udi.manufactured else "")))
+        preview.update(shown(text))
         preview.display = True
 
     def key_of(self, field: str) -> str:
@@ -277,5 +279,5 @@ class DeviceRegisterScreen(RegisterScreen):
         return record.serial
 
     def _saved(self, result: str) -> None:
-        self.notify(f"Device {result} registered.")
+        self.notify(visible(f"Device {result} registered."), markup=False)
         super()._saved(result)

@@ -28,6 +28,8 @@ from devicelog.clinic.records import Event, EventKind, ProgrammingData, RefillDa
 from devicelog.services import InputError, Problem
 from devicelog.tui.screens.dialogs import ConfirmScreen
 from devicelog.tui.widgets.fields import FieldRow
+from devicelog.reports.safe import visible
+from devicelog.tui.format import plain, shown
 from devicelog.tui.widgets.footer import ClinicFooter
 
 AMEND_REASON = forms.FormField("amendment_reason", "Reason for amendment", "text", required=True)
@@ -85,7 +87,7 @@ class VisitScreen(Screen["int | None"]):
         p, d = self.history.patient, self.history.device
         verb = f"Amend {self.kind.label.lower()} of {self.amend.occurred_on}" if self.amend else self.kind.label
         yield Header()
-        yield Static(f"{verb} · {p.mrn} {p.name} · {d.model.label} {d.serial}", id="form-title")
+        yield Static(plain(f"{verb} · {p.mrn} {p.name} · {d.model.label} {d.serial}"), id="form-title")
         yield Static("", id="general-problems")
         with VerticalScroll(id="form"):
             if self.amend is not None:
@@ -266,14 +268,14 @@ class VisitScreen(Screen["int | None"]):
             hidden = [k for k in ev.problems if k not in self.rows]
             general += [f"{k}: {'; '.join(ev.problems[k])}" for k in hidden]
         box = self.query_one("#general-problems", Static)
-        box.update(Text("\n".join(general), style="bold red") if general else "")
+        box.update(shown(Text("\n".join(general), style="bold red")) if general else "")
         box.display = bool(general)
         preview = self.query_one("#preview", Static)
         if ev.data is not None:
-            preview.update(ev.preview)
+            preview.update(shown(ev.preview))
         else:
             waiting = [f"{self.rows[k].field.label}: {'; '.join(v)}" for k, v in ev.problems.items() if k in self.rows]
-            preview.update(Text("Fill in the form to see what this entry means.\n" + "\n".join(waiting[:4]), style="dim"))
+            preview.update(shown(Text("Fill in the form to see what this entry means.\n" + "\n".join(waiting[:4]), style="dim")))
         if ev.data is not None:
             self._check_with_store(ev)
 
@@ -320,7 +322,7 @@ class VisitScreen(Screen["int | None"]):
                     row.touched = True
             general = list(ev.general) + [str(p) for p in problems if not self._key_of(p)]
             box = self.query_one("#general-problems", Static)
-            box.update(Text("\n".join(general), style="bold red") if general else "")
+            box.update(shown(Text("\n".join(general), style="bold red")) if general else "")
             box.display = bool(general)
 
     # ------------------------------------------------------------------ saving and leaving
@@ -376,13 +378,13 @@ class VisitScreen(Screen["int | None"]):
         self.saving = False
         self.server_problems = problems
         self._refresh()
-        self.notify("Not saved: " + "; ".join(str(p) for p in problems), severity="error", timeout=8)
+        self.notify(visible("Not saved: " + "; ".join(str(p) for p in problems)), severity="error", timeout=8, markup=False)
         self._focus_first_problem()
 
     def _saved(self, event_id: int) -> None:
         self.saving = False
         what = "Amendment" if self.amend is not None else self.kind.label
-        self.notify(f"{what} saved for {self.history.device.serial}.")
+        self.notify(visible(f"{what} saved for {self.history.device.serial}."), markup=False)
         self.app.changed([self.history.device.id])
         self.dismiss(event_id)
 

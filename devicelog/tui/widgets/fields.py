@@ -21,6 +21,7 @@ from textual.widgets import Input, Label, Select, SelectionList, Static, Switch
 
 from devicelog.forms import FormField, parse_field
 from devicelog.services import InputError
+from devicelog.tui.format import plain
 
 GS_SHOWN = "\u241d"  # ␝ stands for the group separator a scanner types
 
@@ -109,7 +110,7 @@ class FieldRow(Widget):
     def _control(self) -> Widget:
         f, value = self.field, self.initial
         if f.type == "choice":
-            options = [(label, code) for code, label in f.choices if code != ""]
+            options = [(plain(label), code) for code, label in f.choices if code != ""]
             allow_blank = not f.required or any(code == "" for code, _ in f.choices)
             chosen = value if value not in (None, "") and any(v == value for _, v in options) else Select.NULL
             if chosen is Select.NULL and not allow_blank and options:
@@ -120,7 +121,7 @@ class FieldRow(Widget):
             return Switch(value=bool(value), id=self.control_id, classes="control")
         if f.type == "multi":
             chosen = set(value or [])
-            return SelectionList(*[(label, code, code in chosen) for code, label in f.choices],
+            return SelectionList(*[(plain(label), code, code in chosen) for code, label in f.choices],
                                  id=self.control_id, classes="control", compact=True)
         cls = ScanInput if self.scan else Input
         text = "" if value is None else str(value)
@@ -172,7 +173,7 @@ class FieldRow(Widget):
     def show_problem(self, message: str | None) -> None:
         problem = self.query_one(".problem", Static)
         if message:
-            problem.update(f"↑ {self.field.label}: {message}")
+            problem.update(plain(f"↑ {self.field.label}: {message}"))
             problem.add_class("shown")
         else:
             problem.update("")
