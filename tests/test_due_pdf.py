@@ -194,13 +194,13 @@ def test_a_long_list_repeats_the_column_headings_on_every_page(dl):
 
 
 def test_page_x_of_y_on_every_page_of_a_long_list(dl):
-    """fpdf2's {nb} alias gives the real page count at every foot."""
+    """fpdf2's page-count alias gives the real count at every foot."""
     reader, _ = pdf_text(render_pdf(replace(dl, entries=dl.entries * 12)))
     n = len(reader.pages)
     assert n >= 4
     for k, page in enumerate(reader.pages, start=1):
         assert page.extract_text().rstrip().endswith(f"page {k} of {n}")
-        assert "{nb}" not in page.extract_text()
+        assert "{page-count}" not in page.extract_text()
 
 
 def test_a_list_longer_than_the_page_limit_is_refused(dl, tmp_path):

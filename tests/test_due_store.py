@@ -16,14 +16,19 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
-from dataclasses import replace
 import sys
 
 import pytest
 from sqlalchemy import text
 
 from devicelog import demo, services
-from devicelog.clinic.records import DeviceKind, DrugConcentration, EventIn, PumpProgram, RefillData
+from devicelog.clinic.records import (
+    DeviceKind,
+    DrugConcentration,
+    EventIn,
+    PumpProgram,
+    RefillData,
+)
 from devicelog.services import InputError
 from devicelog.settings import Settings
 from devicelog.store import audit, forecasts

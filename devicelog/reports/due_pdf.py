@@ -11,7 +11,7 @@ Text is set in the shipped DejaVu Sans (``devicelog.reports.fonts``) so "µ", "�
 "≥" and "—" print; nothing is downloaded at run time.  fpdf2 is imported inside the
 functions.
 
-"page x of y" is fpdf2's ``{nb}`` alias.  A list longer than the clinic's
+"page x of y" is fpdf2's page-count alias (``alias_nb_pages``).  A list longer than the clinic's
 ``due_pdf_max_pages`` setting is refused (:class:`PageLimitExceeded`) as soon as the
 layout reaches that page: fpdf2 holds every page until the file is output, and no
 clinic prints a whole 100,000-patient list (csv or html are the formats for that).
@@ -286,11 +286,13 @@ def _layout(dl: DueList, *, page_size: PageSize, group: Group, max_pages: int | 
 
 
 _DUE_PDF_CLASS = None
+#: Replaced by the page count when the file is output (fpdf2's ``alias_nb_pages``).
+PAGE_COUNT_ALIAS = "{page-count}"
 
 
 def _due_pdf_class():
     """``DuePDF``, an ``FPDF`` with the list's heading on every page and "page x of y"
-    (fpdf2's ``{nb}`` alias) at every foot (made on first use: fpdf2 is imported only
+    (fpdf2's page-count alias) at every foot (made on first use: fpdf2 is imported only
     when printing)."""
     global _DUE_PDF_CLASS
     if _DUE_PDF_CLASS is not None:
@@ -303,6 +305,9 @@ def _due_pdf_class():
             self.heading_text, self.sub_text, self.foot_left = heading_text, sub_text, foot_left
             self.max_pages = max_pages
             self.family = ""
+            # The alias's own width is the room kept for the count: "{nb}" is narrower
+            # than "20764" (fpdf2 warns); this one is wider than 6 digits.
+            self.alias_nb_pages(PAGE_COUNT_ALIAS)
 
         def header(self) -> None:
             if self.max_pages is not None and self.page_no() > self.max_pages:
@@ -316,7 +321,7 @@ def _due_pdf_class():
             self.set_y(-12)
             self.set_font(self.family, "", 8)
             self.cell(self.epw / 2, 5, self.foot_left, align="L")
-            self.cell(self.epw / 2, 5, f"page {self.page_no()} of {{nb}}", align="R")
+            self.cell(self.epw / 2, 5, f"page {self.page_no()} of {PAGE_COUNT_ALIAS}", align="R")
 
     _DUE_PDF_CLASS = DuePDF
     return DuePDF
