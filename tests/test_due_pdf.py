@@ -225,3 +225,18 @@ def test_the_page_limit_setting_defaults_to_a_30_day_list_of_a_large_clinic():
     assert 7_900 < Settings().due_pdf_max_pages < 20_800
     with pytest.raises(ValueError):
         Settings(due_pdf_max_pages=0)
+
+
+def test_the_tuis_print_action_refuses_a_list_over_the_page_limit(clinic, tmp_path):  # noqa: F811
+    """print_due_pdf (the due view's print key) follows due_pdf_max_pages: nothing
+    written, nothing sent to the printer, a message the screen shows as it is."""
+    from devicelog.reports.due_pdf import PageLimitExceeded
+
+    log = tmp_path / "printed.txt"
+    settings = Settings(due_pdf_max_pages=1, print_command=f"touch {shlex.quote(str(log))}")
+    long_list = load(clinic, within_days=365)
+    assert len(long_list.entries) > 8  # more than one page of rows
+    with pytest.raises(PageLimitExceeded, match="csv or html"):
+        print_due_pdf(clinic, settings, AS_OF, 365, (), tmp_path / "out")
+    assert not log.exists()
+    assert not list((tmp_path / "out").glob("*.pdf"))
