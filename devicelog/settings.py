@@ -133,6 +133,10 @@ class Settings(BaseModel):
     # Issue 6: print the PDF with this command (e.g. "lp"); empty means do not print.
     print_command: Annotated[str, Field(max_length=200)] = ""
     page_size: Literal["A4", "Letter"] = "A4"
+    # Issue 16: a due list PDF longer than this is refused (pointing to csv or html).
+    # A 30-day list of a 100,000-patient clinic (57,000 items) is about 7,900 pages;
+    # its whole list, about 20,800 pages, is refused.
+    due_pdf_max_pages: Annotated[int, Field(ge=1, le=100_000)] = 10_000
 
     @field_validator("follow_up_days", mode="before")
     @classmethod
