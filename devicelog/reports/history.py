@@ -54,6 +54,7 @@ BATTERY_CODES = frozenset(
     {
         "therapy_off_eos",
         "pump_replacement_eos",
+        "eos_decision",
         "ipg_replacement_eri",
         "ipg_replacement_projected_eri",
         "planned_replacement",

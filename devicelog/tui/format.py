@@ -6,7 +6,7 @@ import datetime as dt
 
 from rich.text import Text
 
-from devicelog.clinic.due import DueItem
+from devicelog.clinic.due import DueItem, shown_red
 from devicelog.clinic.history import DeviceHistory
 from devicelog.clinic.records import (
     Event,
@@ -50,7 +50,10 @@ def item_line(item: DueItem, item_status: str, today: dt.date, *, with_patient: 
     text.append(" ")
     if with_patient:
         text.append(f"{item.patient_mrn} {item.patient_name} {item.device_serial} ", style="bold")
-    text.append(item.what, style="bold" if item_status != "upcoming" else "")
+    style = "bold" if item_status != "upcoming" else ""
+    if shown_red(item):
+        style = "bold red"
+    text.append(item.what, style=style)
     text.append(f"  {item.due_on} ({when(item.due_on, today)})")
     if item.severity == "critical":
         text.append("  CRITICAL", style="bold red")
@@ -59,7 +62,7 @@ def item_line(item: DueItem, item_status: str, today: dt.date, *, with_patient: 
 
 def short_item(item: DueItem, item_status: str, today: dt.date) -> Text:
     text = Text(f"{item.what} {item.due_on}", style=STATUS_STYLE[item_status] if item_status != "upcoming" else "green")
-    if item.severity == "critical":
+    if shown_red(item):
         text.append(" !", style="bold red")
     return text
 
