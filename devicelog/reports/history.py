@@ -37,6 +37,7 @@ from devicelog.clinic.records import (
     PumpMode,
     PumpProgram,
     RefillData,
+    RefillReviewData,
     ReinterventionData,
     StimProgram,
     TrialEndData,
@@ -414,6 +415,10 @@ def summarize(event: Event, settings: Settings, drugs: Mapping[str, Drug], memo:
         if d.functional_instrument is not None and d.functional_score is not None:
             parts.append(f"{d.functional_instrument.value} {d.functional_score:g}")
         text = ", ".join(parts)
+    elif isinstance(d, RefillReviewData):
+        text = f"review of refill entry {d.refill_event_id}: {d.finding.label}"
+        if d.note:
+            text += f"; note: {d.note}"
     else:  # pragma: no cover - every kind is handled above
         text = ""
     notes = getattr(d, "notes", "")
@@ -803,12 +808,13 @@ def ledger_table_rows(ledger: PumpLedger) -> list[list[str]]:
                 _g(r.added_ml),
                 r.drugs,
                 r.author,
+                r.review_text,
             ]
         )
     return rows
 
 
-LEDGER_HEADERS = ("date", "expected mL", "withdrawn mL", "discrepancy mL", "flag", "added mL", "drug", "by")
+LEDGER_HEADERS = ("date", "expected mL", "withdrawn mL", "discrepancy mL", "flag", "added mL", "drug", "by", "review (rule 26)")
 
 
 def series_line(s: Series) -> str:

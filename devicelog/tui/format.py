@@ -14,6 +14,7 @@ from devicelog.clinic.records import (
     OutcomeData,
     ProgrammingData,
     RefillData,
+    RefillReviewData,
     ReinterventionData,
     TrialEndData,
     TrialStartData,
@@ -118,6 +119,9 @@ def event_summary(event: Event) -> str:
     if isinstance(d, OutcomeData):
         mme = f", oral MME {_n(d.oral_mme_mg_per_day, 'mg/day')}" if d.oral_mme_mg_per_day is not None else ""
         return f"pain NRS {d.pain_nrs}/10{mme}"
+    if isinstance(d, RefillReviewData):
+        note = f" — {d.note}" if d.note else ""
+        return f"review of refill entry {d.refill_event_id}: {d.finding.label}{note}"
     return event.kind.label  # pragma: no cover
 
 
