@@ -543,6 +543,27 @@ def record_event(
     return row
 
 
+def record_review(
+    *,
+    session: Session,
+    serial: str,
+    refill_event_id: Any,
+    finding: Any,
+    note: str,
+    author: str,
+    today: dt.date,
+    occurred_on: dt.date | None = None,
+    settings: Settings | None = None,
+) -> tables.EventRow:
+    """Rule 26: record the review of a flagged refill (its entry id) on device ``serial``,
+    on ``occurred_on`` (default today): a ``refill_review`` event through
+    :func:`record_event`, so one transaction, audited, the due table refreshed."""
+    data = validate(RefillReviewData, {"refill_event_id": refill_event_id, "finding": finding, "note": note}, "data")
+    event = validate(EventIn, {"device_serial": serial, "occurred_on": occurred_on or today, "author": author,
+                               "data": data.model_dump()})
+    return record_event(session=session, event=event, today=today, settings=settings)
+
+
 def _apply_to_device(session: Session, device: tables.Device, event: EventIn) -> list[audit.Change]:
     data = event.data
     if isinstance(data, ReinterventionData) and data.reintervention in (
