@@ -233,3 +233,18 @@ def test_cli_lists_flags_and_records_a_review(clinic, db_url, capsys):
     out = capsys.readouterr().out
     assert "reviewed 2025-03-17 by dr.kim: pocket fill excluded — ultrasound: no pocket fluid" in out
     assert review_items(engine) == []
+
+
+def test_fhir_exports_the_review_as_a_procedure_whose_reason_is_the_refill(clinic):
+    from devicelog.reports.fhir import bundle_json, load_bundle
+
+    engine, ids = clinic
+    row = review(engine, ids["flagged"], finding="catheter_study_ordered", note="dye study booked", on=D(2025, 3, 18))
+    with read_session(engine) as s:
+        data = json.loads(bundle_json(load_bundle(s, dt.datetime(2026, 11, 23, 9, 30, tzinfo=dt.timezone.utc))))
+    urls = {e["fullUrl"]: e["resource"] for e in data["entry"]}
+    [proc] = [r for r in urls.values() if r["resourceType"] == "Procedure" and r["identifier"][0]["value"] == str(row.id)]
+    assert proc["outcome"]["text"] == "catheter study ordered" and proc["note"] == [{"text": "dye study booked"}]
+    assert (proc["performedDateTime"], proc["recorder"]["display"]) == ("2025-03-18", "dr.kim")
+    reason = urls[proc["reasonReference"][0]["reference"]]
+    assert reason["identifier"][0]["value"] == f"{ids['flagged']}:withdrawn" and reason["valueQuantity"]["value"] == 4.0
