@@ -248,3 +248,56 @@ def test_fhir_exports_the_review_as_a_procedure_whose_reason_is_the_refill(clini
     assert (proc["performedDateTime"], proc["recorder"]["display"]) == ("2025-03-18", "dr.kim")
     reason = urls[proc["reasonReference"][0]["reference"]]
     assert reason["identifier"][0]["value"] == f"{ids['flagged']}:withdrawn" and reason["valueQuantity"]["value"] == 4.0
+
+
+async def test_tui_records_a_review_from_the_device_screen_with_a_confirmed_preview(clinic):
+    """The nurse presses f on the pump, picks the flagged refill and a finding, types a note,
+    reads the preview, saves with ctrl+s and confirms with y; the database then holds
+    exactly that review and the device's due items no longer list the flag."""
+    from devicelog.tui.screens.device import DeviceScreen
+    from devicelog.tui.screens.dialogs import ConfirmScreen
+    from devicelog.tui.screens.review import ReviewScreen
+    from tests.test_tui import SIZE, make, open_device, settle
+
+    engine, ids = clinic
+    app = make(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_device(pilot, "NGP100")
+        assert "refill_discrepancy_review" in [i.code for i, _ in screen.view.items(TODAY, app.settings)]
+        await pilot.press("f")
+        await settle(pilot)
+        assert isinstance(app.screen, ReviewScreen)
+        await pilot.press("tab", "down")  # finding: the second, catheter study ordered
+        await pilot.press("tab", *"dye study booked")
+        await settle(pilot)
+        preview = str(app.screen.query_one("#review-preview").render())
+        assert f"refill 2025-03-16 (entry {ids['flagged']}): discrepancy -2.00 mL" in preview
+        assert "Finding: catheter study ordered" in preview and "Note: dye study booked" in preview
+        assert f"Reviewed on {TODAY} by nurse" in preview
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen) and "Finding: catheter study ordered" in app.screen.question
+        await pilot.press("y")
+        await settle(pilot)
+        assert isinstance(app.screen, DeviceScreen)
+        assert "refill_discrepancy_review" not in [i.code for i, _ in app.screen.view.items(TODAY, app.settings)]
+    with read_session(engine) as s:
+        rows = s.execute(select(tables.EventRow).where(tables.EventRow.kind == "refill_review")).scalars().all()
+    assert [(r.author, r.occurred_on, r.data) for r in rows] == [
+        ("nurse", TODAY, {"kind": "refill_review", "refill_event_id": ids["flagged"], "finding": "catheter_study_ordered",
+                          "note": "dye study booked"})
+    ]
+    assert review_items(engine) == []
+
+
+async def test_tui_review_key_without_an_open_flag_says_so(clinic):
+    from tests.test_tui import SIZE, make, open_device, settle
+
+    engine, ids = clinic
+    review(engine, ids["flagged"], on=D(2025, 3, 18))
+    app = make(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_device(pilot, "NGP100")
+        await pilot.press("f")
+        await settle(pilot)
+        assert type(app.screen).__name__ == "DeviceScreen"
