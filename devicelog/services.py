@@ -493,6 +493,7 @@ def clinical_refusals(*, session: Session, event: EventIn, settings: Settings) -
 
     Rules 6-7: a dose the forecast blocks (ziconotide step, interval or maximum).
     Rule 9: a possible pocket fill must come with a reason code.
+    Rule 26: a review names a flagged refill (``review_refusals``).
     """
     data = event.data
     if isinstance(data, RefillData):

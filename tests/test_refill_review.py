@@ -174,6 +174,7 @@ def test_ledger_shows_the_review_beside_the_flag(clinic):
     assert "review (rule 26)" in text_out and "reviewed 2025-03-17 by dr.kim: no cause found" in text_out
     data = report.to_json_dict(after)
     assert data["ledgers"][0]["rows"][1]["reviews"][0]["finding"] == "no_cause_found"
+    assert data["ledgers"][0]["rows"][1]["review_open"] is False
     assert any(e["kind"] == "refill_review" for e in data["timeline"])
 
 

@@ -767,6 +767,8 @@ def to_json_dict(report: HistoryReport) -> dict[str, Any]:
         out["trend"].update(
             {"flagged": ledger.trend.flagged, "text": ledger.trend.text}
         )
+        for row, row_out in zip(ledger.rows, out["rows"]):
+            row_out["review_open"] = row.review_open  # rule 26: flagged and not reviewed yet
     for trend in data["device_trends"]:
         for s in trend["series"]:
             s["label"] = s["label"] or None
