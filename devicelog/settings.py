@@ -106,6 +106,10 @@ class Settings(BaseModel):
     # (catalogue); ERI to EOS likewise.  Rule 12: alarm task horizons.
     critical_alarm_days: Annotated[int, Field(ge=0, le=0)] = 0
     noncritical_alarm_days: Annotated[int, Field(ge=0, le=7)] = 7
+    # Rules 11 and 28: after ERI a pump's replacement is due this many days before its
+    # EOS (ERI + 90 days on a SynchroMed), leaving time to rebook a cancelled operation
+    # before the pump stops [GK]; the latest safe date is EOS itself.
+    eri_replacement_margin_days: Annotated[int, Field(ge=7, le=60)] = 30
     # Rule 18.
     impedance_open_ohm: Annotated[float, Field(ge=1000, le=20000)] = 4000
     impedance_short_ohm: Annotated[float, Field(ge=0, le=1000)] = 250
