@@ -9,7 +9,6 @@ saved; ``ctrl+s`` asks for a confirmation and saves it through
 
 from __future__ import annotations
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -21,6 +20,7 @@ from textual.widgets.option_list import Option
 from devicelog.clinic.history import DeviceHistory
 from devicelog.clinic.ledger import LedgerRow
 from devicelog.clinic.records import ReviewFinding
+from devicelog.tui.format import plain, shown
 from devicelog.tui.widgets.footer import ClinicFooter
 
 #: The fields as labelled on this screen, for refusals (``services`` names record fields).
@@ -66,8 +66,10 @@ class ReviewScreen(Screen):
         yield Header()
         with VerticalScroll(id="review-body"):
             yield Static(
-                f"Review a flagged refill of {self.history.device.model.label} {self.history.device.serial} "
-                f"({self.history.patient.mrn} {self.history.patient.name}): the flag stays on the due list until reviewed (rule 26).",
+                plain(
+                    f"Review a flagged refill of {self.history.device.model.label} {self.history.device.serial} "
+                    f"({self.history.patient.mrn} {self.history.patient.name}): the flag stays on the due list until reviewed (rule 26)."
+                ),
                 id="review-head",
             )
             yield Label("Flagged refill")
@@ -115,7 +117,7 @@ class ReviewScreen(Screen):
         return "\n".join(lines)
 
     def render_preview(self) -> None:
-        self.query_one("#review-preview", Static).update(Text(self.preview_text() + "\n\nctrl+s: save (asks to confirm) · Esc: back"))
+        self.query_one("#review-preview", Static).update(shown(self.preview_text() + "\n\nctrl+s: save (asks to confirm) · Esc: back"))
 
     @on(OptionList.OptionHighlighted)
     @on(Input.Changed)
