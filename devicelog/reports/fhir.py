@@ -17,7 +17,8 @@ leaves devicelog is what the library accepted.
   explant, lead removal, dye study or CAP aspiration, with ``focalDevice``; the code
   is text (no CPT/SNOMED code is invented), so no US Core Procedure profile is claimed.
 - **Observation**: refill volumes (withdrawn, added, mL) and the programmed daily
-  dose of each drug (mg/d) at each refill; battery readings (%, V); pain scores
+  dose of each drug at each refill, in the drug's display unit (mg/d; ug/d for a
+  drug read in micrograms, e.g. ziconotide); battery readings (%, V); pain scores
   (LOINC 72514-3, 0-10).  Units are UCUM.  An amended event's observations have
   status ``amended``; voided events are not exported.
 
@@ -297,8 +298,12 @@ def event_observations(
         add("withdrawn", local_code("refill-volume-withdrawn", "Pump refill: volume withdrawn"), quantity(d.volume_withdrawn_ml, "mL"))
         add("added", local_code("refill-volume-added", "Pump refill: volume added"), quantity(d.volume_added_ml, "mL"))
         for code, mg in drug_doses_mg_per_day(d.program).items():
-            name = drugs[code].name if code in drugs else code
-            add(f"dose-{code}", local_code(f"it-daily-dose-{code}", f"Intrathecal {name} daily dose (programmed)"), quantity(mg, "mg/d"), "therapy")
+            drug = drugs.get(code)
+            name = drug.name if drug is not None else code
+            # In the unit the drug is read in everywhere else (issue 13.4): ziconotide in
+            # µg/d (UCUM "ug/d"), not 0.0024 mg/d.
+            dose = quantity(mg * drug.per_mg, "ug/d") if drug is not None and drug.display_unit == "mcg" else quantity(mg, "mg/d")
+            add(f"dose-{code}", local_code(f"it-daily-dose-{code}", f"Intrathecal {name} daily dose (programmed)"), dose, "therapy")
     elif isinstance(d, InterrogationData):
         if d.battery_percent is not None:
             add("battery-percent", local_code("battery-percent", "Implanted device battery level"), quantity(d.battery_percent, "%"))
