@@ -136,7 +136,7 @@ def test_observations_units_and_loinc(clinic):
         if o.code.coding[0].code == "refill-volume-withdrawn"
     )
     assert withdrawn[:3] == [("2025-01-05", 0.0, "final"), ("2025-02-04", 13.6, "amended"), ("2025-03-06", 13.2, "final")]
-    units = {o.code.coding[0].code: (o.valueQuantity.unit, o.valueQuantity.system) for o in obs}
+    units = {o.code.coding[0].code: (o.valueQuantity.unit, o.valueQuantity.system) for o in obs if o.valueQuantity is not None}
     assert units["refill-volume-added"] == ("mL", "http://unitsofmeasure.org")
     assert units["it-daily-dose-morphine"] == ("mg/d", "http://unitsofmeasure.org")
     assert units["battery-percent"] == ("%", "http://unitsofmeasure.org")
@@ -295,3 +295,13 @@ def test_a_drug_read_in_micrograms_is_exported_in_micrograms():
     # volume 0.0024 ÷ 0.025 = 0.096 mL/day: ziconotide 0.096 × 25 µg/mL = 2.4 µg/d; morphine 0.096 × 10 = 0.96 mg/d
     assert (doses["dose-ziconotide"]["value"], doses["dose-ziconotide"]["code"]) == (2.4, "ug/d")
     assert (doses["dose-morphine"]["value"], doses["dose-morphine"]["code"]) == (0.96, "mg/d")
+
+
+def test_program_changes_are_exported_in_the_words_of_the_history(clinic):
+    """Issue 13.4: FHIR reads the one program diff.  NGP100 (tests/test_history.py):
+    morphine 10 mg/mL raised from 2 to 3 mg/day on 2025-03-21 (0.2 → 0.3 mL/day);
+    SCS300 program A 3.5 mA → 4.2 mA and 210 → 300 µs on its second programming."""
+    obs = resources(bundle(clinic, "MRN001"), "Observation")
+    changes = {str(o.effectiveDateTime)[:10]: o.valueString for o in obs if o.code.coding[0].code == "device-program-change"}
+    assert changes["2025-03-21"] == "pump: morphine dose: 2 mg/day → 3 mg/day; daily volume: 0.200 mL/day → 0.300 mL/day"
+    assert any("amplitude: 3.5 mA → 4.2 mA" in text for text in changes.values())

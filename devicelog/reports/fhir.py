@@ -19,7 +19,9 @@ leaves devicelog is what the library accepted.
 - **Observation**: refill volumes (withdrawn, added, mL) and the programmed daily
   dose of each drug at each refill, in the drug's display unit (mg/d; ug/d for a
   drug read in micrograms, e.g. ziconotide); battery readings (%, V); pain scores
-  (LOINC 72514-3, 0-10).  Units are UCUM.  An amended event's observations have
+  (LOINC 72514-3, 0-10); the settings each refill or programming change changed, as a
+  string in the words and units of the history (``clinic.programs``, the one diff).
+  Units are UCUM.  An amended event's observations have
   status ``amended``; voided events are not exported.
 
 Every ``fullUrl`` is a ``urn:uuid`` derived from the record (MRN, serial, event id),
@@ -315,6 +317,33 @@ def event_observations(
     return out
 
 
+def program_changes_by_event(history: DeviceHistory, drugs: Mapping[str, Drug]) -> dict[int, list[str]]:
+    """The settings each refill or programming change changed, as the history shows them
+    (``reports.history.programming_history``, over the one diff ``clinic.programs``):
+    one line per program, e.g. ``pump: morphine dose: 2 mg/day → 3 mg/day``."""
+    from devicelog.reports.history import programming_history
+
+    lines: dict[int, list[str]] = {}
+    for change in programming_history(history, drugs):
+        if change.changes:
+            text = "; ".join(f.line for f in change.changes)
+            lines.setdefault(change.event_id, []).append(f"{change.target}{' (initial)' if change.initial else ''}: {text}")
+    return lines
+
+
+PROGRAM_CHANGE_CODE = local_code("device-program-change", "Implanted device program change")
+
+
+def program_change_observation(
+    event: Event, lines: Sequence[str], patient_url: str, device_url: str, amended: bool
+) -> dict[str, Any]:
+    """The settings an event changed, in words and display units, as a string value."""
+    obs = observation(event, "program", PROGRAM_CHANGE_CODE, {}, patient_url, device_url, "therapy", amended)
+    del obs["valueQuantity"]
+    obs["valueString"] = " | ".join(lines)
+    return obs
+
+
 def iter_entries(
     patients: Sequence[PatientInfo],
     histories: Sequence[DeviceHistory],
@@ -341,12 +370,16 @@ def iter_entries(
             device_url = device_urls.get(h.device.serial) or urn("device", h.device.serial)
             yield {"fullUrl": device_url, "resource": device_resource(h, patient_url, device_urls)}
             yield {"fullUrl": urn("implant", h.device.serial), "resource": implant_procedure(h, patient_url, device_url)}
+            changes = program_changes_by_event(h, drugs)
             for event in h.events:
                 data = event.data
                 if isinstance(data, ReinterventionData) and data.reintervention in PROCEDURE_REINTERVENTIONS:
                     yield {"fullUrl": urn("event", event.id), "resource": reintervention_procedure(event, h, patient_url, device_urls)}
                 for part, obs in event_observations(event, patient_url, device_url, drugs, event.id in amended):
                     yield {"fullUrl": urn("event", event.id, part), "resource": obs}
+                if event.id in changes:
+                    obs = program_change_observation(event, changes[event.id], patient_url, device_url, event.id in amended)
+                    yield {"fullUrl": urn("event", event.id, "program"), "resource": obs}
 
 
 def bundle_header(generated_at: dt.datetime) -> dict[str, Any]:
