@@ -151,7 +151,8 @@ def _items(text: str) -> list[str]:
     return [p.strip() for p in re.split(r"[,;\n]", text) if p.strip()]
 
 
-_CONTACT_TOKEN = r"(case|can|[A-Za-z]{0,3}\d{1,3})\s*[:=]?\s*(\+|-|−|off)"
+# A contact is named as on the device: E1, 12, L4:2 (lead and contact, DRG), lead1, pad, case.
+_CONTACT_TOKEN = r"((?:[A-Za-z][A-Za-z0-9]{0,9}|\d{1,3})(?::\d{1,3})?)\s*[:=]?\s*(\+|-|−|off)"
 
 
 def parse_contacts(field: str, text: Any, *, required: bool = False) -> dict[str, str] | None:
@@ -168,8 +169,10 @@ def parse_contacts(field: str, text: Any, *, required: bool = False) -> dict[str
         raise _fail(field, text, "write each contact with its polarity, e.g. E1- E2+ E3 off")
     contacts: dict[str, str] = {}
     for name, pol in pairs:
-        name, pol = name.upper(), pol.lower().replace("−", "-")
-        if name in contacts:
+        pol = pol.lower().replace("−", "-")
+        # The name is kept as written (the device's own names: "lead1", "L4:2"); a
+        # contact given twice is refused whatever its case.
+        if name.upper() in {c.upper() for c in contacts}:
             raise _fail(field, text, f"contact {name} is given twice")
         contacts[name] = pol
     if len(contacts) > 64:

@@ -77,7 +77,9 @@ def stim_programs(draw) -> tuple[list[StimProgram], str]:
         values = {
             "name": name,
             "group": draw(st.sampled_from(["", "G1"])),
-            "contacts": {"E1": "-", "E2": "+", "E3": "off"},
+            # Contacts named as the devices name them (the demo's SCS, DRG and PNS programs).
+            "contacts": draw(st.sampled_from([{"E1": "-", "E2": "+", "E3": "off"}, {"L4:1": "off", "L4:2": "-", "L4:3": "+"},
+                                              {"lead1": "-", "pad": "+"}, {"case": "+", "E0": "-"}])),
             unit: amplitude,
             "pulse_width_us": draw(st.floats(20, 500, allow_nan=False)),
             "frequency_hz": draw(st.floats(2, 1200, allow_nan=False)),
