@@ -151,7 +151,8 @@ def _items(text: str) -> list[str]:
     return [p.strip() for p in re.split(r"[,;\n]", text) if p.strip()]
 
 
-_CONTACT_TOKEN = r"(case|can|[A-Za-z]{0,3}\d{1,3})\s*[:=]?\s*(\+|-|−|off)"
+# A contact is named as on the device: E1, 12, L4:2 (lead and contact, DRG), lead1, pad, case.
+_CONTACT_TOKEN = r"((?:[A-Za-z][A-Za-z0-9]{0,9}|\d{1,3})(?::\d{1,3})?)\s*[:=]?\s*(\+|-|−|off)"
 
 
 def parse_contacts(field: str, text: Any, *, required: bool = False) -> dict[str, str] | None:
@@ -168,8 +169,10 @@ def parse_contacts(field: str, text: Any, *, required: bool = False) -> dict[str
         raise _fail(field, text, "write each contact with its polarity, e.g. E1- E2+ E3 off")
     contacts: dict[str, str] = {}
     for name, pol in pairs:
-        name, pol = name.upper(), pol.lower().replace("−", "-")
-        if name in contacts:
+        pol = pol.lower().replace("−", "-")
+        # The name is kept as written (the device's own names: "lead1", "L4:2"); a
+        # contact given twice is refused whatever its case.
+        if name.upper() in {c.upper() for c in contacts}:
             raise _fail(field, text, f"contact {name} is given twice")
         contacts[name] = pol
     if len(contacts) > 64:
@@ -551,30 +554,44 @@ def parse_fields(
     return values
 
 
-def _program_values(prefix: str, typed: Mapping[str, Any]) -> dict[str, Any]:
-    mode = typed.get(f"{prefix}.mode") or "simple_continuous"
+def _program_values(prefix: str, typed: Mapping[str, Any], base: PumpProgram | None) -> dict[str, Any]:
+    """A pump program from the form: every setting the form shows as typed (blank: not
+    set), every setting it does not show carried over unchanged from ``base``, the
+    program in force (issue 13.1: a refill must never reprogram the lockout it does
+    not show).  A value the chosen mode does not use (the dose in flex mode, flex steps
+    in simple continuous mode) is left out, as the pump ignores it."""
+    shown = {key.removeprefix(prefix + ".") for key in typed if key.startswith(prefix + ".")}
+    program: dict[str, Any] = base.model_dump(mode="json", exclude={"mode", "drugs"}) if base is not None else {}
+    mode = typed.get(f"{prefix}.mode")
+    program["mode"] = mode
     drugs = [{"drug": typed.get(f"{prefix}.drug"), "concentration_mg_per_ml": typed.get(f"{prefix}.concentration_mg_per_ml")}]
     drugs += typed.get(f"{prefix}.other_drugs") or []
-    program: dict[str, Any] = {"mode": mode, "drugs": drugs}
-    if mode == "simple_continuous":
-        program["dose_mg_per_day"] = typed.get(f"{prefix}.dose_mg_per_day")
-    elif mode == "flex":
-        program["flex_steps"] = typed.get(f"{prefix}.flex_steps") or []
-    else:
-        program["flow_rate_ml_per_day"] = typed.get(f"{prefix}.flow_rate_ml_per_day")
-    if typed.get(f"{prefix}.bolus_ml") is not None:
-        program["bolus_ml"] = typed[f"{prefix}.bolus_ml"]
-    if typed.get(f"{prefix}.bolus_max_per_day") is not None:
-        program["bolus_max_per_day"] = typed[f"{prefix}.bolus_max_per_day"]
+    program["drugs"] = drugs
+    for name in ("dose_mg_per_day", "flow_rate_ml_per_day", "bolus_ml", "bolus_max_per_day", "bolus_lockout_min"):
+        if name in shown:
+            program[name] = typed.get(f"{prefix}.{name}")
+    if "flex_steps" in shown:
+        program["flex_steps"] = typed.get(f"{prefix}.flex_steps") or None
+    if mode == "flex":
+        program["dose_mg_per_day"] = None
+    elif mode == "simple_continuous":
+        program["flex_steps"] = None
     return program
 
 
-def event_values(kind: EventKind | str, typed: Mapping[str, Any], keep_stim_programs: Sequence[Mapping] = ()) -> dict[str, Any]:
+def event_values(
+    kind: EventKind | str,
+    typed: Mapping[str, Any],
+    keep_stim_programs: Sequence[Mapping] = (),
+    base_program: PumpProgram | None = None,
+) -> dict[str, Any]:
     """The record values (for ``services.parse_event_data``) from typed field values.
 
-    Blank optional fields are left out so the record's defaults apply.  For a
-    stimulator programming change, ``keep_stim_programs`` are the device's other
-    programs, carried over unchanged after the edited one.
+    Blank optional fields are left out: the record reads them as not given (None),
+    never as a value.  For a stimulator programming change, ``keep_stim_programs`` are
+    the device's other programs, carried over unchanged after the edited one.  For a
+    pump, ``base_program`` is the program in force (``base_pump_program``): what the
+    form does not show is carried over from it.
     """
     kind = EventKind(kind)
     values: dict[str, Any] = {}
@@ -585,10 +602,10 @@ def event_values(kind: EventKind | str, typed: Mapping[str, Any], keep_stim_prog
             continue
         values[key] = value
     if kind is EventKind.refill:
-        values["program"] = _program_values("program", typed)
+        values["program"] = _program_values("program", typed, base_program)
     elif kind is EventKind.programming:
         if any(k.startswith("pump_program.") for k in typed):
-            values["pump_program"] = _program_values("pump_program", typed)
+            values["pump_program"] = _program_values("pump_program", typed, base_program)
         else:
             unit = typed.get("stim.amplitude_unit") or "mA"
             program: dict[str, Any] = {
@@ -596,7 +613,7 @@ def event_values(kind: EventKind | str, typed: Mapping[str, Any], keep_stim_prog
                 "contacts": typed.get("stim.contacts"),
                 "pulse_width_us": typed.get("stim.pulse_width_us"),
                 "frequency_hz": typed.get("stim.frequency_hz"),
-                "waveform": typed.get("stim.waveform") or "tonic",
+                "waveform": typed.get("stim.waveform"),
                 "amplitude_ma" if unit == "mA" else "amplitude_v": typed.get("stim.amplitude"),
             }
             for name in ("cycling_on_s", "cycling_off_s", "patient_min_amplitude", "patient_max_amplitude", "group"):
@@ -642,6 +659,16 @@ def current_pump_program(history: DeviceHistory) -> PumpProgram | None:
     return None
 
 
+def base_pump_program(history: DeviceHistory, amending: Any = None) -> PumpProgram | None:
+    """The program a pump form starts from and carries over what it does not show: the
+    entry's own program when amending one, else the program in force."""
+    if isinstance(amending, RefillData):
+        return amending.program
+    if isinstance(amending, ProgrammingData) and amending.pump_program is not None:
+        return amending.pump_program
+    return current_pump_program(history)
+
+
 def current_stim_programs(history: DeviceHistory) -> tuple[list[StimProgram], str | None]:
     """The stimulation programs of the latest programming change, and the active one."""
     for event in reversed(history.events):
@@ -658,11 +685,14 @@ def last_low_alarm_ml(history: DeviceHistory) -> float | None:
 
 
 def _num(value: float | int | None) -> str:
+    """A stored number as the form shows it: the shortest text that reads back as the
+    same number (``repr``), so saving a form unchanged saves the same value (``:g``
+    kept six digits: 0.1234567 came back as 0.123457)."""
     if value is None:
         return ""
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def program_raw(prefix: str, program: PumpProgram) -> dict[str, Any]:
@@ -674,10 +704,10 @@ def program_raw(prefix: str, program: PumpProgram) -> dict[str, Any]:
         f"{prefix}.concentration_mg_per_ml": _num(first.concentration_mg_per_ml),
         f"{prefix}.dose_mg_per_day": _num(program.dose_mg_per_day),
         f"{prefix}.flow_rate_ml_per_day": _num(program.flow_rate_ml_per_day),
-        f"{prefix}.flex_steps": ", ".join(f"{_num(s.rate_ml_per_h)}x{_num(s.hours)}" for s in program.flex_steps),
+        f"{prefix}.flex_steps": ", ".join(f"{_num(s.rate_ml_per_h)}x{_num(s.hours)}" for s in program.flex_steps or ()),
         f"{prefix}.other_drugs": ", ".join(f"{d.drug} {_num(d.concentration_mg_per_ml)}" for d in program.drugs[1:]),
-        f"{prefix}.bolus_ml": _num(program.bolus_ml) if program.bolus_ml else "",
-        f"{prefix}.bolus_max_per_day": _num(program.bolus_max_per_day) if program.bolus_max_per_day else "",
+        f"{prefix}.bolus_ml": _num(program.bolus_ml),  # 0 shows as 0; blank only when not set
+        f"{prefix}.bolus_max_per_day": _num(program.bolus_max_per_day),
     }
 
 
@@ -777,67 +807,6 @@ def raw_from_data(kind: EventKind | str, data: Any, occurred_on: dt.date) -> dic
     return raw
 
 
-# ====================================================================== programming difference
-
-
-def _fmt(value: Any, unit: str = "") -> str:
-    if value is None or value == "" or value == []:
-        return "—"
-    if isinstance(value, float):
-        value = _num(value)
-    return f"{value} {unit}".strip()
-
-
-def pump_program_changes(old: PumpProgram | None, new: PumpProgram) -> list[str]:
-    """What a new pump program changes, one line per changed value, with units."""
-    if old is None:
-        return ["no earlier program is logged: this is the first"]
-    lines = []
-
-    def compare(label: str, a: Any, b: Any, unit: str = "") -> None:
-        if a != b:
-            lines.append(f"{label}: {_fmt(a, unit)} → {_fmt(b, unit)}")
-
-    compare("mode", MODE_LABELS[old.mode.value], MODE_LABELS[new.mode.value])
-    old_drugs = {d.drug: d.concentration_mg_per_ml for d in old.drugs}
-    new_drugs = {d.drug: d.concentration_mg_per_ml for d in new.drugs}
-    for drug in sorted(set(old_drugs) | set(new_drugs)):
-        compare(f"{drug} concentration", old_drugs.get(drug), new_drugs.get(drug), "mg/mL")
-    compare("daily dose", old.dose_mg_per_day, new.dose_mg_per_day, "mg/day")
-    compare("flow rate", old.flow_rate_ml_per_day, new.flow_rate_ml_per_day, "mL/day")
-    compare(
-        "flex steps",
-        ", ".join(f"{_num(s.rate_ml_per_h)} mL/h × {_num(s.hours)} h" for s in old.flex_steps),
-        ", ".join(f"{_num(s.rate_ml_per_h)} mL/h × {_num(s.hours)} h" for s in new.flex_steps),
-    )
-    compare("bolus", old.bolus_ml, new.bolus_ml, "mL")
-    compare("boluses per day", old.bolus_max_per_day, new.bolus_max_per_day)
-    return lines or ["no change from the current program"]
-
-
-def stim_program_changes(old: StimProgram | None, new: StimProgram) -> list[str]:
-    """What a new stimulation program changes, one line per changed value, with units."""
-    if old is None:
-        return [f"program {new.name} is new"]
-    lines = []
-
-    def compare(label: str, a: Any, b: Any, unit: str = "") -> None:
-        if a != b:
-            lines.append(f"{label}: {_fmt(a, unit)} → {_fmt(b, unit)}")
-
-    compare("contacts", " ".join(f"{c}{p.value}" for c, p in old.contacts.items()), " ".join(f"{c}{p.value}" for c, p in new.contacts.items()))
-    compare("amplitude", f"{_num(old.amplitude)} {old.amplitude_unit}", f"{_num(new.amplitude)} {new.amplitude_unit}")
-    compare("pulse width", old.pulse_width_us, new.pulse_width_us, "µs")
-    compare("frequency", old.frequency_hz, new.frequency_hz, "Hz")
-    compare("waveform", old.waveform.value, new.waveform.value)
-    compare("cycling on", old.cycling_on_s, new.cycling_on_s, "s")
-    compare("cycling off", old.cycling_off_s, new.cycling_off_s, "s")
-    compare("patient minimum", old.patient_min_amplitude, new.patient_min_amplitude, new.amplitude_unit)
-    compare("patient maximum", old.patient_max_amplitude, new.patient_max_amplitude, new.amplitude_unit)
-    compare("group", old.group, new.group)
-    return lines or ["no change from the current program"]
-
-
 # ====================================================================== registration forms
 
 
@@ -886,6 +855,7 @@ def parse_udi_field(field: str, text: Any):
 
 __all__ = [
     "FormField",
+    "base_pump_program",
     "current_pump_program",
     "current_stim_programs",
     "defaults",
@@ -908,7 +878,5 @@ __all__ = [
     "parse_opioids",
     "parse_udi_field",
     "patient_fields",
-    "pump_program_changes",
     "raw_from_data",
-    "stim_program_changes",
 ]

@@ -27,7 +27,7 @@ def refill(volume_added_ml: float = 20.0) -> RefillData:
             volume_added_ml=volume_added_ml,
             reservoir_volume_after_ml=20.0,
             program=PumpProgram(
-                drugs=[DrugConcentration(drug="morphine", concentration_mg_per_ml=10)], dose_mg_per_day=2
+                mode="simple_continuous", drugs=[DrugConcentration(drug="morphine", concentration_mg_per_ml=10)], dose_mg_per_day=2
             ),
         )
     )

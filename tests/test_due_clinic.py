@@ -54,7 +54,7 @@ def _refill(drug: str, conc: float, dose: float, after: float = 20.0) -> RefillD
         volume_withdrawn_ml=2.0,
         volume_added_ml=after,
         reservoir_volume_after_ml=after,
-        program=PumpProgram(drugs=[DrugConcentration(drug=drug, concentration_mg_per_ml=conc)], dose_mg_per_day=dose),
+        program=PumpProgram(mode="simple_continuous", drugs=[DrugConcentration(drug=drug, concentration_mg_per_ml=conc)], dose_mg_per_day=dose),
     )
 
 

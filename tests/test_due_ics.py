@@ -67,7 +67,7 @@ def test_a_newer_export_after_a_refill_updates_the_event_instead_of_adding_one(c
                     volume_added_ml=20.0,
                     reservoir_volume_after_ml=20.0,
                     program=PumpProgram(
-                        drugs=[DrugConcentration(drug="morphine", concentration_mg_per_ml=10)], dose_mg_per_day=4
+                        mode="simple_continuous", drugs=[DrugConcentration(drug="morphine", concentration_mg_per_ml=10)], dose_mg_per_day=4
                     ),
                 ),
             ),

@@ -69,7 +69,7 @@ def refill(withdrawn: float, added: float = 20.0) -> RefillData:
         volume_withdrawn_ml=withdrawn,
         volume_added_ml=added,
         reservoir_volume_after_ml=20.0,
-        program=PumpProgram(drugs=[DrugConcentration(drug="morphine", concentration_mg_per_ml=10)], dose_mg_per_day=2),
+        program=PumpProgram(mode="simple_continuous", drugs=[DrugConcentration(drug="morphine", concentration_mg_per_ml=10)], dose_mg_per_day=2),
     )
 
 
@@ -193,7 +193,7 @@ def test_amend_void_and_replacement_refresh_the_table(clinic):
         ).scalar()
     # Amended to 4 mg/day: 0.4 mL/day; 18 / 0.4 = 45 days → alarm 2026-12-16; due 2026-12-09.
     amended = refill(2.0).model_copy(
-        update={"program": PumpProgram(drugs=[DrugConcentration(drug="morphine", concentration_mg_per_ml=10)], dose_mg_per_day=4)}
+        update={"program": PumpProgram(mode="simple_continuous", drugs=[DrugConcentration(drug="morphine", concentration_mg_per_ml=10)], dose_mg_per_day=4)}
     )
     with write_session(clinic) as s:
         services.amend_event(

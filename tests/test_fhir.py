@@ -136,7 +136,7 @@ def test_observations_units_and_loinc(clinic):
         if o.code.coding[0].code == "refill-volume-withdrawn"
     )
     assert withdrawn[:3] == [("2025-01-05", 0.0, "final"), ("2025-02-04", 13.6, "amended"), ("2025-03-06", 13.2, "final")]
-    units = {o.code.coding[0].code: (o.valueQuantity.unit, o.valueQuantity.system) for o in obs}
+    units = {o.code.coding[0].code: (o.valueQuantity.unit, o.valueQuantity.system) for o in obs if o.valueQuantity is not None}
     assert units["refill-volume-added"] == ("mL", "http://unitsofmeasure.org")
     assert units["it-daily-dose-morphine"] == ("mg/d", "http://unitsofmeasure.org")
     assert units["battery-percent"] == ("%", "http://unitsofmeasure.org")
@@ -274,3 +274,34 @@ def test_fhir_to_standard_output(clinic, db_url, capsys):
     assert main(["--db", db_url, "fhir", "--patient", "MRN003"]) == 0
     b = Bundle.model_validate_json(capsys.readouterr().out)
     assert [type(e.resource).__name__ for e in b.entry] == ["Patient"]
+
+
+def test_a_drug_read_in_micrograms_is_exported_in_micrograms():
+    """Issue 13.4: ziconotide 0.0024 mg/day is 2.4 µg/day (UCUM ug/d), as every screen says."""
+    from devicelog.clinic.catalogue import shipped_catalogue
+    from devicelog.clinic.records import Event, RefillData
+    from devicelog.reports.fhir import event_observations
+
+    drugs = {d.code: d for d in shipped_catalogue().drugs}
+    data = RefillData.model_validate({
+        "volume_withdrawn_ml": 0.0, "volume_added_ml": 20.0, "reservoir_volume_after_ml": 20.0,
+        "program": {"mode": "simple_continuous", "dose_mg_per_day": 0.0024,
+                    "drugs": [{"drug": "ziconotide", "concentration_mg_per_ml": 0.025},
+                              {"drug": "morphine", "concentration_mg_per_ml": 10.0}]},
+    })
+    event = Event(id=7, device_id=1, occurred_on=dt.date(2026, 10, 1), author="rn",
+                  recorded_at=dt.datetime(2026, 10, 1, tzinfo=dt.timezone.utc), data=data)
+    doses = {part: obs["valueQuantity"] for part, obs in event_observations(event, "urn:p", "urn:d", drugs, False) if part.startswith("dose-")}
+    # volume 0.0024 ÷ 0.025 = 0.096 mL/day: ziconotide 0.096 × 25 µg/mL = 2.4 µg/d; morphine 0.096 × 10 = 0.96 mg/d
+    assert (doses["dose-ziconotide"]["value"], doses["dose-ziconotide"]["code"]) == (2.4, "ug/d")
+    assert (doses["dose-morphine"]["value"], doses["dose-morphine"]["code"]) == (0.96, "mg/d")
+
+
+def test_program_changes_are_exported_in_the_words_of_the_history(clinic):
+    """Issue 13.4: FHIR reads the one program diff.  NGP100 (tests/test_history.py):
+    morphine 10 mg/mL raised from 2 to 3 mg/day on 2025-03-21 (0.2 → 0.3 mL/day);
+    SCS300 program A 3.5 mA → 4.2 mA and 210 → 300 µs on its second programming."""
+    obs = resources(bundle(clinic, "MRN001"), "Observation")
+    changes = {str(o.effectiveDateTime)[:10]: o.valueString for o in obs if o.code.coding[0].code == "device-program-change"}
+    assert changes["2025-03-21"] == "pump: morphine dose: 2 mg/day → 3 mg/day; daily volume: 0.200 mL/day → 0.300 mL/day"
+    assert any("amplitude: 3.5 mA → 4.2 mA" in text for text in changes.values())

@@ -272,7 +272,7 @@ def test_ziconotide_first_fill_counts_from_the_first_fill_with_ziconotide():
 )
 def test_ziconotide_undiluted_means_a_vial_strength_alone(drugs, undiluted):
     program = PumpProgram(
-        drugs=[DrugConcentration(drug=c, concentration_mg_per_ml=v) for c, v in drugs], dose_mg_per_day=0.0024
+        mode=PumpMode.simple_continuous, drugs=[DrugConcentration(drug=c, concentration_mg_per_ml=v) for c, v in drugs], dose_mg_per_day=0.0024
     )
     assert ziconotide_is_undiluted(program, "ziconotide") is undiluted
     days, _ = ziconotide_refill_limit_days(program, "ziconotide", False, SETTINGS)

@@ -144,7 +144,7 @@ VALID_DOCUMENT = {
                 "volume_withdrawn_ml": 3.0,
                 "volume_added_ml": 20.0,
                 "reservoir_volume_after_ml": 20.0,
-                "program": {"drugs": [{"drug": "morphine", "concentration_mg_per_ml": 10}], "dose_mg_per_day": 2},
+                "program": {"mode": "simple_continuous", "drugs": [{"drug": "morphine", "concentration_mg_per_ml": 10}], "dose_mg_per_day": 2},
             },
         },
     ],

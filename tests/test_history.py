@@ -54,7 +54,7 @@ D = dt.date
 
 
 def morphine(dose):
-    return PumpProgram(drugs=[DrugConcentration(drug="morphine", concentration_mg_per_ml=10)], dose_mg_per_day=dose)
+    return PumpProgram(mode="simple_continuous", drugs=[DrugConcentration(drug="morphine", concentration_mg_per_ml=10)], dose_mg_per_day=dose)
 
 
 def refill(withdrawn, dose=2.0, bolus=0.0, volume=20.0):

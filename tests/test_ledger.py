@@ -26,7 +26,7 @@ DRUGS = {d.code: d for d in CAT.drugs}
 
 
 def morphine(dose_mg_per_day, conc=10.0):
-    return PumpProgram(drugs=[DrugConcentration(drug="morphine", concentration_mg_per_ml=conc)], dose_mg_per_day=dose_mg_per_day)
+    return PumpProgram(mode="simple_continuous", drugs=[DrugConcentration(drug="morphine", concentration_mg_per_ml=conc)], dose_mg_per_day=dose_mg_per_day)
 
 
 def ev(i, on, data, author="rn"):
@@ -185,3 +185,82 @@ def test_it_morphine_reference_is_labelled():
     assert it_morphine_oral_reference_mg_per_day(2.0, 300) == 600
     text = describe_it_reference(2.0, 300)
     assert "600 mg/day" in text and REFERENCE_ONLY in text and REFERENCE_ONLY == "reference only, not for dosing"
+
+
+# ------------------------------------------------------------------ issue 13.3: the amend preview
+
+
+def _amended(history, original_id, data):
+    """The history the store will hold once the amendment is saved (``effective_events``)."""
+    from devicelog.clinic.history import effective_events
+
+    original = next(e for e in history.events if e.id == original_id)
+    amendment = original.model_copy(update={"id": 99, "amends_id": original_id, "data": data,
+                                            "recorded_at": dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)})
+    return history.model_copy(update={"events": tuple(effective_events([*history.events, amendment]))})
+
+
+def test_amending_an_unchanged_refill_previews_what_the_ledger_and_forecast_show():
+    """SynchroMed II 20 mL, morphine 10 mg/mL at 2 mg/day = 0.2 mL/day.
+    R1 2026-01-05 first fill 20 mL.  R2 2026-02-04: 30 d × 0.2 = 6.0 → expected 14.0;
+    withdrawn 14.02 → +0.02 mL, within 1.0 mL.  Amending R2 unchanged must preview +0.02
+    (the old preview reconciled R2 with itself: 20 mL filled that day, 0 days → 20.0
+    expected, −5.98 mL FLAG over-delivery).
+    Dates: alarm (20 − 2 mL alarm) / 0.2 = 90 days after 2026-02-04 = 2026-05-05; due
+    alarm − 7 days = 2026-04-28 (morphine's 90-day limit also 2026-05-05); latest safe 2026-05-05."""
+    from devicelog.clinic.forecast import forecast_device
+    from devicelog.clinic.pump import refill_preview
+
+    settings = Settings()
+    history = pump_history([ev(1, D(2026, 1, 5), refill(0.0)), ev(2, D(2026, 2, 4), refill(14.02))])
+    original = history.events[1]
+    pv = refill_preview(history, original.data, original.occurred_on, settings, CAT, amends=original)
+    assert pv.expected_residual_ml == pytest.approx(14.0)
+    assert pv.discrepancy.discrepancy_ml == pytest.approx(0.02) and not pv.discrepancy.flagged
+    assert (pv.low_reservoir_alarm_on, pv.refill_due_on, pv.refill_latest_safe_on) == (D(2026, 5, 5), D(2026, 4, 28), D(2026, 5, 5))
+    # What the ledger and the forecast show once it is saved.
+    saved = _amended(history, 2, original.data)
+    row = refill_ledger(saved, settings, DRUGS)[-1]
+    assert (row.expected_residual_ml, row.discrepancy_ml, row.flagged) == (pv.expected_residual_ml, pv.discrepancy.discrepancy_ml, False)
+    item = next(i for i in forecast_device(saved, settings, CAT).items if i.code == "refill")
+    assert (item.due_on, item.latest_safe_on) == (pv.refill_due_on, pv.refill_latest_safe_on)
+
+
+def test_amending_an_earlier_refill_previews_the_next_refills_reconciliation_and_the_latest_dates():
+    """R1 2026-01-05 20 mL; R2 2026-02-04 withdrawn 14.0 (expected 14.0), filled to 20;
+    R3 2026-03-06 withdrawn 14.0: 20 − 30 × 0.2 = 14.0 → 0.00.
+    R2 amended: filled to 18.5 mL (added 18.5).  R2 itself still reconciles 14.0 vs 14.0;
+    R3 then expects 18.5 − 6.0 = 12.5 and 14.0 was withdrawn: +1.50 mL, beyond 1.0 mL:
+    FLAG under-delivery.  The refill dates stay those of R3, the latest fill: alarm
+    (20 − 2) / 0.2 = 90 days after 2026-03-06 = 2026-06-04, due 2026-05-28."""
+    from devicelog.clinic.pump import refill_preview
+
+    settings = Settings()
+    history = pump_history([ev(1, D(2026, 1, 5), refill(0.0)), ev(2, D(2026, 2, 4), refill(14.0)), ev(3, D(2026, 3, 6), refill(14.0))])
+    amended = refill(14.0, added=18.5, after=18.5)
+    pv = refill_preview(history, amended, D(2026, 2, 4), settings, CAT, amends=history.events[1])
+    assert pv.expected_residual_ml == pytest.approx(14.0) and pv.discrepancy.discrepancy_ml == pytest.approx(0.0)
+    next_on, rec = pv.next_fill
+    assert next_on == D(2026, 3, 6)
+    assert rec.expected_residual_ml == pytest.approx(12.5)
+    assert rec.discrepancy.discrepancy_ml == pytest.approx(1.5) and rec.discrepancy.flagged
+    assert "under-delivery" in rec.discrepancy.text
+    assert (pv.low_reservoir_alarm_on, pv.refill_due_on) == (D(2026, 6, 4), D(2026, 5, 28))
+    assert "latest refill, of 2026-03-06" in pv.refill_due_why
+    rows = refill_ledger(_amended(history, 2, amended), settings, DRUGS)
+    assert [(r.expected_residual_ml, r.discrepancy_ml, r.flagged) for r in rows[1:]] == [
+        (pv.expected_residual_ml, pv.discrepancy.discrepancy_ml, False), (rec.expected_residual_ml, rec.discrepancy.discrepancy_ml, True)
+    ]
+
+
+def test_blank_boluses_are_unknown_and_the_why_says_none_were_assumed():
+    """Issue 13.5: R2 with boluses left blank: 20 − 30 × 0.2 = 14.0 expected, and the why
+    says the boluses were not recorded, never "0.0 mL boluses logged"."""
+    blank = RefillData(volume_withdrawn_ml=14.0, volume_added_ml=20.0, reservoir_volume_after_ml=20.0, program=morphine(2.0))
+    assert blank.bolus_volume_since_last_fill_ml is None
+    row = refill_ledger(pump_history([ev(1, D(2026, 1, 5), refill(0.0)), ev(2, D(2026, 2, 4), blank)]), Settings(), DRUGS)[-1]
+    assert row.expected_residual_ml == pytest.approx(14.0)
+    assert "boluses not recorded: assumed none" in row.why and "boluses logged" not in row.why
+    typed = refill_ledger(pump_history([ev(1, D(2026, 1, 5), refill(0.0)), ev(2, D(2026, 2, 4), refill(13.5, bolus=0.5))]), Settings(), DRUGS)[-1]
+    # 20 − 6.0 − 0.5 = 13.5 expected
+    assert typed.expected_residual_ml == pytest.approx(13.5) and "0.5 mL boluses logged" in typed.why

@@ -34,7 +34,7 @@ def refill(**over):
         volume_withdrawn_ml=3.0,
         volume_added_ml=20.0,
         reservoir_volume_after_ml=20.0,
-        program=PumpProgram(drugs=[DrugConcentration(drug="morphine", concentration_mg_per_ml=10)], dose_mg_per_day=2),
+        program=PumpProgram(mode="simple_continuous", drugs=[DrugConcentration(drug="morphine", concentration_mg_per_ml=10)], dose_mg_per_day=2),
     )
     values.update(over)
     return RefillData.model_validate(values)
@@ -99,7 +99,7 @@ def test_event_before_implant_or_after_today_is_refused(clinic):
 
 
 def test_unknown_drug_model_serial_and_duplicates_are_refused(clinic):
-    bad_drug = refill(program=PumpProgram(drugs=[DrugConcentration(drug="heroin", concentration_mg_per_ml=1)], dose_mg_per_day=1))
+    bad_drug = refill(program=PumpProgram(mode="simple_continuous", drugs=[DrugConcentration(drug="heroin", concentration_mg_per_ml=1)], dose_mg_per_day=1))
     problems = refused(
         clinic, lambda: record(clinic, EventIn(device_serial="NGP100", occurred_on=dt.date(2026, 1, 1), author="rn", data=bad_drug))
     )
@@ -129,7 +129,7 @@ def test_zero_concentration_and_cap_kit_are_refused_by_the_record():
                 "volume_withdrawn_ml": 1,
                 "volume_added_ml": 10,
                 "reservoir_volume_after_ml": 10,
-                "program": {"drugs": [{"drug": "morphine", "concentration_mg_per_ml": 0}], "dose_mg_per_day": 1},
+                "program": {"mode": "simple_continuous", "drugs": [{"drug": "morphine", "concentration_mg_per_ml": 0}], "dose_mg_per_day": 1},
             },
         )
     fields = {p.field: p.value for p in info.value.problems}
@@ -163,6 +163,7 @@ def zico_refill(dose_mcg_per_day, **over):
     # Ziconotide 25 mcg/mL = 0.025 mg/mL, undiluted.
     return refill(
         program=PumpProgram(
+            mode="simple_continuous",
             drugs=[DrugConcentration(drug="ziconotide", concentration_mg_per_ml=0.025)],
             dose_mg_per_day=dose_mcg_per_day / 1000,
         ),

@@ -89,7 +89,8 @@ def document() -> dict:
              "amends": "g", "voided": True, "amendment_reason": "saved twice", "data": {"kind": "wound_check", "site": "pocket"}},
             {"ref": "i", "device_serial": "SCS1", "occurred_on": "2024-03-01", "author": "dr.b", "recorded_at": "2024-03-01T10:00:00Z",
              "data": {"kind": "programming", "stim_programs": [
-                 {"contacts": {"E0": "+", "E1": "-"}, "amplitude_ma": 3.5, "pulse_width_us": 300, "frequency_hz": 50}]}},
+                 {"name": "A", "contacts": {"E0": "+", "E1": "-"}, "amplitude_ma": 3.5, "pulse_width_us": 300, "frequency_hz": 50,
+                  "waveform": "tonic"}]}},
             {"ref": "j", "device_serial": "SCS1", "occurred_on": "2025-02-01", "author": "dr.b", "recorded_at": "2025-02-01T10:00:00Z",
              "data": {"kind": "reintervention", "reintervention": "explant", "reason": "no benefit"}},
             {"ref": "k", "device_serial": "SCS1", "occurred_on": "2025-02-12", "author": "rn", "recorded_at": "2025-02-12T10:00:00Z",

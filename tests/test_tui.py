@@ -72,7 +72,7 @@ def seed_clinic(engine) -> None:
                                          ("NGP200", dt.date(2026, 8, 1), 40.0, 3.0)):
             data = RefillData(
                 volume_withdrawn_ml=3.0, volume_added_ml=volume, reservoir_volume_after_ml=volume,
-                program=PumpProgram(drugs=[DrugConcentration(drug="morphine", concentration_mg_per_ml=10)],
+                program=PumpProgram(mode="simple_continuous", drugs=[DrugConcentration(drug="morphine", concentration_mg_per_ml=10)],
                                     dose_mg_per_day=dose),
             )
             services.record_event(session=s, event=EventIn(device_serial=serial, occurred_on=on, author="rn", data=data),

@@ -18,6 +18,7 @@ from devicelog.clinic.records import (
     RefillData,
     StimProgram,
 )
+from devicelog.clinic.programs import pump_program_changes, stim_program_changes
 from devicelog.services import InputError, parse_event_data
 
 TODAY = dt.date(2026, 11, 23)
@@ -114,7 +115,7 @@ def test_parsers_only_ever_refuse_with_input_error(index, text):
 # ----------------------------------------------------------------------------- forms → records
 
 
-MORPHINE = PumpProgram(drugs=[DrugConcentration(drug="morphine", concentration_mg_per_ml=10)], dose_mg_per_day=2)
+MORPHINE = PumpProgram(mode="simple_continuous", drugs=[DrugConcentration(drug="morphine", concentration_mg_per_ml=10)], dose_mg_per_day=2)
 
 
 def refill_raw(**over):
@@ -160,8 +161,8 @@ def test_record_refusal_maps_back_to_its_form_field():
 
 
 def test_stimulator_programming_keeps_other_programs_and_shows_the_change():
-    old = StimProgram(name="A", contacts={"E1": "-", "E2": "+"}, amplitude_ma=3.0, pulse_width_us=300, frequency_hz=50)
-    other = StimProgram(name="B", contacts={"E3": "-", "E4": "+"}, amplitude_ma=1.0, pulse_width_us=200, frequency_hz=40)
+    old = StimProgram(name="A", contacts={"E1": "-", "E2": "+"}, amplitude_ma=3.0, pulse_width_us=300, frequency_hz=50, waveform="tonic")
+    other = StimProgram(name="B", contacts={"E3": "-", "E4": "+"}, amplitude_ma=1.0, pulse_width_us=200, frequency_hz=40, waveform="tonic")
     h = history("medtronic-intellis", ProgrammingData(stim_programs=[old, other], active_program="A"))
     raw = forms.defaults(EventKind.programming, h, TODAY)
     assert raw["stim.name"] == "A" and raw["stim.amplitude"] == "3" and raw["stim.amplitude_unit"] == "mA"
@@ -169,15 +170,45 @@ def test_stimulator_programming_keeps_other_programs_and_shows_the_change():
     programs, _ = forms.current_stim_programs(h)
     _, data = build(EventKind.programming, "medtronic-intellis", raw, [p.model_dump(mode="json") for p in programs])
     assert [p.name for p in data.stim_programs] == ["A", "B"] and data.active_program == "A"
-    assert forms.stim_program_changes(old, data.stim_programs[0]) == ["amplitude: 3 mA → 3.5 mA"]
+    assert [c.line for c in stim_program_changes(old, data.stim_programs[0])] == ["amplitude: 3 mA → 3.5 mA"]
+
+
+DRUGS = {d.code: d for d in CAT.drugs}
 
 
 def test_pump_program_changes_name_each_value_with_units():
-    new = PumpProgram(drugs=[DrugConcentration(drug="morphine", concentration_mg_per_ml=20)], dose_mg_per_day=3)
-    assert forms.pump_program_changes(MORPHINE, new) == [
+    new = PumpProgram(mode="simple_continuous", drugs=[DrugConcentration(drug="morphine", concentration_mg_per_ml=20)], dose_mg_per_day=3)
+    # daily volume 2 mg/day ÷ 10 mg/mL = 0.2 mL/day → 3 ÷ 20 = 0.15 mL/day
+    assert [c.line for c in pump_program_changes(MORPHINE, new, DRUGS)] == [
         "morphine concentration: 10 mg/mL → 20 mg/mL",
-        "daily dose: 2 mg/day → 3 mg/day",
+        "morphine dose: 2 mg/day → 3 mg/day",
+        "daily volume: 0.200 mL/day → 0.150 mL/day",
     ]
+
+
+def test_ziconotide_change_reads_in_mcg_per_day_in_the_one_diff():
+    """Issue 13.4: the visit preview said "0.0024 mg/day → 0.0036 mg/day" while the
+    history said "2.4 mcg/day → 3.6 mcg/day"; both now read the one diff."""
+
+    def zico(dose_mg):
+        return PumpProgram(mode="simple_continuous", drugs=[DrugConcentration(drug="ziconotide", concentration_mg_per_ml=0.025)],
+                           dose_mg_per_day=dose_mg)
+
+    # 0.0024 mg/day = 2.4 mcg/day; volume 0.0024 ÷ 0.025 = 0.096 mL/day; 0.0036 ÷ 0.025 = 0.144 mL/day
+    lines = [c.line for c in pump_program_changes(zico(0.0024), zico(0.0036), DRUGS)]
+    assert lines == ["ziconotide dose: 2.4 mcg/day → 3.6 mcg/day", "daily volume: 0.096 mL/day → 0.144 mL/day"]
+    assert not any("mg/day" in line for line in lines)
+
+
+def test_stim_changes_are_in_words():
+    old = StimProgram(name="A", contacts={"E1": "-", "E2": "+"}, amplitude_ma=3.0, pulse_width_us=30, frequency_hz=10000,
+                      waveform="high_frequency")
+    new = StimProgram.model_validate({**old.model_dump(), "waveform": "tonic"})
+    assert [c.line for c in stim_program_changes(old, new)] == ["waveform: high frequency → tonic"]
+
+
+def test_the_duplicate_diff_is_gone():
+    assert not hasattr(forms, "pump_program_changes") and not hasattr(forms, "stim_program_changes")
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,7 @@ def daily_volume_ml(program: PumpProgram) -> float:
     (reference 1.1, Codman 3000): the fixed ``flow_rate_ml_per_day``.
     """
     if program.mode is PumpMode.flex:
-        return sum(step.rate_ml_per_h * step.hours for step in program.flex_steps)
+        return sum(step.rate_ml_per_h * step.hours for step in program.flex_steps or ())
     if program.mode is PumpMode.constant_flow:
         return float(program.flow_rate_ml_per_day or 0.0)
     return float(program.dose_mg_per_day or 0.0) / program.drugs[0].concentration_mg_per_ml
@@ -71,7 +71,12 @@ def daily_volume_ml(program: PumpProgram) -> float:
 
 def bolus_allowance_ml_per_day(program: PumpProgram) -> float:
     """Rule 2 (domain.md, Rules the software must encode): the worst-case patient bolus
-    volume per day, ``PTM_bolus_mL × max_PTM_per_day``, added for the alarm date."""
+    volume per day, ``PTM_bolus_mL × max_PTM_per_day``, added for the alarm date.
+
+    A bolus volume or count that is not set (None) gives no allowance; the why says so
+    (``describe_daily_volume``)."""
+    if program.bolus_ml is None or program.bolus_max_per_day is None:
+        return 0.0
     return program.bolus_ml * program.bolus_max_per_day
 
 
@@ -88,7 +93,7 @@ def drug_doses_mg_per_day(program: PumpProgram) -> dict[str, float]:
 
 def _volume_formula(program: PumpProgram, drugs: Mapping[str, Drug] | None = None) -> str:
     if program.mode is PumpMode.flex:
-        return "flex " + " + ".join(f"{s.rate_ml_per_h:g} mL/h × {s.hours:g} h" for s in program.flex_steps)
+        return "flex " + " + ".join(f"{s.rate_ml_per_h:g} mL/h × {s.hours:g} h" for s in program.flex_steps or ())
     if program.mode is PumpMode.constant_flow:
         return f"constant flow {fmt_ml_per_day(daily_volume_ml(program))}"
     first = program.drugs[0]
@@ -107,6 +112,8 @@ def describe_daily_volume(program: PumpProgram, drugs: Mapping[str, Drug] | None
             f" + boluses {program.bolus_ml:g} mL × {program.bolus_max_per_day}/day"
             f" = {fmt_ml_per_day(worst_case_daily_volume_ml(program))} worst case"
         )
+    elif (program.bolus_ml is None) != (program.bolus_max_per_day is None):
+        base += " (patient bolus volume or boluses per day not set: no bolus allowance added)"
     return base
 
 
@@ -579,14 +586,17 @@ def reconcile_refill(
     piece over the programs in force, and the discrepancy with what was withdrawn."""
     segments = delivery_segments(previous, refill_on)
     pieces = [(s.days, daily_volume_ml(s.program)) for s in segments]
-    expected = expected_residual_ml(
-        previous.data.reservoir_volume_after_ml, pieces, data.bolus_volume_since_last_fill_ml
-    )
+    # Boluses left blank are unknown (None): none are subtracted, and the why says so
+    # rather than pretending "0 mL" was read from the pump log (issue 13.5).
+    logged = data.bolus_volume_since_last_fill_ml
+    bolus_ml = logged if logged is not None else 0.0
+    expected = expected_residual_ml(previous.data.reservoir_volume_after_ml, pieces, bolus_ml)
     terms = " − ".join(f"{days} days × {fmt_ml_per_day(v)}" for days, v in pieces)
-    raw = previous.data.reservoir_volume_after_ml - sum(d * v for d, v in pieces) - data.bolus_volume_since_last_fill_ml
+    raw = previous.data.reservoir_volume_after_ml - sum(d * v for d, v in pieces) - bolus_ml
+    boluses = f"{fmt_ml(logged)} boluses logged" if logged is not None else f"{fmt_ml(0.0)} (boluses not recorded: assumed none)"
     why = (
         f"{fmt_ml(previous.data.reservoir_volume_after_ml)} after the fill on {previous.event.occurred_on}"
-        f" − {terms} − {fmt_ml(data.bolus_volume_since_last_fill_ml)} boluses logged = {fmt_ml(expected)} expected"
+        f" − {terms} − {boluses} = {fmt_ml(expected)} expected"
     )
     if raw < 0:
         why += f" (computed {raw:.2f} mL, a pump cannot hold less than 0 mL)"
@@ -935,6 +945,9 @@ class RefillPreview:
     refill_due_why: str
     flags: tuple[str, ...]  # texts of what is flagged (discrepancy, pocket fill)
     warnings: tuple[ClinicalWarning, ...]  # dose warnings (rules 6, 7) and the rule 9 reason
+    # Amending a refill that is not the latest: the next refill's date and its
+    # reconciliation against the amended volumes, as the ledger will show it.
+    next_fill: tuple[dt.date, Reconciliation] | None = None
 
 
 def refill_preview(
@@ -943,27 +956,43 @@ def refill_preview(
     occurred_on: dt.date,
     settings: Settings,
     drugs: DrugLookup,
+    *,
+    amends: Event | None = None,
 ) -> RefillPreview:
     """Rules 1-9 for a refill not yet saved: expected residual, discrepancy and its
     flag, pocket-fill check, the new alarm date and the next refill due date with why.
 
-    The new refill is placed after every event logged on or before ``occurred_on``,
+    A new refill is placed after every event logged on or before ``occurred_on``,
     exactly where the store will put it, so the preview equals the saved forecast.
+
+    ``amends``: the entry (as it stands) that this refill corrects.  The amendment takes
+    its place in the whole history, with its id and date of record, as the store's
+    ``effective_events`` will put it (issue 13.3: never compared with itself); the
+    reconciliation is computed there with the same functions as the ledger
+    (``reconcile_refill``), the dates are those of the latest fill as the forecast
+    gives them (``refill_schedule``), and the refill after it, if any, is reconciled
+    again against the amended volumes.
     """
     table = drug_table(drugs)
     existing = clinical_order(history.events)
-    last_recorded = max((e.recorded_at for e in existing), default=dt.datetime(2000, 1, 1))
-    new_event = Event(
-        id=max((e.id for e in existing), default=0) + 1,
-        device_id=history.device.id,
-        occurred_on=occurred_on,
-        author="(preview)",
-        recorded_at=last_recorded + dt.timedelta(seconds=1),
-        data=new_refill,
-    )
-    before = [e for e in existing if e.occurred_on <= occurred_on]
-    fills = pump_fills([*before, new_event])
-    index = len(fills) - 1
+    if amends is not None:
+        new_event = amends.model_copy(update={"occurred_on": occurred_on, "data": new_refill})
+        others = [e for e in existing if e.id != amends.id]
+        history = history.model_copy(update={"events": tuple(others)})
+        fills = pump_fills([*others, new_event])
+    else:
+        last_recorded = max((e.recorded_at for e in existing), default=dt.datetime(2000, 1, 1))
+        new_event = Event(
+            id=max((e.id for e in existing), default=0) + 1,
+            device_id=history.device.id,
+            occurred_on=occurred_on,
+            author="(preview)",
+            recorded_at=last_recorded + dt.timedelta(seconds=1),
+            data=new_refill,
+        )
+        before = [e for e in existing if e.occurred_on <= occurred_on]
+        fills = pump_fills([*before, new_event])
+    index = next(k for k, f in enumerate(fills) if f.event is new_event)
     reservoir_ml = history.device.model.reservoir_ml or 20.0
     discrepancy = None
     expected = None
@@ -971,8 +1000,14 @@ def refill_preview(
     if index > 0:
         rec = reconcile_refill(fills[index - 1], occurred_on, new_refill, reservoir_ml, settings)
         discrepancy, expected, expected_why = rec.discrepancy, rec.expected_residual_ml, rec.why
+    next_fill = None
+    if index + 1 < len(fills):
+        after = fills[index + 1]
+        next_fill = (after.event.occurred_on, reconcile_refill(fills[index], after.event.occurred_on, after.data, reservoir_ml, settings))
     pocket = possible_pocket_fill(new_refill, settings)
-    due = refill_schedule(history, fills, index, settings, table)
+    latest = len(fills) - 1
+    due = refill_schedule(history, fills, latest, settings, table)
+    due_why = due.why if latest == index else f"from the latest refill, of {fills[latest].event.occurred_on}: {due.why}"
     flags = []
     if discrepancy is not None and discrepancy.flagged:
         flags.append(discrepancy.text)
@@ -998,9 +1033,10 @@ def refill_preview(
         low_reservoir_alarm_on=due.alarm_on,
         refill_due_on=due.due_on,
         refill_latest_safe_on=due.latest_safe_on,
-        refill_due_why=due.why,
+        refill_due_why=due_why,
         flags=tuple(flags),
         warnings=tuple(warnings),
+        next_fill=next_fill,
     )
 
 

@@ -182,16 +182,22 @@ class PumpProgram(Record):
 
     ``drugs[0]`` is the primary drug of the admixture: its daily dose and concentration
     give the daily volume in simple continuous mode.
+
+    No setting is given a value the person did not give (issue 13.1): ``mode`` must be
+    said, and a setting left out is None, "not set" (a record written before the
+    field existed, or a program read from a document without it), never 0 or any
+    other value.  A form carries over what it does not show from the program in force
+    (``devicelog.forms``).
     """
 
-    mode: PumpMode = PumpMode.simple_continuous
+    mode: PumpMode
     drugs: Annotated[list[DrugConcentration], Field(min_length=1, max_length=6)]
     dose_mg_per_day: Annotated[float, Field(gt=0, le=1000)] | None = None
-    flex_steps: Annotated[list[FlexStep], Field(max_length=24)] = []
+    flex_steps: Annotated[list[FlexStep], Field(max_length=24)] | None = None  # flex mode; None: not set
     flow_rate_ml_per_day: Annotated[float, Field(gt=0, le=10)] | None = None  # constant-flow pumps
-    bolus_ml: Annotated[float, Field(ge=0, le=5)] = 0.0  # patient (PTM/PTC) bolus volume
-    bolus_max_per_day: Annotated[int, Field(ge=0, le=24)] = 0
-    bolus_lockout_min: Annotated[int, Field(ge=0, le=1440)] = 0
+    bolus_ml: Annotated[float, Field(ge=0, le=5)] | None = None  # patient (PTM/PTC) bolus volume; None: not set
+    bolus_max_per_day: Annotated[int, Field(ge=0, le=24)] | None = None  # None: not set
+    bolus_lockout_min: Annotated[int, Field(ge=0, le=1440)] | None = None  # None: not set
 
     @model_validator(mode="after")
     def _mode_inputs(self) -> "PumpProgram":
@@ -225,7 +231,7 @@ class RefillData(Record):
     reservoir_volume_after_ml: PositiveVolume  # programmed into the pump after the fill
     measured_after_ml: Volume | None = None  # measured/aspirated check, if one was made
     program: PumpProgram
-    bolus_volume_since_last_fill_ml: Volume = 0.0  # from the pump log (rule 8)
+    bolus_volume_since_last_fill_ml: Volume | None = None  # from the pump log (rule 8); None: not recorded
     kit: Kit = Kit.refill
     low_alarm_ml: Annotated[float, Field(ge=0, le=10)] | None = None
     admixture_bud: dt.date | None = None  # pharmacy beyond-use date (rule 4)
@@ -356,14 +362,14 @@ class Waveform(str, enum.Enum):
 class StimProgram(Record):
     """One stimulation program (rule 17)."""
 
-    name: Annotated[str, Field(min_length=1, max_length=40)] = "A"
+    name: Annotated[str, Field(min_length=1, max_length=40)]
     group: Annotated[str, Field(max_length=20)] = ""
     contacts: dict[Annotated[str, Field(min_length=1, max_length=12)], ContactPolarity]
     amplitude_ma: Annotated[float, Field(ge=0, le=25.5)] | None = None
     amplitude_v: Annotated[float, Field(ge=0, le=12)] | None = None
     pulse_width_us: Annotated[float, Field(gt=0, le=1000)]
     frequency_hz: Annotated[float, Field(gt=0, le=10000)]
-    waveform: Waveform = Waveform.tonic
+    waveform: Waveform
     cycling_on_s: Annotated[float, Field(ge=0, le=86400)] | None = None
     cycling_off_s: Annotated[float, Field(ge=0, le=86400)] | None = None
     patient_min_amplitude: Annotated[float, Field(ge=0, le=25.5)] | None = None

@@ -19,8 +19,11 @@ leaves devicelog is what the library accepted.
 - **Procedure** also for each review of a flagged refill (rule 26): its finding the
   ``outcome``, its reason the refill's "volume withdrawn" Observation, its note a note.
 - **Observation**: refill volumes (withdrawn, added, mL) and the programmed daily
-  dose of each drug (mg/d) at each refill; battery readings (%, V); pain scores
-  (LOINC 72514-3, 0-10).  Units are UCUM.  An amended event's observations have
+  dose of each drug at each refill, in the drug's display unit (mg/d; ug/d for a
+  drug read in micrograms, e.g. ziconotide); battery readings (%, V); pain scores
+  (LOINC 72514-3, 0-10); the settings each refill or programming change changed, as a
+  string in the words and units of the history (``clinic.programs``, the one diff).
+  Units are UCUM.  An amended event's observations have
   status ``amended``; voided events are not exported.
 
 Every ``fullUrl`` is a ``urn:uuid`` derived from the record (MRN, serial, event id),
@@ -328,8 +331,12 @@ def event_observations(
         add("withdrawn", local_code("refill-volume-withdrawn", "Pump refill: volume withdrawn"), quantity(d.volume_withdrawn_ml, "mL"))
         add("added", local_code("refill-volume-added", "Pump refill: volume added"), quantity(d.volume_added_ml, "mL"))
         for code, mg in drug_doses_mg_per_day(d.program).items():
-            name = drugs[code].name if code in drugs else code
-            add(f"dose-{code}", local_code(f"it-daily-dose-{code}", f"Intrathecal {name} daily dose (programmed)"), quantity(mg, "mg/d"), "therapy")
+            drug = drugs.get(code)
+            name = drug.name if drug is not None else code
+            # In the unit the drug is read in everywhere else (issue 13.4): ziconotide in
+            # µg/d (UCUM "ug/d"), not 0.0024 mg/d.
+            dose = quantity(mg * drug.per_mg, "ug/d") if drug is not None and drug.display_unit == "mcg" else quantity(mg, "mg/d")
+            add(f"dose-{code}", local_code(f"it-daily-dose-{code}", f"Intrathecal {name} daily dose (programmed)"), dose, "therapy")
     elif isinstance(d, InterrogationData):
         if d.battery_percent is not None:
             add("battery-percent", local_code("battery-percent", "Implanted device battery level"), quantity(d.battery_percent, "%"))
@@ -339,6 +346,33 @@ def event_observations(
         score = d.pain_nrs if isinstance(d, OutcomeData) else d.baseline_nrs if isinstance(d, TrialStartData) else d.end_nrs
         add("pain", PAIN_CODE, {"value": score, "unit": "{score}", "system": UCUM, "code": "{score}"}, "survey")
     return out
+
+
+def program_changes_by_event(history: DeviceHistory, drugs: Mapping[str, Drug]) -> dict[int, list[str]]:
+    """The settings each refill or programming change changed, as the history shows them
+    (``reports.history.programming_history``, over the one diff ``clinic.programs``):
+    one line per program, e.g. ``pump: morphine dose: 2 mg/day → 3 mg/day``."""
+    from devicelog.reports.history import programming_history
+
+    lines: dict[int, list[str]] = {}
+    for change in programming_history(history, drugs):
+        if change.changes:
+            text = "; ".join(f.line for f in change.changes)
+            lines.setdefault(change.event_id, []).append(f"{change.target}{' (initial)' if change.initial else ''}: {text}")
+    return lines
+
+
+PROGRAM_CHANGE_CODE = local_code("device-program-change", "Implanted device program change")
+
+
+def program_change_observation(
+    event: Event, lines: Sequence[str], patient_url: str, device_url: str, amended: bool
+) -> dict[str, Any]:
+    """The settings an event changed, in words and display units, as a string value."""
+    obs = observation(event, "program", PROGRAM_CHANGE_CODE, {}, patient_url, device_url, "therapy", amended)
+    del obs["valueQuantity"]
+    obs["valueString"] = " | ".join(lines)
+    return obs
 
 
 def iter_entries(
@@ -367,6 +401,7 @@ def iter_entries(
             device_url = device_urls.get(h.device.serial) or urn("device", h.device.serial)
             yield {"fullUrl": device_url, "resource": device_resource(h, patient_url, device_urls)}
             yield {"fullUrl": urn("implant", h.device.serial), "resource": implant_procedure(h, patient_url, device_url)}
+            changes = program_changes_by_event(h, drugs)
             for event in h.events:
                 data = event.data
                 if isinstance(data, ReinterventionData) and data.reintervention in PROCEDURE_REINTERVENTIONS:
@@ -375,6 +410,9 @@ def iter_entries(
                     yield {"fullUrl": urn("event", event.id), "resource": review_procedure(event, h, patient_url, device_url)}
                 for part, obs in event_observations(event, patient_url, device_url, drugs, event.id in amended):
                     yield {"fullUrl": urn("event", event.id, part), "resource": obs}
+                if event.id in changes:
+                    obs = program_change_observation(event, changes[event.id], patient_url, device_url, event.id in amended)
+                    yield {"fullUrl": urn("event", event.id, "program"), "resource": obs}
 
 
 def bundle_header(generated_at: dt.datetime) -> dict[str, Any]:

@@ -27,6 +27,19 @@ from devicelog.clinic.catalogue import Drug
 from devicelog.clinic.history import DeviceHistory, clinical_order
 from devicelog.clinic.ledger import DiscrepancyTrend, LedgerRow, drugs_label, ledger_trend, refill_ledger
 from devicelog.clinic.mme import REFERENCE_ONLY, oral_mme
+from devicelog.clinic.programs import (  # noqa: F401 - FieldChange, pump_fields, stim_fields: part of this module's API
+    MODE_WORDS,
+    NONE,
+    WAVEFORM_WORDS,
+    FieldChange,
+    contacts_text,
+    diff_fields,
+    pump_fields,
+    stim_fields,
+)
+from devicelog.clinic.programs import drug_amount as _drug_show
+from devicelog.clinic.programs import fmt_amount as _g
+from devicelog.clinic.programs import memoized as _memoized
 from devicelog.clinic.pump import daily_volume_ml, drug_doses_mg_per_day
 from devicelog.clinic.records import (
     Event,
@@ -34,7 +47,6 @@ from devicelog.clinic.records import (
     InterrogationData,
     OutcomeData,
     ProgrammingData,
-    PumpMode,
     PumpProgram,
     RefillData,
     RefillReviewData,
@@ -48,7 +60,6 @@ from devicelog.clinic.trends import Series, all_series, oral_mme_series, pain_se
 from devicelog.settings import Settings
 
 JSON_FORMAT = "devicelog.history/1"
-NONE = "—"
 
 #: Forecast item codes that speak about the battery (rules 11, 19).
 BATTERY_CODES = frozenset(
@@ -176,13 +187,6 @@ class TimelineEntry:
 
 
 @dataclass
-class FieldChange:
-    field: str
-    before: str
-    after: str
-
-
-@dataclass
 class ProgramChange:
     event_id: int
     device_serial: str
@@ -249,60 +253,21 @@ class HistoryReport:
 # ====================================================================== summaries
 
 
-def _g(value: float | None, unit: str = "", places: int = 2) -> str:
-    if value is None:
-        return NONE
-    text = f"{round(value, places):g}"
-    return f"{text} {unit}".strip()
-
-
-def _drug_show(drugs: Mapping[str, Drug], code: str, mg: float, per: str) -> str:
-    drug = drugs.get(code)
-    return drug.show(mg, per) if drug else f"{mg:g} mg{per}"
-
-
-def _memoized(compute, program: PumpProgram, drugs: Mapping[str, Drug], memo: dict | None):
-    """``compute(program, drugs)``, looked up in ``memo`` by the program's value when a
-    memo is given.  A pump keeps one program over many refills (an 800-event history
-    has 20-30 different programs), so a report formats each program once.  The key is
-    the program's JSON, which tells apart any two values that could print
-    differently; one memo serves one ``drugs``."""
-    if memo is None:
-        return compute(program, drugs)
-    key = program.model_dump_json()
-    found = memo.get(key)
-    if found is None:
-        found = memo[key] = compute(program, drugs)
-    return found
-
-
 def pump_program_text(program: PumpProgram, drugs: Mapping[str, Drug], memo: dict[str, str] | None = None) -> str:
     if memo is not None:
         return _memoized(pump_program_text, program, drugs, memo)
     doses = drug_doses_mg_per_day(program)
     parts = [f"{drugs_label(program, drugs)}; " + ", ".join(f"{c} {_drug_show(drugs, c, mg, '/day')}" for c, mg in doses.items())]
-    parts.append(f"{daily_volume_ml(program):.3f} mL/day ({program.mode.value.replace('_', ' ')})")
+    parts.append(f"{daily_volume_ml(program):.3f} mL/day ({MODE_WORDS[program.mode]})")
     if program.bolus_max_per_day:
-        parts.append(f"bolus {program.bolus_ml:g} mL × {program.bolus_max_per_day}/day")
+        parts.append(f"bolus {_g(program.bolus_ml, 'mL', 3)} × {program.bolus_max_per_day}/day")
     return "; ".join(parts)
-
-
-def contacts_text(contacts: Mapping[str, Any]) -> str:
-    def order(key: str):
-        digits = "".join(c for c in key if c.isdigit())
-        return (key.rstrip("0123456789"), int(digits) if digits else -1, key)
-
-    shown = []
-    for name in sorted(contacts, key=order):
-        polarity = contacts[name].value if hasattr(contacts[name], "value") else str(contacts[name])
-        shown.append(f"{name}{'−' if polarity == '-' else polarity}" if polarity != "off" else f"{name} off")
-    return " ".join(shown)
 
 
 def stim_program_text(p: StimProgram) -> str:
     return (
         f"{p.name}: {contacts_text(p.contacts)}, {_g(p.amplitude, p.amplitude_unit)}, {_g(p.pulse_width_us, 'µs')}, "
-        f"{_g(p.frequency_hz, 'Hz')}, {p.waveform.value.replace('_', ' ')}"
+        f"{_g(p.frequency_hz, 'Hz')}, {WAVEFORM_WORDS[p.waveform.value]}"
     )
 
 
@@ -483,61 +448,6 @@ def timeline(
 
 
 # ====================================================================== programming
-
-
-def pump_fields(program: PumpProgram, drugs: Mapping[str, Drug], memo: dict | None = None) -> dict[str, str]:
-    """The settings of a pump program, each with its unit, for a diff (``memo``: see
-    ``pump_program_text``; the dict given is then shared, not to be changed)."""
-    if memo is not None:
-        return _memoized(pump_fields, program, drugs, memo)
-    values = {"mode": program.mode.value.replace("_", " ")}
-    doses = drug_doses_mg_per_day(program)
-    for entry in program.drugs:
-        values[f"{entry.drug} concentration"] = _drug_show(drugs, entry.drug, entry.concentration_mg_per_ml, "/mL")
-        values[f"{entry.drug} dose"] = _drug_show(drugs, entry.drug, doses[entry.drug], "/day")
-    values["daily volume"] = f"{daily_volume_ml(program):.3f} mL/day"
-    if program.mode is PumpMode.flex:
-        values["flex steps"] = ", ".join(f"{s.rate_ml_per_h:g} mL/h × {s.hours:g} h" for s in program.flex_steps)
-    if program.mode is PumpMode.constant_flow:
-        values["flow rate"] = f"{program.flow_rate_ml_per_day:g} mL/day"
-    values["bolus volume"] = f"{program.bolus_ml:g} mL"
-    values["boluses per day (max)"] = f"{program.bolus_max_per_day}"
-    values["bolus lockout"] = f"{program.bolus_lockout_min} min"
-    return values
-
-
-def stim_fields(p: StimProgram) -> dict[str, str]:
-    """The settings of a stimulation program (rule 17), each with its unit."""
-    unit = p.amplitude_unit
-    if p.cycling_on_s is not None or p.cycling_off_s is not None:
-        cycling = f"on {_g(p.cycling_on_s, 's')} / off {_g(p.cycling_off_s, 's')}"
-    else:
-        cycling = "off"
-    lo, hi = p.patient_min_amplitude, p.patient_max_amplitude
-    if lo is not None and hi is not None:
-        limits = f"{_g(lo, unit)} to {_g(hi, unit)}"
-    elif lo is not None or hi is not None:
-        limits = f"min {_g(lo, unit)}" if hi is None else f"max {_g(hi, unit)}"
-    else:
-        limits = "none"
-    return {
-        "group": p.group or NONE,
-        "contacts": contacts_text(p.contacts),
-        "amplitude": _g(p.amplitude, unit, 3),
-        "pulse width": _g(p.pulse_width_us, "µs"),
-        "frequency": _g(p.frequency_hz, "Hz"),
-        "waveform": p.waveform.value.replace("_", " "),
-        "cycling": cycling,
-        "patient amplitude limits": limits,
-    }
-
-
-def diff_fields(before: Mapping[str, str] | None, after: Mapping[str, str]) -> list[FieldChange]:
-    """The fields that differ, in the order of ``after`` then anything only in ``before``."""
-    before = before or {}
-    changes = [FieldChange(k, before.get(k, NONE), v) for k, v in after.items() if before.get(k, NONE) != v]
-    changes += [FieldChange(k, v, NONE) for k, v in before.items() if k not in after]
-    return changes
 
 
 def programming_history(history: DeviceHistory, drugs: Mapping[str, Drug]) -> list[ProgramChange]:

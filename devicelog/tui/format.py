@@ -12,9 +12,11 @@ the clipboard (issue 19, section 2); and a ``Text`` is never parsed as markup, s
 from __future__ import annotations
 
 import datetime as dt
+from typing import Mapping
 
 from rich.text import Text
 
+from devicelog.clinic.catalogue import Drug
 from devicelog.clinic.due import DueItem, shown_red
 from devicelog.clinic.history import DeviceHistory
 from devicelog.clinic.records import (
@@ -120,16 +122,20 @@ def _n(value: float | None, unit: str) -> str:
     return f"{value:g} {unit}"
 
 
-def event_summary(event: Event) -> str:
-    """One line saying what an entry recorded, with units."""
+def event_summary(event: Event, drugs: Mapping[str, Drug] | None = None) -> str:
+    """One line saying what an entry recorded, with units (drug amounts in the unit each
+    drug is read in, from ``drugs``, the catalogue's by code)."""
+    from devicelog.clinic.programs import WAVEFORM_WORDS, drug_amount
+
+    drugs = drugs or {}
     d = event.data
     if isinstance(d, RefillData):
         p = d.program
         drug = p.drugs[0]
-        dose = f", {_n(p.dose_mg_per_day, 'mg/day')}" if p.dose_mg_per_day is not None else ""
+        dose = f", {drug_amount(drugs, drug.drug, p.dose_mg_per_day, '/day')}" if p.dose_mg_per_day is not None else ""
         return (
             f"withdrew {_n(d.volume_withdrawn_ml, 'mL')}, added {_n(d.volume_added_ml, 'mL')}, "
-            f"reservoir {_n(d.reservoir_volume_after_ml, 'mL')}; {drug.drug} {_n(drug.concentration_mg_per_ml, 'mg/mL')}{dose}"
+            f"reservoir {_n(d.reservoir_volume_after_ml, 'mL')}; {drug.drug} {drug_amount(drugs, drug.drug, drug.concentration_mg_per_ml, '/mL')}{dose}"
         )
     if isinstance(d, InterrogationData):
         parts = [f"battery {d.battery_state.value.upper()}"]
@@ -145,10 +151,12 @@ def event_summary(event: Event) -> str:
     if isinstance(d, ProgrammingData):
         if d.pump_program is not None:
             p = d.pump_program
-            dose = _n(p.dose_mg_per_day, "mg/day") if p.dose_mg_per_day is not None else p.mode.value
-            return f"pump program {p.drugs[0].drug} {_n(p.drugs[0].concentration_mg_per_ml, 'mg/mL')}, {dose}"
+            first = p.drugs[0]
+            dose = drug_amount(drugs, first.drug, p.dose_mg_per_day, "/day") if p.dose_mg_per_day is not None else p.mode.value.replace("_", " ")
+            return f"pump program {first.drug} {drug_amount(drugs, first.drug, first.concentration_mg_per_ml, '/mL')}, {dose}"
         s = next((p for p in d.stim_programs if p.name == d.active_program), d.stim_programs[0])
-        return f"program {s.name}: {s.amplitude:g} {s.amplitude_unit}, {s.pulse_width_us:g} µs, {s.frequency_hz:g} Hz, {s.waveform.value}"
+        return (f"program {s.name}: {s.amplitude:g} {s.amplitude_unit}, {s.pulse_width_us:g} µs, {s.frequency_hz:g} Hz, "
+                f"{WAVEFORM_WORDS[s.waveform.value]}")
     if isinstance(d, WoundCheckData):
         parts = [d.site or "wound", f"erythema {_n(d.erythema_cm, 'cm')}", f"drainage {d.drainage.value}"]
         if d.dehiscence.value != "none":
@@ -171,9 +179,13 @@ def event_summary(event: Event) -> str:
     return event.kind.label  # pragma: no cover
 
 
-def therapy_summary(history: DeviceHistory) -> str:
-    """Reservoir drug and rate, or the current stimulation program."""
+def therapy_summary(history: DeviceHistory, drugs: Mapping[str, Drug] | None = None) -> str:
+    """Reservoir drug and rate, or the current stimulation program; each drug amount in
+    the unit the drug is read in (``drugs``: the catalogue's, by code)."""
+    from devicelog.clinic.programs import WAVEFORM_WORDS, drug_amount
     from devicelog.forms import current_pump_program, current_stim_programs
+
+    drugs = drugs or {}
 
     model = history.device.model
     if model.is_pump:
@@ -182,12 +194,13 @@ def therapy_summary(history: DeviceHistory) -> str:
             return "no refill or program logged yet"
         from devicelog.clinic.pump import daily_volume_ml
 
-        drugs = ", ".join(f"{d.drug} {d.concentration_mg_per_ml:g} mg/mL" for d in program.drugs)
+        first = program.drugs[0].drug
+        admixture = ", ".join(f"{d.drug} {drug_amount(drugs, d.drug, d.concentration_mg_per_ml, '/mL')}" for d in program.drugs)
         if program.dose_mg_per_day is not None:
-            rate = f"{program.dose_mg_per_day:g} mg/day"
+            rate = drug_amount(drugs, first, program.dose_mg_per_day, "/day")
         else:
             rate = program.mode.value.replace("_", " ")
-        return f"{drugs}; {rate} = {daily_volume_ml(program):.3f} mL/day"
+        return f"{admixture}; {rate} = {daily_volume_ml(program):.3f} mL/day"
     programs, active = current_stim_programs(history)
     if not programs:
         return "no program logged yet"
@@ -195,7 +208,7 @@ def therapy_summary(history: DeviceHistory) -> str:
     contacts = " ".join(f"{c}{p.value}" for c, p in s.contacts.items())
     return (
         f"program {s.name}: {s.amplitude:g} {s.amplitude_unit}, {s.pulse_width_us:g} µs, "
-        f"{s.frequency_hz:g} Hz, {s.waveform.value}; contacts {contacts}"
+        f"{s.frequency_hz:g} Hz, {WAVEFORM_WORDS[s.waveform.value]}; contacts {contacts}"
     )
 
 

@@ -159,7 +159,7 @@ class DeviceScreen(Screen):
             summary.append(f" · reservoir {d.model.reservoir_ml:g} mL")
         summary.append("\n")
         summary.append("Therapy: ", style="bold")
-        summary.append(one_line(therapy_summary(history)) + "\n")
+        summary.append(one_line(therapy_summary(history, {d.code: d for d in app.load_catalogue().drugs})) + "\n")
         summary.append("Battery: ", style="bold")
         summary.append(one_line(battery_summary(history)))
         if d.udi_di:
@@ -194,6 +194,7 @@ class DeviceScreen(Screen):
         table = self.query_one("#events", DataTable)
         table.clear()
         self.event_rows = []
+        drugs = {d.code: d for d in self.app.load_catalogue().drugs}
         for original in originals:
             later = amendments.get(original.id, [])
             latest = later[-1] if later else None
@@ -204,12 +205,12 @@ class DeviceScreen(Screen):
             elif latest is not None:
                 marker = " [amended]"
             table.add_row(str(original.occurred_on), Text(original.kind.label + marker, style=style if latest and latest.voided else ""),
-                          plain(event_summary(original), style=style), plain(original.author), key=f"e{original.id}")
+                          plain(event_summary(original, drugs), style=style), plain(original.author), key=f"e{original.id}")
             self.event_rows.append(original)
             for amendment in later:
                 label = "  ↳ entered in error" if amendment.voided else "  ↳ amendment"
                 summary = f"why: {amendment.amendment_reason}" if amendment.voided else (
-                    f"{event_summary(amendment)} · why: {amendment.amendment_reason}")
+                    f"{event_summary(amendment, drugs)} · why: {amendment.amendment_reason}")
                 table.add_row(str(amendment.occurred_on), label, plain(summary), plain(amendment.author), key=f"e{amendment.id}")
                 self.event_rows.append(amendment)
 

@@ -24,6 +24,7 @@ from textual.widgets import Header, Static
 
 from devicelog import forms
 from devicelog.clinic.history import DeviceHistory
+from devicelog.clinic.programs import fmt_amount, pump_program_changes, stim_program_changes
 from devicelog.clinic.records import Event, EventKind, ProgrammingData, RefillData, WoundCheckData
 from devicelog.services import InputError, Problem
 from devicelog.tui.screens.dialogs import ConfirmScreen
@@ -163,7 +164,8 @@ class VisitScreen(Screen["int | None"]):
         if self.kind is EventKind.programming and not self.history.device.model.is_pump:
             programs, _ = forms.current_stim_programs(self.history)
             keep = [p.model_dump(mode="json") for p in programs]
-        values = forms.event_values(self.kind, typed, keep_stim_programs=keep)
+        base = forms.base_pump_program(self.history, self.amend.data if self.amend is not None else None)
+        values = forms.event_values(self.kind, typed, keep_stim_programs=keep, base_program=base)
         from devicelog.services import parse_event_data
 
         try:
@@ -190,17 +192,22 @@ class VisitScreen(Screen["int | None"]):
                 if data.pump_program is not None:
                     from devicelog.clinic.forecast import dose_warnings
 
-                    current = forms.current_pump_program(self.history)
-                    for line in forms.pump_program_changes(current, data.pump_program):
-                        text.append(f"• {line}\n")
+                    self._program_changes(text, data.pump_program)
                     for w in dose_warnings(self.history, data.pump_program, on_date, app.settings, app.load_catalogue()):
                         self._warning(ev, text, w)
                 else:
                     programs, active = forms.current_stim_programs(self.history)
                     new = data.stim_programs[0]
                     old = next((p for p in programs if p.name == new.name), None)
-                    for line in forms.stim_program_changes(old, new):
-                        text.append(f"• {line}\n")
+                    changes = stim_program_changes(old, new)
+                    if old is None:
+                        text.append(f"• program {new.name} is new\n")
+                    for change in changes:
+                        text.append(f"• {change.line}\n")
+                    if old is not None and not changes:
+                        text.append("• no change from the current program\n")
+                    if active is not None and data.active_program != active:
+                        text.append(f"• active program: {active} → {data.active_program}\n")
                     others = len(data.stim_programs) - 1
                     if others:
                         text.append(f"• {others} other program(s) kept as they were\n", style="dim")
@@ -218,10 +225,24 @@ class VisitScreen(Screen["int | None"]):
 
                 fake = Event(id=0, device_id=self.history.device.id, occurred_on=on_date, author=app.user,
                              recorded_at=dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc), data=data)
-                text.append(f"Saves: {event_summary(fake)}\n")
+                text.append(f"Saves: {event_summary(fake, {d.code: d for d in app.load_catalogue().drugs})}\n")
         except Exception as exc:  # noqa: BLE001 - a preview failure must not lose the form
             text.append(f"(preview unavailable: {type(exc).__name__}: {exc})\n", style="yellow")
         ev.preview = text
+
+    def _program_changes(self, text: Text, program) -> None:
+        """Every setting the entry changes from the program it starts from, one line each
+        (the same diff as the history screen: ``clinic.programs``)."""
+        from devicelog.clinic.pump import drug_table
+
+        base = forms.base_pump_program(self.history, self.amend.data if self.amend is not None else None)
+        if base is None:
+            text.append("• no earlier program is logged: this is the first\n")
+        changes = pump_program_changes(base, program, drug_table(self.app.load_catalogue()))
+        for change in changes:
+            text.append(f"• {change.line}\n", style="bold")
+        if base is not None and not changes:
+            text.append("• program settings unchanged\n", style="dim")
 
     def _warning(self, ev: Evaluation, text: Text, w) -> None:
         style = {"block": "bold white on dark_red", "warn": "bold yellow", "note": "dim"}[w.level]
@@ -234,7 +255,12 @@ class VisitScreen(Screen["int | None"]):
         from devicelog.clinic.forecast import refill_preview
 
         app = self.app
-        pv = refill_preview(self.history, ev.data, ev.occurred_on, app.settings, app.load_catalogue())
+        pv = refill_preview(self.history, ev.data, ev.occurred_on, app.settings, app.load_catalogue(), amends=self.amend)
+        self._program_changes(text, ev.data.program)
+        alarm_before = self.amend.data.low_alarm_ml if self.amend is not None else forms.last_low_alarm_ml(self.history)
+        if ev.data.low_alarm_ml != alarm_before:
+            text.append(f"• low-reservoir alarm: {fmt_amount(alarm_before, 'mL', 3)} → {fmt_amount(ev.data.low_alarm_ml, 'mL', 3)}\n",
+                        style="bold")
         if pv.expected_residual_ml is not None:
             text.append(f"Expected residual {pv.expected_residual_ml:.1f} mL", style="bold")
             text.append(f"  ({pv.expected_residual_why})\n", style="dim")
@@ -245,6 +271,11 @@ class VisitScreen(Screen["int | None"]):
             text.append(("FLAG: " if pv.discrepancy.flagged else "") + pv.discrepancy.text + "\n", style=style)
         if pv.pocket_fill.flagged:
             text.append("FLAG: " + pv.pocket_fill.text + "\n", style="bold white on dark_red")
+        if pv.next_fill is not None:
+            next_on, rec = pv.next_fill
+            style = "bold white on dark_red" if rec.discrepancy.flagged else "dim"
+            text.append(f"The refill of {next_on} then reconciles: " + ("FLAG: " if rec.discrepancy.flagged else ""), style=style)
+            text.append(f"{rec.discrepancy.text} ({rec.why})\n", style=style)
         alarm = pv.low_reservoir_alarm_on
         text.append(f"Daily volume {pv.daily_volume_ml:.3f} mL/day (worst case {pv.worst_case_daily_volume_ml:.3f} mL/day)\n")
         text.append(f"Low-reservoir alarm {alarm if alarm else '— (none forecast)'}", style="bold")
