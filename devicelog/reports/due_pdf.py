@@ -199,8 +199,10 @@ def render_pdf(dl: DueList, *, page_size: PageSize = "A4", group: Group = "week"
 
 
 def write_pdf(dl: DueList, path: str | os.PathLike, *, page_size: PageSize = "A4", group: Group = "week") -> Path:
+    from devicelog.output import private_file
+
     path = Path(path)
-    with open(path, "wb") as fh:
+    with private_file(path, binary=True) as fh:  # 0600, replaces path only when whole (devicelog.output)
         stream_pdf(dl, fh, page_size=page_size, group=group)
     return path
 
