@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 
 from devicelog.cli import main
-from devicelog.output import OutputError, private_file, private_path
 from tests.conftest import PG_ADMIN_URL, TODAY
 from tests.safety_data import make_clinic
 from tests.test_cli_databases import ROOT, _without_root_override, one_line, run
@@ -194,6 +193,8 @@ def test_a_read_only_place_is_one_line_per_writer(clinic, tmp_path):
 def test_two_writers_of_one_path_never_share_a_partial_file(tmp_path):
     """Two commands writing the same -o at once each have their own partial file; the one
     that finishes last wins whole, and nothing is left behind."""
+    from devicelog.output import private_file
+
     target = tmp_path / "due.csv"
     with private_file(target) as first:
         first.write("first\n")
@@ -208,6 +209,8 @@ def test_two_writers_of_one_path_never_share_a_partial_file(tmp_path):
 
 def test_a_write_error_removes_the_partial_file_and_keeps_the_target(tmp_path):
     """Disk full part way (ENOSPC): one line naming the path, the old file kept whole."""
+    from devicelog.output import OutputError, private_file
+
     target = tmp_path / "clinic.json"
     target.write_text("yesterday's export\n")
     with pytest.raises(OutputError) as info:
@@ -219,6 +222,8 @@ def test_a_write_error_removes_the_partial_file_and_keeps_the_target(tmp_path):
 
 
 def test_an_error_of_the_writer_leaves_the_target_as_it_was(tmp_path):
+    from devicelog.output import private_path
+
     target = tmp_path / "b.db"
     with pytest.raises(ValueError):
         with private_path(target) as partial:
