@@ -498,6 +498,7 @@ def bench_import(args, report: Report) -> None:
         remove_db(target)
         b = probe("import-baseline", "--db", str(target), "--doc", str(doc), timeout=args.timeout)
         remove_db(target)
+        run_proc([DEVICELOG, "init", str(target)], timeout=args.timeout)  # import adds to a database; it never makes one
         m = run_proc([DEVICELOG, "--db", str(target), "--user", "bench", "import", str(doc)], timeout=args.timeout)
         procs.append(m)
         if not m.ok and i == 0 and not m.timed_out and (cleaned := without_refused(doc, m.stderr)):
@@ -510,6 +511,7 @@ def bench_import(args, report: Report) -> None:
             )
             doc = cleaned[0]
             remove_db(target)
+            run_proc([DEVICELOG, "init", str(target)], timeout=args.timeout)
             m = run_proc([DEVICELOG, "--db", str(target), "--user", "bench", "import", str(doc)], timeout=args.timeout)
             procs.append(m)
         if not m.ok:

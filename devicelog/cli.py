@@ -17,6 +17,7 @@ from functools import cached_property
 #: (name, module, one-line help), in the order ``--help`` lists them.
 COMMANDS: list[tuple[str, str, str]] = [
     ("tui", "devicelog.commands.tui", "open the clinic terminal UI (the default)"),
+    ("init", "devicelog.commands.init", "create a new, empty clinic database (the only command, with demo, that creates one)"),
     ("verify", "devicelog.commands.verify", "check the database, the audit chain and every recorded row; exit 1 if anything is wrong"),
     ("backup", "devicelog.commands.backup", "copy the database, even while in use, to a new file (owner-only)"),
     ("restore", "devicelog.commands.backup", "check a backup, keep the current database as *.before-restore, then restore"),
@@ -30,23 +31,30 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("export", "devicelog.commands.transfer", "write the whole database as a devicelog JSON document"),
 ]
 
+#: Longest ``--user`` (the audit trail's author field holds 80 characters).
+MAX_USER_CHARS = 80
+DB_HELP = "SQLite file or database URL (default: $DEVICELOG_DB, then the user data directory)"
+DEMO_DB_HELP = "the demo's database (default: ./demo.db; never $DEVICELOG_DB or the clinic's own)"
+
 
 class Context:
     """What every command shares: the database, the settings, the user and today."""
 
     def __init__(self, args: argparse.Namespace):
         self.args = args
+        #: Whether opening may make a new database: ``init``, ``demo``, the TUI after a yes.
+        #: Every other command refuses a missing one (``store.db.NoDatabase``) and makes nothing.
+        self.create = False
 
     @cached_property
     def engine(self):
-        from devicelog.store.db import make_engine
-        from devicelog.store.schema import prepare
+        from devicelog.store.schema import open_database
 
-        engine = make_engine(self.args.db)
         # The due table (store.forecasts) follows the clinic's settings; copying a file does not need it.
+        # The settings are read first: a bad settings file is refused before the database is opened.
         copying = getattr(self.args, "command", None) in ("backup", "restore")
-        prepare(engine, settings=None if copying else self.settings)
-        return engine
+        settings = None if copying else self.settings
+        return open_database(self.args.db, settings=settings, create=self.create)
 
     @cached_property
     def settings(self):
@@ -80,38 +88,52 @@ def parse_date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (use YYYY-MM-DD)") from None
 
 
-class _Commands(argparse._SubParsersAction):
-    """The subcommands, each configured (its module imported, its options added) only
-    when the command line names it: ``devicelog tui`` does not import and configure the
-    other ten (~10 ms of CPU at start).  ``devicelog --help`` lists them from
-    ``COMMANDS`` alone."""
+def global_options(*, default, db_help: str = DB_HELP) -> argparse.ArgumentParser:
+    """A parent parser (argparse's ``parents=``) holding ``--db``, ``--settings`` and ``--user``.
 
-    def __call__(self, parser, namespace, values, option_string=None):
-        name = values[0] if values else None
-        chosen = self._name_parser_map.get(name)
-        if chosen is not None:
-            configure(chosen, name)
-        super().__call__(parser, namespace, values, option_string)
-
-
-def configure(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
-    """Add command ``name``'s options to its parser (once)."""
-    if not getattr(parser, "_devicelog_configured", False):
-        parser._devicelog_configured = True
-        importlib.import_module(parser.get_default("_module")).configure(parser, name)
-    return parser
+    The main parser gets them with ``default=None``; each command's parser gets them
+    with ``default=argparse.SUPPRESS``, so an option given after the command sets the
+    value and one left out there does not undo one given before it."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", metavar="PATH|URL", default=default, help=db_help)
+    common.add_argument("--settings", metavar="FILE", default=default, help="clinic settings TOML file (default: $DEVICELOG_SETTINGS)")
+    common.add_argument(
+        "--user", metavar="NAME", default=default,
+        help=f"who is writing, up to {MAX_USER_CHARS} characters (default: the operating-system login)",
+    )
+    return common
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="devicelog", description=__doc__.splitlines()[0])
-    parser.add_argument("--db", help="SQLite file or database URL (default: $DEVICELOG_DB, then the user data directory)")
-    parser.add_argument("--settings", help="clinic settings TOML file (default: $DEVICELOG_SETTINGS)")
-    parser.add_argument("--user", help="who is writing (default: the operating-system login)")
+def command_named(argv: list[str]) -> str | None:
+    """The command ``argv`` names (its first positional word once the global options are
+    taken out), None for none: that command alone is configured (its module imported and
+    its options added), so ``devicelog tui`` does not import and configure the other
+    eleven.  ``devicelog --help`` lists them from ``COMMANDS`` alone."""
+    pre = argparse.ArgumentParser(add_help=False, parents=[global_options(default=None)], exit_on_error=False)
+    pre.add_argument("command", nargs="?")
+    try:
+        known, _ = pre.parse_known_args(argv)
+    except argparse.ArgumentError:  # e.g. `--db` with no value: the real parser says so
+        return None
+    return known.command
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``devicelog`` parser, with ``command``'s options added (the others' only when named)."""
+    parser = argparse.ArgumentParser(
+        prog="devicelog", description=__doc__.splitlines()[0], parents=[global_options(default=None)]
+    )
     parser.add_argument("--version", action="version", version=_version())
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", action=_Commands)
+    common = global_options(default=argparse.SUPPRESS)
+    demo_common = global_options(default=argparse.SUPPRESS, db_help=DEMO_DB_HELP)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module, help_text in COMMANDS:
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(
+            name, help=help_text, description=help_text, parents=[demo_common if name == "demo" else common]
+        )
         p.set_defaults(_module=module)
+        if name == command:
+            importlib.import_module(module).configure(p, name)
     return parser
 
 
@@ -122,23 +144,45 @@ def _version() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "tui"])
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = command_named(argv)
+    if command is None:
+        argv, command = [*argv, "tui"], "tui"  # a bare `devicelog` opens the TUI
+    args = build_parser(command).parse_args(argv)
+    refused = check_global_options(args)
+    if refused:
+        print(f"devicelog: {refused}", file=sys.stderr)
+        return 2
     module = importlib.import_module(args._module)
     try:
         return module.run(args, Context(args)) or 0
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        code = _refusal(exc)
+        code = _refusal(exc, args)
         if code is None:
             raise
         return code
 
 
-def _refusal(exc: Exception) -> int | None:
+def check_global_options(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``--db``, ``--settings`` or ``--user`` (one line), None if nothing."""
+    for name in ("db", "settings"):
+        value = getattr(args, name)
+        if value is not None and not value.strip():
+            return f"--{name} is empty: give a {'database file or URL' if name == 'db' else 'settings file'}, or leave --{name} out for the default"
+    user = args.user
+    if user is not None:
+        if not user.strip():
+            return "--user is empty: give a name, or leave --user out for the operating-system login"
+        if len(user) > MAX_USER_CHARS:
+            return f"--user = {user[:20]!r}… ({len(user)} characters): at most {MAX_USER_CHARS} characters"
+        if any(not ch.isprintable() for ch in user):
+            return f"--user = {user[:40]!r}: control characters are not allowed in a name"
+    return None
+
+
+def _refusal(exc: Exception, args: argparse.Namespace | None = None) -> int | None:
     """The exit code for a refusal the user should read (and print it), None for a bug.
 
     The error classes are looked up in ``sys.modules`` rather than imported: a module
@@ -149,8 +193,20 @@ def _refusal(exc: Exception) -> int | None:
         cls = getattr(sys.modules.get(module), name, None)
         return cls is not None and isinstance(exc, cls)
 
-    if raised("devicelog.settings", "SettingsError") or raised("devicelog.store.schema", "SchemaError"):
+    if (
+        raised("devicelog.settings", "SettingsError")
+        or raised("devicelog.store.schema", "SchemaError")
+        or raised("devicelog.store.db", "DatabaseError")
+        or raised("devicelog.output", "OutputError")
+    ):
         print(f"devicelog: {exc}", file=sys.stderr)
+        return 2
+    if raised("sqlalchemy.exc", "OperationalError") or raised("sqlite3", "OperationalError"):
+        # The database went away or refused a write after it was opened (a read-only file,
+        # a server that stopped): one line, never a traceback.
+        from devicelog.store.db import explain
+
+        print(f"devicelog: {explain(getattr(args, 'db', None), exc)}", file=sys.stderr)
         return 2
     if raised("devicelog.problems", "InputError"):
         print("devicelog: refused:", file=sys.stderr)

@@ -213,4 +213,12 @@ def load_settings(path: str | Path | None = None) -> Settings:
         if explicit:
             raise SettingsError(f"settings file {candidate} does not exist")
         return Settings()
-    return parse_settings(candidate.read_text(encoding="utf-8"), str(candidate))
+    if candidate.is_dir():
+        raise SettingsError(f"settings file {candidate} is a folder: give the TOML file inside it")
+    try:
+        text = candidate.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"settings file {candidate} cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"settings file {candidate} is not UTF-8 text (byte {exc.start}): not a TOML file") from None
+    return parse_settings(text, str(candidate))

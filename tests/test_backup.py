@@ -71,6 +71,7 @@ def test_database_and_backup_files_are_owner_only(clinic, tmp_path):
             s.exec(select(func.count()).select_from(tables.Patient)).one()
             for p in (path, f"{path}-wal", f"{path}-shm"):
                 assert mode(p) == 0o600, p
+        (tmp_path / "backups").mkdir()  # a backup goes into an existing folder (a missing one is refused)
         copied = backup(path, tmp_path / "backups" / "copy.db")
     finally:
         os.umask(old)

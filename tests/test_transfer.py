@@ -327,6 +327,7 @@ def test_a_list_of_problems_is_all_there_at_once(engine):
 def test_cli_import_then_export(db_url, tmp_path, capsys):
     source = tmp_path / "in.json"
     source.write_text(json.dumps(document()), encoding="utf-8")
+    assert main(["init", db_url]) == 0  # import adds to a database; it never makes one
     assert main(["--db", db_url, "--user", "nurse", "import", str(source)]) == 0
     assert "2 patients, 3 devices, 11 events, 1 catalogue entries" in capsys.readouterr().out
     out = tmp_path / "out.json"
@@ -344,6 +345,7 @@ def test_cli_import_refusal_lists_paths_exits_1_and_writes_nothing(db_url, tmp_p
     doc["devices"][2]["model"] = "no-such-ipg"
     source = tmp_path / "bad.json"
     source.write_text(json.dumps(doc), encoding="utf-8")
+    assert main(["init", db_url]) == 0
     assert main(["--db", db_url, "import", str(source)]) == 1
     err = capsys.readouterr().err
     assert "$.events[1].data.volume_added_ml = -3: Input should be greater than 0" in err
@@ -356,6 +358,7 @@ def test_cli_import_of_a_truncated_file(db_url, tmp_path, capsys):
     text = json.dumps(document())
     source = tmp_path / "cut.json"
     source.write_text(text[: len(text) // 2], encoding="utf-8")
+    assert main(["init", db_url]) == 0
     assert main(["--db", db_url, "import", str(source)]) == 1
     assert "truncated" in capsys.readouterr().err
     assert main(["--db", db_url, "import", str(tmp_path / "missing.json")]) == 1
@@ -448,6 +451,7 @@ def test_cli_import_from_standard_input(db_url, monkeypatch, capsys):
     import io
 
     monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(document())))
+    assert main(["init", db_url]) == 0
     assert main(["--db", db_url, "--user", "nurse", "import", "-"]) == 0
     assert "Imported standard input: 2 patients, 3 devices, 11 events" in capsys.readouterr().out
 

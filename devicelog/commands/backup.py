@@ -25,14 +25,22 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def _database_path(args):
+    """The SQLite file to copy from (backup) or into (restore), once it is known to be a
+    devicelog database: a missing or foreign one is refused (``store.db.DatabaseError``,
+    one line, exit 2) and nothing is made."""
     from devicelog.store.db import resolve_url, sqlite_path
+    from devicelog.store.schema import open_database
 
     path = sqlite_path(resolve_url(args.db))
     if path is None:
+        from devicelog.store.db import shown
+
         print(
-            "devicelog: backup and restore work on SQLite files; back up a PostgreSQL database with pg_dump",
+            f"devicelog: {shown(args.db)}: backup and restore work on SQLite files; back up a PostgreSQL database with pg_dump",
             file=sys.stderr,
         )
+        return None
+    open_database(args.db, migrate=False).dispose()
     return path
 
 

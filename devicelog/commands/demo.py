@@ -30,7 +30,7 @@ def _patients(text: str) -> int:
 def configure(parser: argparse.ArgumentParser, name: str) -> None:
     from devicelog.cli import parse_date
 
-    parser.add_argument("--db", dest="demo_db", metavar="PATH", help=f"the new database (default: ./{DEFAULT_DB})")
+    # --db (the demo's database, default ./demo.db) is one of the global options (cli.DEMO_DB_HELP).
     parser.add_argument("--patients", type=_patients, default=60, metavar="N", help="number of patients (default: 60)")
     parser.add_argument("--seed", type=int, default=1, metavar="S", help="the same seed gives the same clinic (default: 1)")
     parser.add_argument("--as-of", type=parse_date, metavar="DATE", help="the clinic's 'today' (default: today)")
@@ -42,7 +42,8 @@ def run(args: argparse.Namespace, ctx) -> int:
     from devicelog.progress import progress
     from devicelog.store.db import read_session
 
-    args.db = args.demo_db or args.db or DEFAULT_DB
+    args.db = args.db or DEFAULT_DB  # never $DEVICELOG_DB: a demo never goes into the clinic's database
+    ctx.create = True  # demo is one of the three ways to make a database (with init and the TUI)
     if args.as_of is not None:
         ctx.today = args.as_of  # the TUI opens on the demo's own today
     where = args.db

@@ -75,6 +75,7 @@ def run(args: argparse.Namespace, ctx) -> int:
 
 
 def _run(args: argparse.Namespace, ctx) -> int:
+    from devicelog.output import check_target, private_file
     from devicelog.reports import due as report
 
     as_of = args.as_of or ctx.today
@@ -83,6 +84,8 @@ def _run(args: argparse.Namespace, ctx) -> int:
     if fmt == "pdf" and not args.output and sys.stdout.isatty():
         print("devicelog due: --format pdf writes a file: give -o FILE (or pipe the output)", file=sys.stderr)
         return 2
+    if args.output:
+        check_target(args.output)  # a bad -o is refused (one line, exit 2) before the list is read
 
     from devicelog.store.due import due_list
 
@@ -100,7 +103,7 @@ def _run(args: argparse.Namespace, ctx) -> int:
     page_size = args.page_size or settings.page_size
     if fmt == "text":
         if args.output:
-            with open(args.output, "w", encoding="utf-8") as fh:
+            with private_file(args.output) as fh:
                 report.render_text(dl, fh, width=80, color=False)
         else:
             report.render_text(dl, sys.stdout)
@@ -109,7 +112,7 @@ def _run(args: argparse.Namespace, ctx) -> int:
     elif fmt == "csv":
         # csv, html and ics are written a chunk of rows at a time (never the whole file in memory).
         if args.output:
-            with open(args.output, "wb") as fh:
+            with private_file(args.output, binary=True) as fh:
                 report.write_csv(dl, fh)
         else:
             report.render_csv(dl, sys.stdout)
@@ -127,7 +130,7 @@ def _run(args: argparse.Namespace, ctx) -> int:
             print(f"devicelog due: {exc}", file=sys.stderr)
             return 2
         if args.output:
-            with open(args.output, "wb") as fh:
+            with private_file(args.output, binary=True) as fh:
                 fh.write(data)
         else:
             sys.stdout.buffer.write(data)
@@ -139,7 +142,7 @@ def _run(args: argparse.Namespace, ctx) -> int:
 
         now = dt.datetime.now(dt.timezone.utc)
         if args.output:
-            with open(args.output, "wb") as fh:
+            with private_file(args.output, binary=True) as fh:
                 write_ics(dl, fh, reminder_days=settings.calendar_reminder_days, generated_at=now)
         else:
             write_ics(dl, sys.stdout.buffer, reminder_days=settings.calendar_reminder_days, generated_at=now)
@@ -159,7 +162,9 @@ def _say_written(path: str | None, n: int) -> None:
 
 def _write_text(path: str | None, write) -> None:
     if path:
-        with open(path, "w", encoding="utf-8", newline="") as fh:
+        from devicelog.output import private_file
+
+        with private_file(path) as fh:
             write(fh)
     else:
         write(sys.stdout)

@@ -30,6 +30,10 @@ def run(args: argparse.Namespace, ctx) -> int:
     from devicelog.reports.fhir import RefusedResource, export_file
     from devicelog.store.db import read_session
 
+    if args.output:
+        from devicelog.output import check_target
+
+        check_target(args.output)  # a bad -o is refused (one line, exit 2) before the database is read
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     try:
         with read_session(ctx.engine) as session:

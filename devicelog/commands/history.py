@@ -37,12 +37,15 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
 
 
 def run(args: argparse.Namespace, ctx) -> int:
+    from devicelog.output import check_target, private_file
     from devicelog.reports import history as report
     from devicelog.store.db import read_session
 
     if args.format == "pdf" and not args.output and sys.stdout.isatty():
         print("devicelog history: --format pdf writes a file: give -o FILE (or pipe the output)", file=sys.stderr)
         return 2
+    if args.output:
+        check_target(args.output)  # a bad -o is refused (one line, exit 2) before the history is read
     settings = ctx.settings
     as_of = args.as_of or ctx.today
     try:
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace, ctx) -> int:
 
         data = render_pdf(built, page_size=args.page_size or settings.page_size, kinds=kinds)
         if args.output:
-            with open(args.output, "wb") as fh:
+            with private_file(args.output, binary=True) as fh:
                 fh.write(data)
         else:
             sys.stdout.buffer.write(data)
@@ -76,7 +79,7 @@ def run(args: argparse.Namespace, ctx) -> int:
         else:
             text = report.render_text(built, kinds=kinds)
         if args.output:
-            with open(args.output, "w", encoding="utf-8") as fh:
+            with private_file(args.output) as fh:
                 fh.write(text)
         else:
             try:

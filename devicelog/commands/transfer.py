@@ -76,6 +76,10 @@ def _export(args, ctx) -> int:
     from devicelog.progress import progress
     from devicelog.store.db import read_session
 
+    if args.output and args.output != "-":
+        from devicelog.output import check_target
+
+        check_target(args.output)  # a bad -o is refused (one line, exit 2) before the database is read
     with read_session(ctx.engine) as session:
         if not args.output or args.output == "-":
             try:
@@ -85,11 +89,12 @@ def _export(args, ctx) -> int:
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 return 141
             return 0
-        partial = f"{args.output}.partial"
-        with progress(_count(session), f"Exporting to {args.output}") as tick:
-            with open(partial, "w", encoding="utf-8") as fh:
+        from devicelog.output import private_file
+
+        # A private partial file that becomes the output only when whole (devicelog.output).
+        with private_file(args.output) as fh:
+            with progress(_count(session), f"Exporting to {args.output}") as tick:
                 count = transfer.write_document(session, fh, tick=tick)
-        os.replace(partial, args.output)  # never leave a half-written document under the real name
     print(f"Exported {count} patients, devices and events to {args.output}.")
     return 0
 

@@ -25,9 +25,17 @@ def open_tui(ctx) -> int:
 
     today, user = ctx.today, ctx.user  # read once, here, before the thread reads the context
     preload = Preload(ctx)
+    from devicelog.store.db import NoDatabase
     from devicelog.tui.app import make_app
 
-    engine, settings = preload.engine_and_settings()  # raises what opening raised (bad settings, newer file)
+    try:
+        engine, settings = preload.engine_and_settings()  # raises what opening raised (bad settings, newer file)
+    except NoDatabase as exc:
+        if not ask_to_create(ctx, exc):
+            return 2
+        ctx.create = True
+        preload = Preload(ctx)
+        engine, settings = preload.engine_and_settings()
     # The first frame shows the clinic when its data comes soon: painting an empty screen
     # first costs a second full layout, and both threads would share one core (the GIL)
     # while the reads are done.  A slow database (a remote server) gets the empty
@@ -36,6 +44,36 @@ def open_tui(ctx) -> int:
     app = make_app(engine, settings, today, user, preload)
     app.run()
     return app.return_code or 0
+
+
+def interactive() -> bool:
+    """Whether a person at a terminal can answer a question."""
+    import sys
+
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def ask_to_create(ctx, missing: Exception) -> bool:
+    """No database where the TUI was pointed: ask "create a new clinic at PATH?" on a
+    terminal (a yes makes it); without a terminal, or on any other answer, say so and
+    make nothing."""
+    import sys
+
+    from devicelog.store.db import shown
+
+    where = shown(ctx.args.db)
+    if not interactive():
+        print(f"devicelog: {missing}", file=sys.stderr)
+        return False
+    print(f"There is no devicelog database at {where}.")
+    try:
+        answer = input(f"Create a new clinic at {where}? [y/N] ")
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    print(f"devicelog: nothing created; no devicelog database at {where}", file=sys.stderr)
+    return False
 
 
 def run(args: argparse.Namespace, ctx) -> int:

@@ -44,15 +44,14 @@ def _anchors(args) -> list:
 
 def run(args, ctx) -> int:
     from devicelog.store import audit
-    from devicelog.store.db import make_engine
-    from devicelog.store.schema import HEAD, current_revision
+    from devicelog.store.schema import HEAD, current_revision, open_database
 
     try:
         anchors = _anchors(args)
     except ValueError as exc:
         print(f"devicelog verify: {exc}", file=sys.stderr)
         return 2
-    engine = make_engine(args.db)
+    engine = open_database(args.db, migrate=False)  # refuses a missing or foreign database (one line, exit 2)
     try:
         with engine.connect() as conn:
             at_head = current_revision(conn) == HEAD

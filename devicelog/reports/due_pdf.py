@@ -216,10 +216,13 @@ def render_pdf(
 def write_pdf(
     dl: DueList, path: str | os.PathLike, *, page_size: PageSize = "A4", group: Group = "week", max_pages: int | None = None
 ) -> Path:
-    """:func:`render_pdf` into the file ``path`` (not created when the list is refused)."""
+    """:func:`render_pdf` into the file ``path``: 0600, replaced only when whole
+    (``devicelog.output``), not created when the list is refused."""
+    from devicelog.output import private_file
+
     data = render_pdf(dl, page_size=page_size, group=group, max_pages=max_pages)
     path = Path(path)
-    with open(path, "wb") as fh:
+    with private_file(path, binary=True) as fh:
         fh.write(data)
     return path
 

@@ -670,19 +670,16 @@ def export_file(session, path: str | os.PathLike | None, generated_at: dt.dateti
     import sys
     import tempfile
 
-    folder = os.path.dirname(os.path.abspath(path)) if path else None
-    fd, tmp = tempfile.mkstemp(prefix=".devicelog-fhir-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            counts = write_bundle(session, fh, generated_at, mrn)
-        if path:
-            os.replace(tmp, path)
-        else:
-            with open(tmp, encoding="utf-8") as fh:
-                shutil.copyfileobj(fh, sys.stdout)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    if path:
+        from devicelog.output import private_file
+
+        with private_file(path) as fh:  # 0600, fsynced, replaces path only when whole (devicelog.output)
+            return write_bundle(session, fh, generated_at, mrn)
+    # Standard output: held in a private scratch file first, so a refused record prints nothing.
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as fh:
+        counts = write_bundle(session, fh, generated_at, mrn)
+        fh.seek(0)
+        shutil.copyfileobj(fh, sys.stdout)
     return counts
 
 

@@ -59,6 +59,11 @@ def _connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
 def _copy(src: sqlite3.Connection, dest: Path) -> None:
     """Online backup of ``src`` into a new private single file ``dest`` (no WAL)."""
     _private(dest)
+    _copy_into(src, dest)
+
+
+def _copy_into(src: sqlite3.Connection, dest: Path) -> None:
+    """Online backup of ``src`` into the empty file ``dest`` (made already, private)."""
     out = sqlite3.connect(dest, isolation_level=None)
     try:
         src.backup(out)  # all pages in one step: one consistent read transaction
@@ -119,25 +124,23 @@ def backup(database: Path, dest: Path) -> Copied:
     database, dest = Path(database), Path(dest)
     if not database.exists():
         raise BackupError(f"{database}: no such database file")
-    if dest.exists():
+    from devicelog.output import check_target, private_path
+
+    check_target(dest)  # a folder, a missing folder, a device or a link: OutputError (one line, exit 2)
+    if os.path.lexists(dest):
         raise BackupError(f"{dest}: already exists; choose a new file name (nothing was overwritten)")
-    tmp = dest.with_name(dest.name + ".partial")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    src = _connect(database)
-    try:
-        _copy(src, tmp)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    finally:
-        src.close()
-    problems = integrity(tmp)
-    if problems:
-        tmp.unlink()
-        raise BackupError(f"the copy of {database} failed its integrity check", problems)
-    os.replace(tmp, dest)
+
+    # A fresh private partial file beside dest (unique name, O_EXCL, 0600), fsynced and
+    # renamed to dest only once its integrity is checked (devicelog.output).
+    with private_path(dest) as tmp:
+        src = _connect(database)
+        try:
+            _copy_into(src, tmp)
+        finally:
+            src.close()
+        problems = integrity(tmp)
+        if problems:
+            raise BackupError(f"the copy of {database} failed its integrity check", problems)
     entries, head, seq = _audit_head(dest)
     return Copied(dest, entries, head, dest.stat().st_size, seq)
 

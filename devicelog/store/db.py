@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -29,6 +30,19 @@ def default_db_path() -> Path:
     return user_data_path("devicelog") / "devicelog.db"
 
 
+class DatabaseError(RuntimeError):
+    """The database cannot be opened, or is not a devicelog database: one line naming it
+    and what is wrong (the commands exit 2).  Nothing was created or changed."""
+
+
+class NoDatabase(DatabaseError):
+    """There is no devicelog database there (a missing file, or an empty database)."""
+
+
+class NotDevicelog(DatabaseError):
+    """The database holds another program's tables, not devicelog's (never written into)."""
+
+
 def resolve_url(db: str | os.PathLike | None = None) -> str:
     """``--db`` wins, then ``$DEVICELOG_DB``, then the user's data directory.
 
@@ -43,27 +57,125 @@ def resolve_url(db: str | os.PathLike | None = None) -> str:
     return f"sqlite:///{path}"
 
 
+#: Query arguments of a SQLite URL that are SQLite's own URI parameters (sqlite.org/uri.html).
+_SQLITE_URI_PARAMS = frozenset({"mode", "immutable", "cache", "nolock", "vfs", "psow", "modeof"})
+
+
 def sqlite_path(url: str) -> Path | None:
-    if url.startswith("sqlite:///"):
-        rest = url.removeprefix("sqlite:///")
-        return None if rest in ("", ":memory:") else Path(rest)
-    return None
+    """The file of a SQLite URL (without its query: ``sqlite:///c.db?mode=ro`` is ``c.db``);
+    None for a server or an in-memory database."""
+    if not url.startswith("sqlite:"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database or ""
+    if database.startswith("file:"):
+        database = database.removeprefix("file:").split("?", 1)[0]
+        if database.startswith("//"):  # file:///abs/path
+            from urllib.parse import unquote, urlsplit
+
+            database = unquote(urlsplit("file:" + database).path)
+    return None if database in ("", ":memory:") else Path(database)
 
 
-def make_engine(db: str | os.PathLike | None = None) -> Engine:
+def sqlite_read_only(url: str) -> bool:
+    """Whether a SQLite URL asks for a read-only connection (``?mode=ro`` or ``?immutable=1``)."""
+    if not url.startswith("sqlite:"):
+        return False
+    from sqlalchemy.engine import make_url
+
+    query = make_url(url).query
+    return query.get("mode") == "ro" or query.get("immutable") in ("1", "true")
+
+
+def shown(db: str | os.PathLike | None = None) -> str:
+    """The database as a person names it in a message: the SQLite file, or the server URL
+    with its password hidden."""
+    url = resolve_url(db)
+    path = sqlite_path(url)
+    if path is not None:
+        return str(path)
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True).replace("postgresql+psycopg://", "postgresql://")
+    except Exception:  # not a URL SQLAlchemy can parse: say it as given
+        return url
+
+
+def make_engine(db: str | os.PathLike | None = None, *, create: bool = True) -> Engine:
+    """The engine of ``db`` (see :func:`resolve_url`).
+
+    ``create``: a missing SQLite file is made (readable by its owner only, its folders
+    too); otherwise it raises :class:`NoDatabase` and makes nothing."""
     url = resolve_url(db)
     path = sqlite_path(url)
     if url.startswith("sqlite"):
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
         if path is not None:
-            _create_private_file(path)
-        engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000}
-        )
+            if not path.exists():
+                if not create or sqlite_read_only(url):
+                    raise NoDatabase(f"no devicelog database at {path}")
+                _create_private_file(path)
+            elif not path.is_file():
+                raise DatabaseError(f"{path} is not a devicelog database: it is a folder or a device, not a file")
+            else:
+                if _read_only_folder(path) and not Path(f"{path}-wal").exists():
+                    # SQLite cannot make the -shm it reads a WAL file through in a folder it may not
+                    # write: read the file as immutable (with no -wal and no way to make one, no
+                    # devicelog can be writing it).  Reads work; a write is refused ("readonly").
+                    parsed = parsed.update_query_dict({"immutable": "1"})
+            if set(parsed.query) & _SQLITE_URI_PARAMS and parsed.query.get("uri") != "true":
+                # SQLite reads these only from a URI (else SQLAlchemy ignores them, and the
+                # query would name another file): sqlite:///c.db?mode=ro → file:///abs/c.db?mode=ro
+                parsed = parsed.set(database=path.resolve().as_uri(), query={**parsed.query, "uri": "true"})
+        try:
+            engine = create_engine(
+                parsed, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000}
+            )
+        except Exception as exc:  # noqa: BLE001 - a URL SQLAlchemy refuses (unknown argument…)
+            raise DatabaseError(f"cannot open {shown(db)}: {_first_line(exc)}") from None
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        try:
+            engine = create_engine(url, pool_pre_ping=True)
+        except ModuleNotFoundError as exc:
+            raise DatabaseError(
+                f"cannot open {shown(db)}: its driver ({exc.name}) is not installed "
+                "(for PostgreSQL: pip install 'devicelog[postgres]')"
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - an unknown scheme, a malformed URL
+            raise DatabaseError(f"cannot open {shown(db)}: {_first_line(exc)}") from None
     return engine
+
+
+def _first_line(exc: BaseException) -> str:
+    """What a driver says, on one line (without SQLAlchemy's background link)."""
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip() or type(inner).__name__
+    return " ".join(line.strip() for line in text.splitlines()[:1])
+
+
+def explain(db, exc: BaseException) -> str:
+    """One line for a database error met while opening or reading ``db``."""
+    what = _first_line(exc)
+    where = shown(db)
+    if "file is not a database" in what:
+        return f"{where} is not a devicelog database: it is not a SQLite file ({what})"
+    if "readonly database" in what or "read-only" in what:
+        return f"{where} is read-only ({what}); nothing was written"
+    return f"cannot open {where}: {what}"
+
+
+def _read_only_folder(path: Path) -> bool:
+    folder = path.resolve().parent
+    try:
+        return not os.access(folder, os.W_OK, effective_ids=os.access in os.supports_effective_ids)
+    except OSError:
+        return False
 
 
 def _create_private_file(path: Path) -> None:
@@ -74,15 +186,51 @@ def _create_private_file(path: Path) -> None:
         os.close(fd)
 
 
+def tighten_modes(path: Path) -> list[str]:
+    """A database (and its ``-wal``/``-shm``) readable or writable by others is made its
+    owner's only, as devicelog creates them; said on standard error.  What cannot be
+    tightened (another owner's file) is said too.  Returns what was said."""
+    import stat
+    import sys
+
+    said = []
+    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            mode = stat.S_IMODE(candidate.stat().st_mode)
+        except OSError:
+            continue
+        if not mode & 0o077:
+            continue
+        try:
+            os.chmod(candidate, mode & 0o700)
+            said.append(f"devicelog: {candidate} was open to others (mode {mode:04o}); now {mode & 0o700:04o}, its owner's only")
+        except OSError as exc:
+            said.append(f"devicelog: warning: {candidate} is open to others (mode {mode:04o}) and could not be tightened ({exc.strerror})")
+    for line in said:
+        print(line, file=sys.stderr)
+    return said
+
+
 def _sqlite_connect(dbapi_connection, _record) -> None:
     # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys = ON")
-    cursor.execute("PRAGMA journal_mode = WAL")
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal" and _devicelog_or_empty(cursor):
+        # WAL is a lasting property of the file: set on devicelog's own (or a new one) only,
+        # never on another program's SQLite file opened by mistake (it is refused unchanged).
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError:  # a read-only database keeps its journal mode; it still serves reads
+            pass
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.close()
+
+
+def _devicelog_or_empty(cursor) -> bool:
+    tables = {r[0] for r in cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+    return not tables or "patient" in tables
 
 
 def _sqlite_begin(conn) -> None:

@@ -97,13 +97,91 @@ def check_known(revision: str | None) -> None:
         )
 
 
-def prepare(engine: Engine, catalogue=None, *, settings=None) -> None:
+def open_database(db, *, settings=None, create: bool = False, migrate: bool = True) -> Engine:
+    """The engine of the devicelog database ``db`` (a path or URL, see ``db.resolve_url``):
+    what every command opens.
+
+    ``create``: a missing file or an empty database becomes a new devicelog database
+    (``devicelog init``, ``demo``, the TUI after a yes); otherwise it is refused and
+    nothing is made.  ``migrate``: bring it up to date (:func:`prepare`); without it the
+    database is only checked to be a devicelog one (backup, restore and verify copy or
+    check it as it is).  Raises ``db.DatabaseError`` with one line naming the database
+    and what is wrong: missing, not a SQLite file, another program's SQLite file, a
+    server that cannot be reached or refuses the login, a newer devicelog's database."""
+    from sqlalchemy.exc import DBAPIError
+
+    from devicelog.store.db import (
+        DatabaseError, NoDatabase, NotDevicelog, explain, make_engine, resolve_url, shown, sqlite_path, tighten_modes,
+    )
+
+    where = shown(db)
+    try:
+        engine = make_engine(db, create=create)
+    except NoDatabase:
+        raise NoDatabase(_no_database(where)) from None
+    try:
+        if migrate:
+            prepare(engine, settings=settings, create=create)
+        else:
+            with engine.connect() as conn:
+                check_devicelog(conn, current_revision(conn), create=create)
+    except BaseException as exc:
+        engine.dispose()
+        if isinstance(exc, NoDatabase):
+            raise NoDatabase(_no_database(where)) from None
+        if isinstance(exc, NotDevicelog):
+            raise NotDevicelog(f"{where} is not a devicelog database: {exc}") from None
+        if isinstance(exc, SchemaError):
+            raise DatabaseError(f"{where}: {exc}") from None
+        if isinstance(exc, DBAPIError):
+            raise DatabaseError(explain(db, exc)) from None
+        raise
+    path = sqlite_path(resolve_url(db))
+    if path is not None:
+        tighten_modes(path)  # only once it is known to be devicelog's: another program's file is left alone
+    return engine
+
+
+def _no_database(where: str) -> str:
+    import shlex
+
+    return f"no devicelog database at {where} (to make a new one: devicelog init {shlex.quote(where)})"
+
+
+def check_devicelog(conn, revision: str | None, *, create: bool) -> None:
+    """A database without devicelog's tables is refused: another program's (it has tables
+    of its own; never written into), or an empty one unless ``create``."""
+    if revision is not None:
+        return
+    from devicelog.store.db import NoDatabase, NotDevicelog
+
+    if conn.dialect.name == "sqlite":
+        rows = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"))
+    elif conn.dialect.name == "postgresql":
+        rows = conn.execute(
+            text("SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = ANY (current_schemas(false))")
+        )
+    else:
+        from sqlalchemy import inspect
+
+        rows = [(n,) for n in inspect(conn).get_table_names()]
+    others = sorted(r[0] for r in rows)
+    if others:
+        listed = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        raise NotDevicelog(f"it holds another program's tables ({listed}); nothing was written")
+    if not create:
+        raise NoDatabase("no devicelog database")
+
+
+def prepare(engine: Engine, catalogue=None, *, settings=None, create: bool = True) -> None:
     """Bring the database up to date: migrations and missing catalogue entries in one
     transaction, then the due table (``store.forecasts``) for ``settings``.
 
     ``settings`` (the clinic's): the due table is rebuilt when it was computed with
     other settings; None keeps the settings it was computed with (and fills a new one
-    with the defaults).  An open with nothing to do costs a few small queries: alembic,
+    with the defaults).  ``create``: an empty database gets devicelog's tables (else
+    ``db.NoDatabase``); a database holding other tables is always refused
+    (``db.DatabaseError``, :func:`check_devicelog`).  An open with nothing to do costs a few small queries: alembic,
     the ORM and the catalogue models are not imported.
 
     Raises ``SchemaError`` (the database left as it was) when its revision is unknown.
@@ -112,6 +190,7 @@ def prepare(engine: Engine, catalogue=None, *, settings=None) -> None:
 
     with engine.connect() as conn:  # a read first: most opens have nothing to do
         revision = current_revision(conn)
+        check_devicelog(conn, revision, create=create)
         check_known(revision)
         if revision == HEAD and not _missing_codes(conn, catalogue):
             if forecasts.staleness(conn, settings) is None:
