@@ -44,7 +44,7 @@ NEW_PATIENT_DOC = {
 }
 
 
-COMMAND_NAMES = ["bare", "tui", "init", "verify", "backup", "restore", "due", "history", "mri", "fhir", "demo", "import", "export"]
+COMMAND_NAMES = ["bare", "tui", "init", "verify", "backup", "restore", "due", "history", "mri", "review", "fhir", "demo", "import", "export"]
 
 
 def commands(tmp_path: Path) -> dict[str, list[str]]:
@@ -61,6 +61,7 @@ def commands(tmp_path: Path) -> dict[str, list[str]]:
         "due": ["due"],
         "history": ["history", "NGP100"],
         "mri": ["mri", "NGP100"],
+        "review": ["review", "NGP100"],
         "fhir": ["fhir"],
         "demo": ["demo", "--patients", "2"],
         "import": ["import", str(doc)],
