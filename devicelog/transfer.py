@@ -61,6 +61,7 @@ from devicelog.clinic.records import (
     Record,
 )
 from devicelog.services import InputError, Problem
+from devicelog.settings import Settings
 from devicelog.store import queries, tables
 
 FORMAT = "devicelog"
@@ -399,6 +400,7 @@ def import_document(
     today: dt.date,
     tick: Callable[[int], None] = _noop,
     audit_action: str = "import",
+    settings: Settings | None = None,
 ) -> ImportSummary:
     """Add a parsed document to the database in ``session``; ``InputError`` lists every refusal.
 
@@ -409,7 +411,7 @@ def import_document(
     device the document added or gave events to.
     """
     return _run_import(session, _dict_entries(raw), author=author, today=today, read_tick=tick,
-                       phase=lambda total: tick, audit_action=audit_action)
+                       phase=lambda total: tick, audit_action=audit_action, settings=settings)
 
 
 def import_stream(
@@ -422,6 +424,7 @@ def import_stream(
     phases: Callable[[str, float], Callable[[float], None]] | None = None,
     size: int | None = None,
     audit_action: str = "import",
+    settings: Settings | None = None,
 ) -> ImportSummary:
     """Read a document from a text stream and add it, like :func:`import_document`.
 
@@ -434,16 +437,17 @@ def import_stream(
     read_tick = phases(f"Reading {source}", size or 0)
     reader = DocumentReader(stream, source, on_read=read_tick)
     return _run_import(session, reader.entries(), author=author, today=today, read_tick=_noop,
-                       phase=lambda total: phases(f"Importing {source}", total), audit_action=audit_action)
+                       phase=lambda total: phases(f"Importing {source}", total), audit_action=audit_action,
+                       settings=settings)
 
 
-def _run_import(session: Session, entries, *, author, today, read_tick, phase, audit_action) -> ImportSummary:
+def _run_import(session: Session, entries, *, author, today, read_tick, phase, audit_action, settings=None) -> ImportSummary:
     from devicelog.store import forecasts
 
     spool = _Spool()
     try:
         return _import(session, spool, entries, author=author, today=today, read_tick=read_tick, phase=phase,
-                       audit_action=audit_action)
+                       audit_action=audit_action, settings=settings or Settings())
     finally:
         spool.close()
         session.info.pop(forecasts.DEFER_KEY, None)
@@ -545,13 +549,19 @@ def _body(item: Any, text: str | None, model: BaseModel) -> str:
         return json.dumps(model.model_dump(mode="json"), ensure_ascii=False)
 
 
-def _spool_item(spool: _Spool, section: str, i: int, item: Any, text: str | None, problems: list[Problem]) -> None:
-    """Validate one item through its record model and keep it (or its key, when refused)."""
+def _spool_item(spool: _Spool, section: str, i: int, item: Any, text: str | None, problems: list[Problem],
+                dates: Callable[[BaseModel], list[Problem]] = lambda valid: []) -> None:
+    """Validate one item through its record model and its ``dates`` (every date, including
+    ``recorded_at``, in the clinic's range: an instant near the end of the calendar cannot
+    even be turned to UTC), and keep it (or its key, when refused)."""
     model = {"patients": DocPatient, "devices": DocDevice, "events": DocEvent}[section]
     try:
         valid = model.model_validate(item)
+        refused = _prefixed(dates(valid), f"$.{section}[{i}]")
     except ValidationError as exc:
-        problems += _validation_problems(exc, f"$.{section}[{i}]")
+        valid, refused = None, _validation_problems(exc, f"$.{section}[{i}]")
+    if refused:
+        problems += refused
         key = {"patients": "mrn", "devices": "serial", "events": "ref"}[section]
         raw_key = item.get(key) if isinstance(item, dict) and isinstance(item.get(key), str) else None
         if section == "patients":
@@ -602,7 +612,7 @@ REFRESH_EVENTS = 20_000
 
 
 def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.date, read_tick, phase,
-            audit_action: str) -> ImportSummary:
+            audit_action: str, settings: Settings) -> ImportSummary:
     from devicelog.store import audit, forecasts
 
     # 1. Read: every item through its record model, into the spool; other top-level values kept.
@@ -612,7 +622,8 @@ def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.
     for entry in entries:
         if entry[0] == "item":
             _, section, i, item, text = entry
-            _spool_item(spool, section, i, item, text, found[section])
+            _spool_item(spool, section, i, item, text, found[section],
+                        lambda valid: services.date_problems(valid, today=today, settings=settings))
             read_tick(1)
         elif entry[0] == "value":
             header[entry[1]] = entry[2]
@@ -680,6 +691,8 @@ def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.
         results = services.add_patients(
             session=session,
             patients=[(PatientIn(**p.model_dump(exclude={"author", "recorded_at"})), p.author or author) for _, p in batch],
+            today=today,
+            settings=settings,
         )
         rows = []
         for (i, p), result in zip(batch, results):
@@ -781,6 +794,7 @@ def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.
                 for _, d, device in devices
             ],
             today=today,
+            settings=settings,
         )
         for (i, d, _), result in zip(devices, results):
             if not isinstance(result, tables.Device):
@@ -812,7 +826,7 @@ def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.
             skipped += 1
             continue
         event = _event_in(e)
-        device, refused = services.check_event(session=session, event=event, today=today, lookups=lookups)
+        device, refused = services.check_event(session=session, event=event, today=today, lookups=lookups, settings=settings)
         if refused:
             problems += _prefixed(refused, f"$.events[{i}]")
             continue
@@ -856,7 +870,7 @@ def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.
             event = original  # a void keeps the original's date and values (services.void_event)
         else:
             event = _event_in(e)
-            _, refused = services.check_event(session=session, event=event, today=today, lookups=lookups)
+            _, refused = services.check_event(session=session, event=event, today=today, lookups=lookups, settings=settings)
             refused = [p for p in refused if p.field != "device_serial"]  # a since-explanted device may be amended
             if refused:
                 problems += _prefixed(refused, where)

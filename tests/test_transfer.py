@@ -243,7 +243,7 @@ def test_duplicate_serial_and_mrn_are_refused_within_the_document_and_against_th
     assert problems["$.devices[3].serial"] == ("SCS1", "a device with this serial is already registered")
 
     with write_session(engine) as s:
-        services.add_patient(session=s, patient=PatientIn(mrn="MRN-1", name="Already here", birth_date=dt.date(1940, 1, 1)), author="rn")
+        services.add_patient(session=s, today=dt.date(2026, 11, 23), patient=PatientIn(mrn="MRN-1", name="Already here", birth_date=dt.date(1940, 1, 1)), author="rn")
     problems = refusals(engine, document())
     assert problems["$.patients[0].mrn"][0] == "MRN-1"
 

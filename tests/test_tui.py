@@ -49,7 +49,7 @@ def seed_clinic(engine) -> None:
             ("MRN003", "Cara Diaz", dt.date(1970, 7, 8)),
             ("MRN004", "Dan Ford", dt.date(1960, 9, 10)),
         ]:
-            services.add_patient(session=s, patient=PatientIn(mrn=mrn, name=name, birth_date=born), author="rn")
+            services.add_patient(session=s, today=dt.date(2026, 11, 23), patient=PatientIn(mrn=mrn, name=name, birth_date=born), author="rn")
         for mrn, model, serial, on in [
             ("MRN001", "synchromed-ii-20", "NGP100", dt.date(2025, 1, 5)),
             ("MRN002", "synchromed-ii-40", "NGP200", dt.date(2025, 3, 1)),
@@ -198,7 +198,7 @@ async def test_f5_reads_the_clinic_again(clinic):
         table = app.screen.query_one("#patients")
         assert table.row_count == 4
         with write_session(clinic) as s:
-            services.add_patient(session=s, patient=PatientIn(mrn="MRN005", name="Eve Hart", birth_date=dt.date(1961, 4, 5)),
+            services.add_patient(session=s, today=dt.date(2026, 11, 23), patient=PatientIn(mrn="MRN005", name="Eve Hart", birth_date=dt.date(1961, 4, 5)),
                                  author="rn")
         await pilot.press("f5")
         await settle(pilot)
@@ -799,7 +799,7 @@ def test_devicelog_tui_refuses_a_newer_database(tmp_path, monkeypatch, capsys):
 
 async def test_names_are_shown_as_typed_never_as_markup(clinic):
     with write_session(clinic) as s:
-        services.add_patient(session=s, patient=PatientIn(mrn="MRN005", name="Eve [b]Park[/b]", birth_date=dt.date(1980, 1, 1)),
+        services.add_patient(session=s, today=dt.date(2026, 11, 23), patient=PatientIn(mrn="MRN005", name="Eve [b]Park[/b]", birth_date=dt.date(1980, 1, 1)),
                              author="rn")
     app = make(clinic)
     async with app.run_test(size=SIZE) as pilot:

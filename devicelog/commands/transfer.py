@@ -56,7 +56,8 @@ def _import(args, ctx) -> int:
         try:
             with write_session(ctx.engine) as session:
                 summary = transfer.import_stream(
-                    session, stream, author=ctx.user, today=ctx.today, source=source, phases=phase, size=size
+                    session, stream, author=ctx.user, today=ctx.today, source=source, phases=phase, size=size,
+                    settings=ctx.settings,
                 )
         except (OSError, UnicodeDecodeError) as exc:  # nothing was written (rolled back)
             print(f"devicelog: cannot read {source}: {exc}", file=sys.stderr)

@@ -82,6 +82,9 @@ class MriScreen(Screen):
         self.app.records_changed.subscribe(self, self._records_changed)
         self.query_one("#mri-date", Input).focus()
         self.render_checklist()
+        # The history handed over may predate an entry saved a moment ago (the device
+        # screen reloads in a worker): read it again, so a refill logged today is counted.
+        self.reload()
 
     def _records_changed(self, change) -> None:
         if change.touches([self.history.device.id]):

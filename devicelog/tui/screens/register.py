@@ -173,7 +173,8 @@ class PatientScreen(RegisterScreen):
     def store(self, session, record) -> str:
         from devicelog import services
 
-        services.add_patient(session=session, patient=record, author=self.app.user)
+        services.add_patient(session=session, patient=record, author=self.app.user, today=self.app.today,
+                             settings=self.app.settings)
         return record.mrn
 
     def _saved(self, result: str) -> None:
@@ -273,7 +274,8 @@ class DeviceRegisterScreen(RegisterScreen):
     def store(self, session, record) -> str:
         from devicelog import services
 
-        services.add_device(session=session, device=record, author=self.app.user, today=self.app.today)
+        services.add_device(session=session, device=record, author=self.app.user, today=self.app.today,
+                            settings=self.app.settings)
         return record.serial
 
     def _saved(self, result: str) -> None:

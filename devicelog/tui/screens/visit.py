@@ -301,7 +301,7 @@ class VisitScreen(Screen["int | None"]):
             event = EventIn(device_serial=self.history.device.serial, occurred_on=ev.occurred_on,
                             author=app.user, data=ev.data)
             with read_session(app.engine) as session:
-                _, problems = services.check_event(session=session, event=event, today=app.today)
+                _, problems = services.check_event(session=session, event=event, today=app.today, settings=app.settings)
         except Exception:  # noqa: BLE001 - the save reports anything this check cannot
             return
         if self.amend is not None:
