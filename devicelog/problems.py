@@ -17,7 +17,9 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        shown = "" if self.value is None or isinstance(self.value, (dict, list)) else f" = {self.value!r}"
+        from devicelog.clinic.words import quoted
+
+        shown = "" if self.value is None or isinstance(self.value, (dict, list)) else f" = {quoted(self.value)}"
         return f"{self.field}{shown}: {self.message}"
 
 

@@ -327,10 +327,11 @@ def test_cli_import_then_export(db_url, tmp_path, capsys):
     source = tmp_path / "in.json"
     source.write_text(json.dumps(document()), encoding="utf-8")
     assert main(["--db", db_url, "--user", "nurse", "import", str(source)]) == 0
-    assert "2 patients, 3 devices, 11 events, 1 catalogue entries" in capsys.readouterr().out
+    # Issue 13 item 15: counted right ("1 catalogue entries" before), each section by name.
+    assert "2 patients, 3 devices, 11 events, 1 catalogue entry." in capsys.readouterr().out
     out = tmp_path / "out.json"
     assert main(["--db", db_url, "export", "-o", str(out)]) == 0
-    assert "Exported 16 patients, devices and events" in capsys.readouterr().out
+    assert "Exported 2 patients, 3 devices and 11 events to" in capsys.readouterr().out  # not "16 patients, devices and events"
     assert not (tmp_path / "out.json.partial").exists()
     assert main(["--db", db_url, "export"]) == 0
     assert capsys.readouterr().out == out.read_text(encoding="utf-8")

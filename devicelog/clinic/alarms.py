@@ -81,7 +81,8 @@ def alarm_items(history: DeviceHistory, settings: Settings) -> list[DueItem]:
             kind = "Critical alarm" if alarm.critical else "Alarm"
             name = alarm.code.label
             horizon = "same day" if alarm.critical else f"within {settings.noncritical_alarm_days} days"
-            note = f" ({alarm.note})" if alarm.note else ""
+            # A note that only repeats the label ("elective replacement indicator" on an ERI) is not said twice.
+            note = f" ({alarm.note})" if alarm.note and alarm.note.strip().lower() not in name.lower() else ""
             items.append(
                 make_item(
                     history,

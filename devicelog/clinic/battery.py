@@ -9,6 +9,7 @@ from typing import Sequence
 
 from devicelog.clinic.due import ClinicalWarning, DueItem, days_floor, make_item, plus_days, plus_months
 from devicelog.clinic.history import DeviceHistory, clinical_order
+from devicelog.clinic.words import plural
 from devicelog.clinic.records import (
     AlarmCode,
     BatteryState,
@@ -74,7 +75,7 @@ def primary_cell_eri_projection(
         return BatteryProjection(
             None,
             None,
-            f"{len(readings)} battery reading(s): at least 2 on different dates are needed to project ERI",
+            f"{plural(len(readings), 'battery reading')}: at least 2 on different dates are needed to project ERI",
         )
     last_on, last_percent = readings[-1]
     if last_percent <= eri_percent:

@@ -62,9 +62,12 @@ def _import(args, ctx) -> int:
         except (OSError, UnicodeDecodeError) as exc:  # nothing was written (rolled back)
             print(f"devicelog: cannot read {source}: {exc}", file=sys.stderr)
             return 1
+    from devicelog.clinic.words import plural
+
     print(
-        f"Imported {source}: {summary.patients} patients, {summary.devices} devices, {summary.events} events"
-        + (f", {summary.catalogue_entries} catalogue entries" if summary.catalogue_entries else "")
+        f"Imported {source}: {plural(summary.patients, 'patient')}, {plural(summary.devices, 'device')}, "
+        f"{plural(summary.events, 'event')}"
+        + (f", {plural(summary.catalogue_entries, 'catalogue entry', 'catalogue entries')}" if summary.catalogue_entries else "")
         + "."
     )
     return 0
@@ -74,6 +77,7 @@ def _export(args, ctx) -> int:
     import os
 
     from devicelog import transfer
+    from devicelog.clinic.words import plural
     from devicelog.progress import progress
     from devicelog.store.db import read_session
 
@@ -89,9 +93,10 @@ def _export(args, ctx) -> int:
         partial = f"{args.output}.partial"
         with progress(_count(session), f"Exporting to {args.output}") as tick:
             with open(partial, "w", encoding="utf-8") as fh:
-                count = transfer.write_document(session, fh, tick=tick)
+                counts = transfer.write_document(session, fh, tick=tick)
         os.replace(partial, args.output)  # never leave a half-written document under the real name
-    print(f"Exported {count} patients, devices and events to {args.output}.")
+    print(f"Exported {plural(counts['patients'], 'patient')}, {plural(counts['devices'], 'device')} and "
+          f"{plural(counts['events'], 'event')} to {args.output}.")
     return 0
 
 

@@ -211,6 +211,7 @@ FORECAST_MODULES = (
     "clinic/pump.py",
     "clinic/records.py",
     "clinic/trials.py",
+    "clinic/words.py",
     "clinic/wounds.py",
     "settings.py",
 )

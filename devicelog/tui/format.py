@@ -27,6 +27,13 @@ STATUS_STYLE = {"overdue": "bold white on dark_red", "due": "bold black on yello
 STATUS_WORD = {"overdue": "OVERDUE", "due": "DUE SOON", "upcoming": "upcoming"}
 
 
+def value_label(path: str, value) -> str:
+    """A coded value in the words its form uses (``forms.value_label``), imported when first needed."""
+    from devicelog.forms import value_label as label
+
+    return label(path, value)
+
+
 def when(due_on: dt.date, today: dt.date) -> str:
     """"in 3 days", "today", "2 days ago"."""
     days = (due_on - today).days
@@ -88,17 +95,18 @@ def event_summary(event: Event) -> str:
         if d.reservoir_volume_ml is not None:
             parts.append(f"reservoir {_n(d.reservoir_volume_ml, 'mL')}")
         if d.alarms:
-            parts.append("alarms " + ", ".join(a.code.value for a in d.alarms))
+            parts.append("alarms " + ", ".join(a.code.label for a in d.alarms))
         if d.impedances:
             parts.append(f"{len(d.impedances)} impedances")
         return "; ".join(parts)
     if isinstance(d, ProgrammingData):
         if d.pump_program is not None:
             p = d.pump_program
-            dose = _n(p.dose_mg_per_day, "mg/day") if p.dose_mg_per_day is not None else p.mode.value
+            dose = _n(p.dose_mg_per_day, "mg/day") if p.dose_mg_per_day is not None else value_label("mode", p.mode.value)
             return f"pump program {p.drugs[0].drug} {_n(p.drugs[0].concentration_mg_per_ml, 'mg/mL')}, {dose}"
         s = next((p for p in d.stim_programs if p.name == d.active_program), d.stim_programs[0])
-        return f"program {s.name}: {s.amplitude:g} {s.amplitude_unit}, {s.pulse_width_us:g} µs, {s.frequency_hz:g} Hz, {s.waveform.value}"
+        return (f"program {s.name}: {s.amplitude:g} {s.amplitude_unit}, {s.pulse_width_us:g} µs, {s.frequency_hz:g} Hz, "
+                f"{value_label('waveform', s.waveform.value)}")
     if isinstance(d, WoundCheckData):
         parts = [d.site or "wound", f"erythema {_n(d.erythema_cm, 'cm')}", f"drainage {d.drainage.value}"]
         if d.dehiscence.value != "none":
@@ -142,7 +150,7 @@ def therapy_summary(history: DeviceHistory) -> str:
     contacts = " ".join(f"{c}{p.value}" for c, p in s.contacts.items())
     return (
         f"program {s.name}: {s.amplitude:g} {s.amplitude_unit}, {s.pulse_width_us:g} µs, "
-        f"{s.frequency_hz:g} Hz, {s.waveform.value}; contacts {contacts}"
+        f"{s.frequency_hz:g} Hz, {value_label('waveform', s.waveform.value)}; contacts {contacts}"
     )
 
 
@@ -159,4 +167,5 @@ def battery_summary(history: DeviceHistory) -> str:
             if d.battery_v is not None:
                 parts.append(f"{d.battery_v:g} V")
             return " ".join(parts) + f" (interrogated {event.occurred_on})"
-    return f"{model.power.value}; not interrogated yet"
+    cell = {"battery": "primary cell", "rechargeable": "rechargeable"}.get(model.power.value, model.power.value)
+    return f"not interrogated yet ({cell})"

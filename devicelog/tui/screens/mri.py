@@ -169,7 +169,9 @@ class MriScreen(Screen):
                 record_checklist(session, serial=self.history.device.serial, mri_on=mri_on, note=note,
                                  author=app.user, today=app.today, settings=app.settings)
         except InputError as exc:
-            app.call_from_thread(self.notify, "Not saved: " + "; ".join(str(p) for p in exc.problems), severity="error")
+            from devicelog.forms import problem_text
+
+            app.call_from_thread(self.notify, "Not saved: " + "; ".join(problem_text(p) for p in exc.problems), severity="error")
             return
         finally:
             self.saving = False
