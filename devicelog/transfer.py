@@ -174,14 +174,60 @@ def _json_error(source: str, text: str, pos: int, lineno: int, colno: int, msg: 
     return InputError([Problem("$", None, f"{source}: {why}")])
 
 
+class _Unreadable(ValueError):
+    """A JSON value devicelog refuses to read (issue 19): a key given twice in one object,
+    NaN or Infinity, a number of more than ``MAX_NUMBER_CHARS`` characters."""
+
+
+#: The longest number a document may hold, in characters (a 5,000-digit one made int() raise).
+MAX_NUMBER_CHARS = 40
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:  # json keeps the last: "name": "Zoe Silva", "name": "Evil Twin" → Evil Twin
+            raise _Unreadable(f"the key {key!r} is given twice in one object")
+        found[key] = value
+    return found
+
+
+def _number(convert):
+    def parse(text: str):
+        if len(text) > MAX_NUMBER_CHARS:
+            raise _Unreadable(f"a number of {len(text):,} characters (at most {MAX_NUMBER_CHARS})")
+        return convert(text)
+
+    return parse
+
+
+def _constant(name: str):
+    raise _Unreadable(f"{name} is not a number a record can hold")
+
+
+#: The decoder of every document: the standard library's, refusing what ``_Unreadable`` says.
+DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_int=_number(int), parse_float=_number(float),
+                           parse_constant=_constant)
+
+
+def _unreadable_why(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "values nested too deeply"
+    return str(exc)
+
+
 def parse_text(text: str, source: str = "the file") -> Any:
-    """JSON text to values; a truncated or non-JSON file is refused with where it broke."""
+    """JSON text to values; a truncated or non-JSON file is refused with where it broke.
+    A UTF-8 byte-order mark at the start is read as nothing."""
+    text = text.removeprefix("\ufeff")
     if not text.strip():
         raise InputError([Problem("$", None, f"{source} is empty; expected a devicelog JSON document")])
     try:
-        return json.loads(text)
+        return DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise _json_error(source, text, exc.pos, exc.lineno, exc.colno, exc.msg, True) from None
+    except (_Unreadable, RecursionError) as exc:
+        raise InputError([Problem("$", None, f"{source}: not read: {_unreadable_why(exc)}")]) from None
 
 
 _NOT_SPACE = re.compile(r"[^ \t\n\r]")
@@ -223,7 +269,7 @@ class DocumentReader:
         self.last_newline = -1  # absolute position of the last newline before buf[0]
         self.eof = False
         self.size = self.CHUNK
-        self.decode = json.JSONDecoder().raw_decode
+        self.decode = DECODER.raw_decode
 
     # ---- the window
     def _fill(self) -> bool:
@@ -268,6 +314,8 @@ class DocumentReader:
                         self.size *= 2  # a large value: read more at a time
                         continue
                     raise self._at_end(exc.pos, exc.msg) from None
+                except (_Unreadable, RecursionError) as exc:
+                    raise self._at_end(self.pos, f"the value here is refused: {_unreadable_why(exc)}") from None
                 if end == len(self.buf) and self._fill():
                     continue  # a number at the window's end may go on
                 text = self.buf[self.pos : end]
@@ -293,6 +341,10 @@ class DocumentReader:
 
     # ---- the document
     def entries(self) -> Iterator[tuple]:
+        if not self.buf:
+            self._fill()
+        if self.buf.startswith("\ufeff"):  # a UTF-8 byte-order mark: read as nothing
+            self.pos = 1
         first = self._peek()
         if first == "":
             raise InputError([Problem("$", None, f"{self.source} is empty; expected a devicelog JSON document")])
