@@ -999,7 +999,7 @@ def humanise(text: str, fields: Sequence[FormField] = ()) -> str:
         name = m.group(0)
         if name.removeprefix("data.") in labels or _short_path(name) in labels:
             return field_label(name, fields)
-        return by_value.get(name, name.replace("_", " "))
+        return by_value.get(name, name)  # a name no form shows (a settings key) stays as it is written
 
     return _INTERNAL_NAME.sub(replace, text)
 

@@ -111,7 +111,7 @@ def patient_problems(patient: PatientIn, *, today: dt.date, settings: Settings) 
         age = today.year - patient.birth_date.year - ((today.month, today.day) < (patient.birth_date.month, patient.birth_date.day))
         if age > settings.max_age_years:
             problems.append(Problem("birth_date", patient.birth_date.isoformat(),
-                                    f"gives an age of {age} years, more than {settings.max_age_years} (settings: max_age_years)"))
+                                    f"gives an age of {age} years, more than the clinic's limit of {settings.max_age_years} (setting max_age_years)"))
     if patient.died_on is not None and patient.died_on > today:
         problems.append(Problem("died_on", patient.died_on.isoformat(), f"is after today ({today})"))
     return problems

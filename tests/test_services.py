@@ -284,7 +284,7 @@ def test_bulk_adds_check_audit_and_write_what_one_by_one_does(engine, other_engi
         (dt.date(2030, 1, 1), "is after today (2026-11-23)"),
         (dt.date(2026, 11, 24), "is after today (2026-11-23)"),
         # 2026-11-23 − 1905-11-22 = 121 full years (the birthday has passed): over 120.
-        (dt.date(1905, 11, 22), "gives an age of 121 years, more than 120 (settings: max_age_years)"),
+        (dt.date(1905, 11, 22), "gives an age of 121 years, more than the clinic's limit of 120 (setting max_age_years)"),
         (dt.date(1800, 1, 1), "is before 1900-01-01, the earliest date a record can have"),
     ],
 )

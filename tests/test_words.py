@@ -109,3 +109,13 @@ def test_a_battery_never_interrogated_says_which_cell():
 
     assert summary("synchromed-ii-20") == "not interrogated yet (primary cell)"
     assert summary("medtronic-intellis") == "not interrogated yet (rechargeable)"
+
+
+def test_one_day_of_delivery_is_counted_in_the_singular():
+    # Seen on the MRI checklist: "filled to 20.0 mL on 2026-12-02, 1 days at the programmed rate".
+    from devicelog.clinic import mri
+    from tests.test_mri import fill, history, program
+
+    h = history("prometra-ii-20", (dt.date(2026, 11, 22), fill(20.0, program(1.0, ("morphine", 10)))))
+    _, why = mri.expected_volume_now(h, dt.date(2026, 11, 23))
+    assert "on 2026-11-22, 1 day at the programmed rate" in why

@@ -299,9 +299,9 @@ def _recharge_item(
         severity="high",
         rule="rule 19",
         why=f"at the interrogation on {latest.occurred_on} the last full charge was {last_on}, "
-        f"{days_since} days before; recharge interval {interval:g} days + grace "
-        f"{settings.recharge_grace_days} days → charge was due by {due_by} (missed); "
-        f"contact within {settings.noncritical_alarm_days} days → {call_by}",
+        f"{plural(days_since, 'day')} before; recharge interval {interval:g} days + grace "
+        f"{plural(settings.recharge_grace_days, 'day')} → charge was due by {due_by} (missed); "
+        f"contact within {plural(settings.noncritical_alarm_days, 'day')} → {call_by}",
         source_event_id=latest.id,
     )
     return item, None

@@ -78,6 +78,7 @@ from devicelog.clinic.records import (
     ReinterventionData,
     ReinterventionKind,
 )
+from devicelog.clinic.words import plural
 
 RULE = "rule 13"
 
@@ -244,7 +245,7 @@ def expected_volume_now(history: DeviceHistory, as_of: dt.date) -> tuple[float |
         pieces.append((days, daily_volume_ml(s.program)))
     volume = expected_residual_ml(start_ml, pieces, 0.0)
     days = sum(d for d, _ in pieces)
-    return volume, f"{start_text}, {days} days at the programmed rate (rule 8; boluses not counted)"
+    return volume, f"{start_text}, {plural(days, 'day')} at the programmed rate (rule 8; boluses not counted)"
 
 
 # ----------------------------------------------------------------------- records

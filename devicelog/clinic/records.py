@@ -33,7 +33,7 @@ class Allows:
         self.chars = chars
 
 
-def MultiLine() -> Allows:  # noqa: N802 - reads as the marker it is
+def MultiLine() -> Allows:
     """Notes: line breaks and tabs."""
     return Allows("\t\n\r")
 
