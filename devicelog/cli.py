@@ -101,11 +101,28 @@ def configure(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentPa
     return parser
 
 
+#: The longest name a record's author may have (``EventIn.author``).
+MAX_USER_CHARS = 80
+
+
+def user_name(text: str) -> str:
+    """``--user``: a name of 1 to MAX_USER_CHARS characters with no control character
+    (it is written into every record as its author); refused by argparse, exit 2."""
+    import re
+
+    name = text.strip()
+    if not 1 <= len(name) <= MAX_USER_CHARS:
+        raise argparse.ArgumentTypeError(f"{len(name)} characters: give 1 to {MAX_USER_CHARS}")
+    if re.search("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", name):
+        raise argparse.ArgumentTypeError("contains a control character: type it as plain text")
+    return name
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="devicelog", description=__doc__.splitlines()[0])
     parser.add_argument("--db", help="SQLite file or database URL (default: $DEVICELOG_DB, then the user data directory)")
     parser.add_argument("--settings", help="clinic settings TOML file (default: $DEVICELOG_SETTINGS)")
-    parser.add_argument("--user", help="who is writing (default: the operating-system login)")
+    parser.add_argument("--user", type=user_name, help="who is writing (default: the operating-system login)")
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", action=_Commands)
     for name, module, help_text in COMMANDS:

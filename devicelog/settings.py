@@ -213,4 +213,8 @@ def load_settings(path: str | Path | None = None) -> Settings:
         if explicit:
             raise SettingsError(f"settings file {candidate} does not exist")
         return Settings()
-    return parse_settings(candidate.read_text(encoding="utf-8"), str(candidate))
+    try:
+        text = candidate.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:  # a folder, no permission, not text
+        raise SettingsError(f"settings file {candidate} cannot be read: {getattr(exc, 'strerror', None) or exc}") from None
+    return parse_settings(text, str(candidate))

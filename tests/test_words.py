@@ -119,3 +119,15 @@ def test_one_day_of_delivery_is_counted_in_the_singular():
     h = history("prometra-ii-20", (dt.date(2026, 11, 22), fill(20.0, program(1.0, ("morphine", 10)))))
     _, why = mri.expected_volume_now(h, dt.date(2026, 11, 23))
     assert "on 2026-11-22, 1 day at the programmed rate" in why
+
+
+@pytest.mark.parametrize("user", ["u" * 81, "nurse\x1b]0;x\x07", "  "])
+def test_a_user_name_no_record_can_hold_is_refused_before_anything_runs(user, capsys):
+    # Issue 19: a --user longer than 80 characters gave a pydantic traceback at the first save.
+    from devicelog.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--user", user, "due"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --user:" in err and "Traceback" not in err
