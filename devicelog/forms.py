@@ -853,6 +853,136 @@ def parse_udi_field(field: str, text: Any):
         raise _fail(field, raw.strip()[:60], f"cannot read this UDI ({type(exc).__name__})") from None
 
 
+# ====================================================================== words a person reads
+
+#: Record path prefixes that the forms show as one program's fields.
+_PROGRAM_PREFIXES = ("program.", "pump_program.", "stim_programs.0.", "stim.")
+
+
+def _short_path(path: str) -> str:
+    path = path.removeprefix("data.")
+    for prefix in _PROGRAM_PREFIXES:
+        path = path.removeprefix(prefix)
+    return path
+
+
+_LABELS: dict[str, str] | None = None
+_VALUES: dict[tuple[str, str], str] | None = None
+
+
+def _label_index() -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+    """Every form field's label by record path and by field name, and every choice's
+    label by (field name, value), taken from the forms themselves (one source)."""
+    global _LABELS, _VALUES
+    if _LABELS is None or _VALUES is None:
+        from devicelog.clinic.catalogue import shipped_catalogue
+
+        catalogue = shipped_catalogue()
+        models = {}
+        for m in catalogue.device_models:  # one model of each shape
+            models.setdefault((m.kind.value, m.power.value, m.constant_flow), m)
+        fields = patient_fields() + device_fields(catalogue.device_models)
+        # The interrogation's "reason" is labelled "Interrogation" on its form: other kinds first,
+        # so a bare "reason" reads "Reason".
+        for kind in sorted(EventKind, key=lambda k: k is EventKind.interrogation):
+            for m in sorted(models.values(), key=lambda m: m.kind is not DeviceKind.intrathecal_pump):
+                fields += event_fields(kind, m, catalogue.drugs)
+        labels: dict[str, str] = {}
+        values: dict[tuple[str, str], str] = {}
+        for f in fields:
+            shown = _with_unit(f)
+            for path in (f.key, *f.paths):
+                labels.setdefault(path, shown)
+                labels.setdefault(_short_path(path), shown)
+            for value, label in f.choices:
+                for path in (f.key, *f.paths):
+                    values.setdefault((_short_path(path), value), label)
+        _LABELS, _VALUES = labels, values
+    return _LABELS, _VALUES
+
+
+def field_label(path: str, fields: Sequence[FormField] = ()) -> str:
+    """The label a person sees for a record path (``data.program.dose_mg_per_day`` →
+    "Daily dose (primary drug) (mg/day)"): the label of the form field it belongs to in
+    ``fields`` if given, else of the form that shows it, else the name in plain words."""
+    if path.startswith(("(", "$")):
+        return path
+    if fields:
+        key = field_for(path, fields)
+        for f in fields:
+            if f.key == key:
+                return _with_unit(f)
+    labels, _ = _label_index()
+    short = _short_path(path)
+    found = labels.get(path.removeprefix("data.")) or labels.get(short)
+    if found is None:
+        name = next((part for part in reversed(short.split(".")) if not part.isdigit()), short)
+        found = labels.get(name)
+    if found is None:  # a field no form shows (an import's): its name in words, its unit spelt out
+        unit = next((u for suffix, u in _UNIT_SUFFIXES if name.endswith(suffix)), "")
+        words = name.removesuffix(next((sfx for sfx, u in _UNIT_SUFFIXES if u == unit), "") if unit else "")
+        found = words.replace("_", " ").capitalize() + (f" ({unit})" if unit else "")
+    return found
+
+
+#: Unit suffixes of record field names (longest first) and how a person writes them.
+_UNIT_SUFFIXES = (
+    ("_mg_per_day", "mg/day"), ("_mg_per_ml", "mg/mL"), ("_ml_per_day", "mL/day"), ("_ml_per_h", "mL/h"),
+    ("_mcg_per_h", "mcg/h"), ("_percent", "%"), ("_days", "days"), ("_ohm", "Ω"), ("_min", "min"),
+    ("_ml", "mL"), ("_ma", "mA"), ("_us", "µs"), ("_hz", "Hz"), ("_cm", "cm"), ("_v", "V"), ("_c", "°C"), ("_s", "s"),
+)
+
+
+def _with_unit(f: FormField) -> str:
+    """A number field's label with its unit: "Volume added (mL)", "Daily dose (primary drug, mg/day)"."""
+    if not f.unit or f.type not in ("number", "int"):
+        return f.label
+    if f.label.endswith(")"):
+        return f"{f.label[:-1]}, {f.unit})"
+    return f"{f.label} ({f.unit})"
+
+
+def value_label(path: str, value: Any) -> str:
+    """A coded value as the form offers it (``waveform``, ``high_frequency`` → "high
+    frequency"; ``battery_state``, ``eri`` → "ERI"); a number or free text as it is."""
+    if not isinstance(value, str):
+        return _num(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+    _, values = _label_index()
+    short = _short_path(path)
+    name = short.rsplit(".", 1)[-1]
+    return values.get((short, value)) or values.get((name, value)) or value
+
+
+_INTERNAL_NAME = re.compile(r"\b(?:data\.)?[a-z][a-z0-9]*(?:_[a-z0-9]+)+(?:\.[a-z0-9_]+)*\b")
+
+
+def humanise(text: str, fields: Sequence[FormField] = ()) -> str:
+    """A message with each internal field name (``mri_on``, ``data.program.dose_mg_per_day``)
+    replaced by its label, and each coded value (``post_mri``) by the words the form uses."""
+    labels, values = _label_index()
+    by_value = {}
+    for (_, value), label in values.items():
+        by_value.setdefault(value, label)
+
+    def replace(m: re.Match) -> str:
+        name = m.group(0)
+        if name.removeprefix("data.") in labels or _short_path(name) in labels:
+            return field_label(name, fields)
+        return by_value.get(name, name)  # a name no form shows (a settings key) stays as it is written
+
+    return _INTERNAL_NAME.sub(replace, text)
+
+
+def problem_text(problem: Problem, fields: Sequence[FormField] = ()) -> str:
+    """A refusal as a person reads it: the field's label, the value as typed (shortened),
+    and the message in the same words (``Date of visit '2027-01-15': is after today``)."""
+    from devicelog.clinic.words import quoted
+
+    value = problem.value
+    shown = "" if value is None or isinstance(value, (dict, list)) else f" {quoted(value)}"
+    return f"{field_label(problem.field, fields)}{shown}: {humanise(problem.message, fields)}"
+
+
 __all__ = [
     "FormField",
     "base_pump_program",
@@ -863,6 +993,8 @@ __all__ = [
     "event_fields",
     "event_values",
     "field_for",
+    "field_label",
+    "humanise",
     "parse_choice",
     "parse_contacts",
     "parse_date",
@@ -878,5 +1010,7 @@ __all__ = [
     "parse_opioids",
     "parse_udi_field",
     "patient_fields",
+    "problem_text",
     "raw_from_data",
+    "value_label",
 ]

@@ -17,11 +17,13 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        """One line a person reads; a message quoting stored text shows its control
-        characters as marks (``reports.safe.visible``), never runs them."""
+        """One line a person reads: the refused value quoted shortened
+        (``clinic.words.quoted``); stored text shows its control characters as marks
+        (``reports.safe.visible``), never runs them."""
+        from devicelog.clinic.words import quoted
         from devicelog.reports.safe import visible
 
-        shown = "" if self.value is None or isinstance(self.value, (dict, list)) else f" = {self.value!r}"
+        shown = "" if self.value is None or isinstance(self.value, (dict, list)) else f" = {quoted(self.value)}"
         return visible(f"{self.field}{shown}: {self.message}", one_line=True)
 
 

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlmodel import Session, select
 
 from devicelog.clinic.catalogue import DeviceModel
@@ -61,6 +61,63 @@ def problems_from(error: ValidationError, prefix: str = "") -> list[Problem]:
     return found
 
 
+def latest_plausible_date(today: dt.date, settings: Settings) -> dt.date:
+    """The latest date a record can hold: ``settings.planned_years_ahead`` years after today
+    (29 February gives 28 February in a year that has none)."""
+    year = today.year + settings.planned_years_ahead
+    try:
+        return today.replace(year=year)
+    except ValueError:
+        return dt.date(year, 2, 28)
+
+
+def _dates(value: Any, path: str) -> Iterable[tuple[str, dt.date]]:
+    """Every date (and the date of every instant) inside a record, with its path."""
+    if isinstance(value, dt.datetime):
+        yield path, value.date()
+    elif isinstance(value, dt.date):
+        yield path, value
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _dates(getattr(value, name), f"{path}.{name}".lstrip("."))
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _dates(item, f"{path}.{i}")
+
+
+def date_problems(record: BaseModel, *, today: dt.date, settings: Settings, prefix: str = "") -> list[Problem]:
+    """Issue 19: every date of ``record`` (a patient, a device, an event and its data) lies
+    between ``settings.earliest_date`` and ``settings.planned_years_ahead`` years after
+    today; a date outside that range is no date a clinic's record can have."""
+    earliest, latest = settings.earliest_date, latest_plausible_date(today, settings)
+    problems = []
+    for path, day in _dates(record, prefix):
+        if day < earliest:
+            problems.append(Problem(path, day.isoformat(), f"is before {earliest}, the earliest date a record can have"))
+        elif day > latest:
+            problems.append(Problem(path, day.isoformat(),
+                                    f"is more than {settings.planned_years_ahead} years ahead (after {latest})"))
+    return problems
+
+
+def patient_problems(patient: PatientIn, *, today: dt.date, settings: Settings) -> list[Problem]:
+    """Issue 13 item 6: a date of birth is not after today, and gives an age of at most
+    ``settings.max_age_years`` today; a date of death is not after today either."""
+    problems = date_problems(patient, today=today, settings=settings)
+    if problems:
+        return problems
+    if patient.birth_date > today:
+        problems.append(Problem("birth_date", patient.birth_date.isoformat(), f"is after today ({today})"))
+    else:
+        age = today.year - patient.birth_date.year - ((today.month, today.day) < (patient.birth_date.month, patient.birth_date.day))
+        if age > settings.max_age_years:
+            problems.append(Problem("birth_date", patient.birth_date.isoformat(),
+                                    f"gives an age of {age} years, more than the clinic's limit of {settings.max_age_years} (setting max_age_years)"))
+    if patient.died_on is not None and patient.died_on > today:
+        problems.append(Problem("died_on", patient.died_on.isoformat(), f"is after today ({today})"))
+    return problems
+
+
 def validate(model, values: Any, prefix: str = ""):
     """``model.model_validate(values)`` with refusals as ``InputError``."""
     try:
@@ -72,8 +129,10 @@ def validate(model, values: Any, prefix: str = ""):
 # --------------------------------------------------------------------- patients & devices
 
 
-def add_patient(*, session: Session, patient: PatientIn, author: str) -> tables.Patient:
-    [result] = add_patients(session=session, patients=[(patient, author)])
+def add_patient(
+    *, session: Session, patient: PatientIn, author: str, today: dt.date, settings: Settings | None = None
+) -> tables.Patient:
+    [result] = add_patients(session=session, patients=[(patient, author)], today=today, settings=settings)
     if not isinstance(result, tables.Patient):
         raise InputError(result)
     return result
@@ -108,7 +167,9 @@ def _audit_runs(session: Session, action: str, entries: list[tuple[str, audit.Ch
         audit.append(session, action=action, author=run_author, changes=run)
 
 
-def add_patients(*, session: Session, patients: list[tuple[PatientIn, str]]) -> list[tables.Patient | list[Problem]]:
+def add_patients(
+    *, session: Session, patients: list[tuple[PatientIn, str]], today: dt.date, settings: Settings | None = None
+) -> list[tables.Patient | list[Problem]]:
     """``add_patient`` for many patients at once (an import's): each (patient, author)
     gets the same check in the same order (an MRN already in the database, or given to
     an earlier patient of the list, is refused), and its row or its problems, in order.
@@ -120,9 +181,14 @@ def add_patients(*, session: Session, patients: list[tuple[PatientIn, str]]) -> 
     taken = set(_by_key(session, tables.Patient.mrn, (p.mrn for p, _ in patients)))
     results: list[tables.Patient | list[Problem]] = []
     added: list[tuple[str, tables.Patient]] = []
+    settings = settings or Settings()
     for patient, author in patients:
         if patient.mrn in taken:
             results.append([Problem("mrn", patient.mrn, "a patient with this MRN already exists")])
+            continue
+        refused = patient_problems(patient, today=today, settings=settings)
+        if refused:
+            results.append(refused)
             continue
         taken.add(patient.mrn)
         row = tables.Patient(**patient.model_dump(), author=author)
@@ -141,15 +207,17 @@ def _created(row) -> audit.Change:
     return audit.Change(row.__tablename__, row.id, None, audit.row_values(row))
 
 
-def add_device(*, session: Session, device: DeviceIn, author: str, today: dt.date) -> tables.Device:
-    [result] = add_devices(session=session, devices=[(device, author)], today=today)
+def add_device(
+    *, session: Session, device: DeviceIn, author: str, today: dt.date, settings: Settings | None = None
+) -> tables.Device:
+    [result] = add_devices(session=session, devices=[(device, author)], today=today, settings=settings)
     if not isinstance(result, tables.Device):
         raise InputError(result)
     return result
 
 
 def add_devices(
-    *, session: Session, devices: list[tuple], today: dt.date
+    *, session: Session, devices: list[tuple], today: dt.date, settings: Settings | None = None
 ) -> list[tables.Device | list[Problem]]:
     """``add_device`` for many devices at once (an import's): each (device, author) gets
     the same checks, in order, as if added one by one (a serial registered by an earlier
@@ -187,7 +255,7 @@ def add_devices(
 
     for item in devices:
         device, author = item[0], item[1]
-        problems: list[Problem] = []
+        problems: list[Problem] = date_problems(device, today=today, settings=settings or Settings())
         patient = patients.get(device.patient_mrn)
         if patient is None:
             problems.append(Problem("patient_mrn", device.patient_mrn, "no patient has this MRN"))
@@ -309,7 +377,7 @@ class Lookups:
 
 
 def check_event(
-    *, session: Session, event: EventIn, today: dt.date, lookups: Lookups | None = None
+    *, session: Session, event: EventIn, today: dt.date, lookups: Lookups | None = None, settings: Settings | None = None
 ) -> tuple[tables.Device, list[Problem]]:
     """Every reason this event cannot be recorded against its device (empty when it can).
 
@@ -321,7 +389,7 @@ def check_event(
     if device is None:
         return None, [Problem("device_serial", event.device_serial, "no device has this serial")]
     model = lookups.model(session, device) if lookups is not None else _model(session, device)
-    problems: list[Problem] = []
+    problems: list[Problem] = date_problems(event, today=today, settings=settings or Settings())
     data = event.data
     kind = EventKind(data.kind)
     if event.occurred_on < device.implanted_on:
@@ -438,11 +506,16 @@ def review_refusals(*, session: Session, event: EventIn, settings: Settings) -> 
 
 
 def _after_the_mri(event: EventIn) -> list[Problem]:
-    """Rule 13: a post-MRI interrogation is dated on or after the MRI it follows."""
+    """Rule 13: a post-MRI interrogation is dated on or after the MRI it follows, and a
+    pre-MRI checklist on or before the MRI it prepares (one dated after its scan would be
+    overdue the moment it is saved)."""
     data = event.data
     if isinstance(data, InterrogationData) and data.mri_on is not None and event.occurred_on < data.mri_on:
         return [Problem("occurred_on", event.occurred_on.isoformat(),
                         f"is before the MRI on {data.mri_on} (data.mri_on): a post-MRI interrogation comes after the scan")]
+    if isinstance(data, ReinterventionData) and data.mri_on is not None and event.occurred_on > data.mri_on:
+        return [Problem("occurred_on", event.occurred_on.isoformat(),
+                        f"is after the MRI on {data.mri_on} (data.mri_on): a pre-MRI checklist is done before the scan")]
     return []
 
 
@@ -524,7 +597,7 @@ def clinical_refusals(*, session: Session, event: EventIn, settings: Settings) -
 def record_event(
     *, session: Session, event: EventIn, today: dt.date, settings: Settings | None = None
 ) -> tables.EventRow:
-    device, problems = check_event(session=session, event=event, today=today)
+    device, problems = check_event(session=session, event=event, today=today, settings=settings)
     if not problems:
         problems = clinical_refusals(session=session, event=event, settings=settings or Settings())
     if problems:
@@ -600,7 +673,7 @@ def amend_event(
                                   f"the amended review is of refill entry {(original.data or {}).get('refill_event_id')}")])
     device = session.get(tables.Device, original.device_id)
     candidate = EventIn(device_serial=device.serial, occurred_on=occurred_on, author=author, data=data)
-    _, problems = check_event(session=session, event=candidate, today=today)
+    _, problems = check_event(session=session, event=candidate, today=today, settings=settings)
     # An amendment of an event on a since-explanted device is still allowed.
     problems = [p for p in problems if p.field != "device_serial"]
     # Dose steps are not re-judged on an amendment (the amended event would be compared

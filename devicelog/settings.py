@@ -12,6 +12,7 @@ the user's config directory if it exists, else the defaults.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tomllib
 from pathlib import Path
@@ -141,6 +142,13 @@ class Settings(BaseModel):
     # A 30-day list of a 100,000-patient clinic (57,000 items) is about 7,900 pages;
     # its whole list, about 20,800 pages, is refused.
     due_pdf_max_pages: Annotated[int, Field(ge=1, le=100_000)] = 10_000
+    # Issue 13 item 6 / issue 19: dates a clinic's record can have.  No date (birth, visit,
+    # beyond-use, MRI, charge, record instant) is before ``earliest_date``; none is more
+    # than ``planned_years_ahead`` years after today (a planned MRI, a beyond-use date).
+    earliest_date: Annotated[dt.date, Field(ge=dt.date(1850, 1, 1), le=dt.date(2000, 1, 1))] = dt.date(1900, 1, 1)
+    planned_years_ahead: Annotated[int, Field(ge=1, le=20)] = 5
+    # A patient older than this on the day of registration is refused as a typing slip.
+    max_age_years: Annotated[int, Field(ge=100, le=130)] = 120
 
     @field_validator("follow_up_days", mode="before")
     @classmethod

@@ -62,6 +62,7 @@ from devicelog.clinic.records import (
     RefillReviewData,
 )
 from devicelog.services import InputError, Problem
+from devicelog.settings import Settings
 from devicelog.store import queries, tables
 
 FORMAT = "devicelog"
@@ -185,14 +186,60 @@ def _json_error(source: str, text: str, pos: int, lineno: int, colno: int, msg: 
     return InputError([Problem("$", None, f"{source}: {why}")])
 
 
+class _Unreadable(ValueError):
+    """A JSON value devicelog refuses to read (issue 19): a key given twice in one object,
+    NaN or Infinity, a number of more than ``MAX_NUMBER_CHARS`` characters."""
+
+
+#: The longest number a document may hold, in characters (a 5,000-digit one made int() raise).
+MAX_NUMBER_CHARS = 40
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:  # json keeps the last: "name": "Zoe Silva", "name": "Evil Twin" → Evil Twin
+            raise _Unreadable(f"the key {key!r} is given twice in one object")
+        found[key] = value
+    return found
+
+
+def _number(convert):
+    def parse(text: str):
+        if len(text) > MAX_NUMBER_CHARS:
+            raise _Unreadable(f"a number of {len(text):,} characters (at most {MAX_NUMBER_CHARS})")
+        return convert(text)
+
+    return parse
+
+
+def _constant(name: str):
+    raise _Unreadable(f"{name} is not a number a record can hold")
+
+
+#: The decoder of every document: the standard library's, refusing what ``_Unreadable`` says.
+DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_int=_number(int), parse_float=_number(float),
+                           parse_constant=_constant)
+
+
+def _unreadable_why(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "values nested too deeply"
+    return str(exc)
+
+
 def parse_text(text: str, source: str = "the file") -> Any:
-    """JSON text to values; a truncated or non-JSON file is refused with where it broke."""
+    """JSON text to values; a truncated or non-JSON file is refused with where it broke.
+    A UTF-8 byte-order mark at the start is read as nothing."""
+    text = text.removeprefix("\ufeff")
     if not text.strip():
         raise InputError([Problem("$", None, f"{source} is empty; expected a devicelog JSON document")])
     try:
-        return json.loads(text)
+        return DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise _json_error(source, text, exc.pos, exc.lineno, exc.colno, exc.msg, True) from None
+    except (_Unreadable, RecursionError) as exc:
+        raise InputError([Problem("$", None, f"{source}: not read: {_unreadable_why(exc)}")]) from None
 
 
 _NOT_SPACE = re.compile(r"[^ \t\n\r]")
@@ -234,7 +281,7 @@ class DocumentReader:
         self.last_newline = -1  # absolute position of the last newline before buf[0]
         self.eof = False
         self.size = self.CHUNK
-        self.decode = json.JSONDecoder().raw_decode
+        self.decode = DECODER.raw_decode
 
     # ---- the window
     def _fill(self) -> bool:
@@ -279,6 +326,8 @@ class DocumentReader:
                         self.size *= 2  # a large value: read more at a time
                         continue
                     raise self._at_end(exc.pos, exc.msg) from None
+                except (_Unreadable, RecursionError) as exc:
+                    raise self._at_end(self.pos, f"the value here is refused: {_unreadable_why(exc)}") from None
                 if end == len(self.buf) and self._fill():
                     continue  # a number at the window's end may go on
                 text = self.buf[self.pos : end]
@@ -304,6 +353,10 @@ class DocumentReader:
 
     # ---- the document
     def entries(self) -> Iterator[tuple]:
+        if not self.buf:
+            self._fill()
+        if self.buf.startswith("\ufeff"):  # a UTF-8 byte-order mark: read as nothing
+            self.pos = 1
         first = self._peek()
         if first == "":
             raise InputError([Problem("$", None, f"{self.source} is empty; expected a devicelog JSON document")])
@@ -411,6 +464,7 @@ def import_document(
     today: dt.date,
     tick: Callable[[int], None] = _noop,
     audit_action: str = "import",
+    settings: Settings | None = None,
 ) -> ImportSummary:
     """Add a parsed document to the database in ``session``; ``InputError`` lists every refusal.
 
@@ -421,7 +475,7 @@ def import_document(
     device the document added or gave events to.
     """
     return _run_import(session, _dict_entries(raw), author=author, today=today, read_tick=tick,
-                       phase=lambda total: tick, audit_action=audit_action)
+                       phase=lambda total: tick, audit_action=audit_action, settings=settings)
 
 
 def import_stream(
@@ -434,6 +488,7 @@ def import_stream(
     phases: Callable[[str, float], Callable[[float], None]] | None = None,
     size: int | None = None,
     audit_action: str = "import",
+    settings: Settings | None = None,
 ) -> ImportSummary:
     """Read a document from a text stream and add it, like :func:`import_document`.
 
@@ -446,16 +501,17 @@ def import_stream(
     read_tick = phases(f"Reading {source}", size or 0)
     reader = DocumentReader(stream, source, on_read=read_tick)
     return _run_import(session, reader.entries(), author=author, today=today, read_tick=_noop,
-                       phase=lambda total: phases(f"Importing {source}", total), audit_action=audit_action)
+                       phase=lambda total: phases(f"Importing {source}", total), audit_action=audit_action,
+                       settings=settings)
 
 
-def _run_import(session: Session, entries, *, author, today, read_tick, phase, audit_action) -> ImportSummary:
+def _run_import(session: Session, entries, *, author, today, read_tick, phase, audit_action, settings=None) -> ImportSummary:
     from devicelog.store import forecasts
 
     spool = _Spool()
     try:
         return _import(session, spool, entries, author=author, today=today, read_tick=read_tick, phase=phase,
-                       audit_action=audit_action)
+                       audit_action=audit_action, settings=settings or Settings())
     finally:
         spool.close()
         session.info.pop(forecasts.DEFER_KEY, None)
@@ -557,13 +613,19 @@ def _body(item: Any, text: str | None, model: BaseModel) -> str:
         return json.dumps(model.model_dump(mode="json"), ensure_ascii=False)
 
 
-def _spool_item(spool: _Spool, section: str, i: int, item: Any, text: str | None, problems: list[Problem]) -> None:
-    """Validate one item through its record model and keep it (or its key, when refused)."""
+def _spool_item(spool: _Spool, section: str, i: int, item: Any, text: str | None, problems: list[Problem],
+                dates: Callable[[BaseModel], list[Problem]] = lambda valid: []) -> None:
+    """Validate one item through its record model and its ``dates`` (every date, including
+    ``recorded_at``, in the clinic's range: an instant near the end of the calendar cannot
+    even be turned to UTC), and keep it (or its key, when refused)."""
     model = {"patients": DocPatient, "devices": DocDevice, "events": DocEvent}[section]
     try:
         valid = model.model_validate(item)
+        refused = _prefixed(dates(valid), f"$.{section}[{i}]")
     except ValidationError as exc:
-        problems += _validation_problems(exc, f"$.{section}[{i}]")
+        valid, refused = None, _validation_problems(exc, f"$.{section}[{i}]")
+    if refused:
+        problems += refused
         key = {"patients": "mrn", "devices": "serial", "events": "ref"}[section]
         raw_key = item.get(key) if isinstance(item, dict) and isinstance(item.get(key), str) else None
         if section == "patients":
@@ -614,7 +676,7 @@ REFRESH_EVENTS = 20_000
 
 
 def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.date, read_tick, phase,
-            audit_action: str) -> ImportSummary:
+            audit_action: str, settings: Settings) -> ImportSummary:
     from devicelog.store import audit, forecasts
 
     # 1. Read: every item through its record model, into the spool; other top-level values kept.
@@ -624,7 +686,8 @@ def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.
     for entry in entries:
         if entry[0] == "item":
             _, section, i, item, text = entry
-            _spool_item(spool, section, i, item, text, found[section])
+            _spool_item(spool, section, i, item, text, found[section],
+                        lambda valid: services.date_problems(valid, today=today, settings=settings))
             read_tick(1)
         elif entry[0] == "value":
             header[entry[1]] = entry[2]
@@ -704,6 +767,8 @@ def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.
         results = services.add_patients(
             session=session,
             patients=[(PatientIn(**p.model_dump(exclude={"author", "recorded_at"})), p.author or author) for _, p in batch],
+            today=today,
+            settings=settings,
         )
         rows = []
         for (i, p), result in zip(batch, results):
@@ -828,6 +893,7 @@ def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.
                 for _, d, device in devices
             ],
             today=today,
+            settings=settings,
         )
         for (i, d, _), result in zip(devices, results):
             if not isinstance(result, tables.Device):
@@ -866,7 +932,7 @@ def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.
                 continue
             e = e.model_copy(update={"data": e.data.model_copy(update={"refill_event_id": refill_id})})
         event = _event_in(e)
-        device, refused = services.check_event(session=session, event=event, today=today, lookups=lookups)
+        device, refused = services.check_event(session=session, event=event, today=today, lookups=lookups, settings=settings)
         if refused:
             problems += _prefixed(refused, f"$.events[{i}]")
             continue
@@ -915,7 +981,7 @@ def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.
             event = original  # a void keeps the original's date and values (services.void_event)
         else:
             event = _event_in(e)
-            _, refused = services.check_event(session=session, event=event, today=today, lookups=lookups)
+            _, refused = services.check_event(session=session, event=event, today=today, lookups=lookups, settings=settings)
             refused = [p for p in refused if p.field != "device_serial"]  # a since-explanted device may be amended
             if refused:
                 problems += _prefixed(refused, where)
@@ -1276,8 +1342,9 @@ def _events_part(session: Session) -> Iterator[dict]:
         yield item
 
 
-def write_document(session: Session, out: IO[str], tick=_noop) -> int:
-    """Write the whole database as a document to ``out``: one item per line; returns the item count.
+def write_document(session: Session, out: IO[str], tick=_noop) -> dict[str, int]:
+    """Write the whole database as a document to ``out``: one item per line; returns how
+    many items each section has (``{"patients": 60, "devices": 82, "events": 2143}``).
 
     Streams: rows are read in chunks (``_stream``) in the export order, which the
     database sorts, and each item is written as it comes, so memory holds a chunk of
@@ -1294,7 +1361,7 @@ def write_document(session: Session, out: IO[str], tick=_noop) -> int:
 
     out.write('{"format": "devicelog", "version": 1,\n')
     out.write(f'"catalogue": {dumps(_catalogue_part(session))},\n')
-    count = 0
+    counts: dict[str, int] = {}
     for name, items, last in (
         ("patients", _patients_part(session), False),
         ("devices", _devices_part(session), False),
@@ -1308,8 +1375,8 @@ def write_document(session: Session, out: IO[str], tick=_noop) -> int:
             tick(1)
         out.write("\n]" if n else "]")
         out.write("\n}\n" if last else ",\n")
-        count += n
-    return count
+        counts[name] = n
+    return counts
 
 
 def export_text(engine: Engine) -> str:

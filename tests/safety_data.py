@@ -44,10 +44,10 @@ def make_clinic(engine) -> dict[str, int]:
     ids = {}
     with write_session(engine) as s:
         ann = services.add_patient(
-            session=s, patient=PatientIn(mrn="MRN001", name="Ann Lee", birth_date=dt.date(1950, 1, 2)), author="rn.ann"
+            session=s, today=dt.date(2026, 11, 23), patient=PatientIn(mrn="MRN001", name="Ann Lee", birth_date=dt.date(1950, 1, 2)), author="rn.ann"
         )
         bo = services.add_patient(
-            session=s, patient=PatientIn(mrn="MRN002", name="Bo Chen", birth_date=dt.date(1961, 3, 4)), author="rn.ann"
+            session=s, today=dt.date(2026, 11, 23), patient=PatientIn(mrn="MRN002", name="Bo Chen", birth_date=dt.date(1961, 3, 4)), author="rn.ann"
         )
         ids["patient"], ids["patient_without_device"] = ann.id, bo.id
     with write_session(engine) as s:

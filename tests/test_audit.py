@@ -257,7 +257,7 @@ def test_verify_command_exit_codes(tampered, db_url, capsys):
     assert main(["--db", db_url, "verify"]) == 1
     out = capsys.readouterr().out
     assert f"event {ids['refill']}: changed outside devicelog: occurred_on '2026-10-01' → '2026-09-30'" in out
-    assert "2 problem(s) found" in out
+    assert "2 problems found" in out
 
 
 # --------------------------------------------------------------------- at scale: pages and payloads

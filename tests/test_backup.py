@@ -43,7 +43,7 @@ def mrns(path) -> list[str]:
 
 
 def add_patient(session, mrn: str):
-    services.add_patient(session=session, patient=PatientIn(mrn=mrn, name="Late Comer", birth_date=dt.date(1970, 1, 1)), author="rn")
+    services.add_patient(session=session, today=dt.date(2026, 11, 23), patient=PatientIn(mrn=mrn, name="Late Comer", birth_date=dt.date(1970, 1, 1)), author="rn")
 
 
 def mode(path) -> int:

@@ -41,7 +41,7 @@ def _services_batch(engine, tag: str) -> None:
     from devicelog.clinic.records import DeviceIn, EventIn, PatientIn, WoundCheckData
 
     with write_session(engine) as s:
-        services.add_patient(session=s, patient=PatientIn(mrn=tag, name="Crash Test", birth_date=dt.date(1960, 1, 1)), author="w")
+        services.add_patient(session=s, today=dt.date(2026, 11, 23), patient=PatientIn(mrn=tag, name="Crash Test", birth_date=dt.date(1960, 1, 1)), author="w")
         services.add_device(
             session=s,
             device=DeviceIn(patient_mrn=tag, model="medtronic-intellis", serial=tag, implanted_on=dt.date(2025, 1, 1)),

@@ -131,7 +131,7 @@ def test_every_event_of_the_default_demo_passes_the_services_checks(engine):
 
 def test_demo_refuses_a_database_that_holds_a_clinic(engine):
     with write_session(engine) as s:
-        services.add_patient(session=s, patient=PatientIn(mrn="REAL-1", name="Real Patient", birth_date=dt.date(1950, 1, 1)), author="rn")
+        services.add_patient(session=s, today=dt.date(2026, 11, 23), patient=PatientIn(mrn="REAL-1", name="Real Patient", birth_date=dt.date(1950, 1, 1)), author="rn")
     before = counts(engine)
     with pytest.raises(ValueError, match="already holds"):
         demo.build(engine, patients=5, seed=1, as_of=TODAY)
@@ -153,7 +153,7 @@ def test_cli_demo_refuses_a_real_clinic_and_reopens_a_demo_without_writing(db_ur
     assert opened == [dt.date(2026, 11, 23)] and counts(engine) == before
 
     with write_session(engine) as s:  # someone then uses it... still a demo: reopened, never rebuilt
-        services.add_patient(session=s, patient=PatientIn(mrn="X-1", name="Added", birth_date=dt.date(1950, 1, 1)), author="rn")
+        services.add_patient(session=s, today=dt.date(2026, 11, 23), patient=PatientIn(mrn="X-1", name="Added", birth_date=dt.date(1950, 1, 1)), author="rn")
     assert main([*args, "--open"]) == 0
     engine.dispose()
 
@@ -164,7 +164,7 @@ def test_cli_demo_refuses_a_file_with_a_real_clinic(db_url, capsys, monkeypatch)
     engine = make_engine(db_url)
     prepare(engine)
     with write_session(engine) as s:
-        services.add_patient(session=s, patient=PatientIn(mrn="REAL-1", name="Real Patient", birth_date=dt.date(1950, 1, 1)), author="rn")
+        services.add_patient(session=s, today=dt.date(2026, 11, 23), patient=PatientIn(mrn="REAL-1", name="Real Patient", birth_date=dt.date(1950, 1, 1)), author="rn")
     before = counts(engine)
     assert main(["demo", "--db", db_url, "--open"]) == 1
     err = capsys.readouterr().err

@@ -85,7 +85,7 @@ def build_clinic(engine, today: dt.date = TODAY) -> None:
         ]:
             services.add_patient(
                 session=s,
-                patient=PatientIn(mrn=mrn, name=name, birth_date=D(1950, 1, 2), goals_of_care=goals),
+                today=dt.date(2026, 11, 23), patient=PatientIn(mrn=mrn, name=name, birth_date=D(1950, 1, 2), goals_of_care=goals),
                 author="rn",
             )
         for mrn, model, serial, implanted in [

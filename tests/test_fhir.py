@@ -25,7 +25,7 @@ AIDC = "]d2010950400005911817141120107654321D\x1d2110987654d322"
 def clinic(engine):
     make_clinic(engine)
     with write_session(engine) as s:
-        services.add_patient(session=s, patient=PatientIn(mrn="MRN002", name="Bo Diaz", birth_date=dt.date(1961, 5, 6)), author="rn")
+        services.add_patient(session=s, today=dt.date(2026, 11, 23), patient=PatientIn(mrn="MRN002", name="Bo Diaz", birth_date=dt.date(1961, 5, 6)), author="rn")
         for raw, serial in ((HRF, "10987654d321"), (AIDC, "10987654d322")):
             services.add_device(
                 session=s,
@@ -33,7 +33,7 @@ def clinic(engine):
                 author="rn",
                 today=TODAY,
             )
-        services.add_patient(session=s, patient=PatientIn(mrn="MRN003", name="Cy", birth_date=dt.date(1970, 1, 1)), author="rn")
+        services.add_patient(session=s, today=dt.date(2026, 11, 23), patient=PatientIn(mrn="MRN003", name="Cy", birth_date=dt.date(1970, 1, 1)), author="rn")
     return engine
 
 

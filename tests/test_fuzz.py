@@ -199,13 +199,23 @@ class _RollBack(Exception):
 
 @pytest.fixture(scope="module")
 def fuzz_engine(tmp_path_factory):
+    """One database for the module: a SQLite file, or a PostgreSQL database in the PG pass
+    (issue 19: the same document is accepted or refused the same way on both)."""
     from devicelog.store.db import make_engine
     from devicelog.store.schema import prepare
+    from tests.conftest import PG_ADMIN_URL, _pg_database
 
-    engine = make_engine(tmp_path_factory.mktemp("fuzz") / "clinic.db")
+    drop = None
+    if PG_ADMIN_URL:
+        url, drop = _pg_database(PG_ADMIN_URL)
+    else:
+        url = tmp_path_factory.mktemp("fuzz") / "clinic.db"
+    engine = make_engine(url)
     prepare(engine)
     yield engine
     engine.dispose()
+    if drop is not None:
+        drop()
 
 
 def test_the_valid_document_imports(fuzz_engine):
@@ -243,3 +253,112 @@ def test_import_text_parser_refuses_by_field(text):
         transfer.parse_text(text)
     except InputError as exc:
         assert_names_fields(exc, allowed=lambda f: f.startswith("$"))
+
+
+# --------------------------------------------------------------------- issue 19: values a clinic could never have
+
+#: Values no record may hold: non-finite and absurd numbers, numbers as text or true/false,
+#: dates outside any clinic's record, control characters and bidirectional overrides,
+#: oversized text.
+absurd_values = st.sampled_from([
+    float("nan"), float("inf"), float("-inf"), 1e308, -1e308, True, False, "20", "3.5", 0, 10**30,
+    "0001-01-01", "1800-01-01", "2999-12-31", "9999-12-31", "9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59",
+    "Ann\x1b]0;owned\x07", "\x1b[2J", "A\x00B", "A\nB", "A\rB", "\u202eevil", "\u2066x\u2069", "x" * 5000,
+])
+
+
+@st.composite
+def absurd_documents(draw):
+    """The valid document with one to three of its values replaced by an absurd one."""
+    doc = copy.deepcopy(VALID_DOCUMENT)
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from(ALL_PATHS))
+        parent = doc
+        try:
+            for step in path[:-1]:
+                parent = parent[step]
+            parent[path[-1]] = draw(absurd_values)
+        except (KeyError, IndexError, TypeError):
+            continue
+    return doc
+
+
+def _stored_values_are_plausible(session) -> None:
+    """What the import wrote, read back as an export: strict JSON (no NaN), dates in range, plain text."""
+    import io
+    import re
+
+    from devicelog import transfer
+
+    buffer = io.StringIO()
+    transfer.write_document(session, buffer)
+    doc = transfer.parse_text(buffer.getvalue())  # refuses NaN, Infinity, duplicate keys
+    dated = ("_on", "_date", "recorded_at", "admixture_bud", "expiry", "manufactured")
+    for key, value in _leaves(doc):
+        if isinstance(value, float):
+            assert abs(value) < 1e6, value
+        if isinstance(value, str):
+            assert not re.search("[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]", value), value
+            if key.endswith(dated):
+                assert "1900" <= value[:4] <= "2031", (key, value)
+
+
+def _leaves(value, key=""):
+    if isinstance(value, dict):
+        for name, item in value.items():
+            yield from _leaves(item, name)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _leaves(item, key)
+    else:
+        yield key, value
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(absurd_documents())
+def test_absurd_values_are_refused_or_harmless_on_either_database(fuzz_engine, doc):
+    transfer = pytest.importorskip("devicelog.transfer")
+    from devicelog.store.db import write_session
+
+    try:
+        with write_session(fuzz_engine) as s:
+            transfer.import_document(s, doc, author="fuzz", today=TODAY)
+            _stored_values_are_plausible(s)
+            raise _RollBack
+    except InputError as exc:
+        assert_names_fields(exc, allowed=lambda f: f.startswith("$"))
+    except _RollBack:
+        pass
+
+
+#: Texts a JSON reader may choke on: duplicate keys, a byte-order mark, a huge number,
+#: deep nesting, NaN and Infinity tokens, each placed inside the valid document.
+_VALID_TEXT = json.dumps(VALID_DOCUMENT)
+hostile_texts = st.one_of(
+    st.just("\ufeff" + _VALID_TEXT),
+    st.builds(lambda n: _VALID_TEXT.replace('"name": "Fuzz Patient"', '"name": "Fuzz Patient", "name": "Evil Twin"'), st.just(0)),
+    st.builds(lambda n: _VALID_TEXT.replace('"dose_mg_per_day": 2', '"dose_mg_per_day": ' + "9" * n, 1), st.integers(30, 6000)),
+    st.builds(lambda n: _VALID_TEXT.replace('"author": "rn"', '"author": "rn", "x": ' + "[" * n + "]" * n, 1), st.integers(1, 12000)),
+    st.builds(lambda token: _VALID_TEXT.replace('"volume_added_ml": 20.0', f'"volume_added_ml": {token}', 1),
+              st.sampled_from(["NaN", "Infinity", "-Infinity", "1e999", "true", '"20"'])),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(hostile_texts)
+def test_hostile_json_text_is_read_or_refused_cleanly(fuzz_engine, text):
+    import io
+
+    transfer = pytest.importorskip("devicelog.transfer")
+    from devicelog.store.db import write_session
+
+    try:
+        with write_session(fuzz_engine) as s:
+            summary = transfer.import_stream(s, io.StringIO(text), author="fuzz", today=TODAY)
+            assert text.startswith("\ufeff") and summary.patients == 1  # only the byte-order mark is harmless
+            raise _RollBack
+    except InputError as exc:
+        assert not text.startswith("\ufeff"), exc
+        assert_names_fields(exc, allowed=lambda f: f.startswith("$"))
+    except _RollBack:
+        pass

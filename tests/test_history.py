@@ -91,7 +91,7 @@ def add_device(engine, **values):
 
 def make_clinic(engine):
     with write_session(engine) as s:
-        services.add_patient(session=s, patient=PatientIn(mrn="MRN001", name="Ann Lee", birth_date=D(1950, 1, 2)), author="rn")
+        services.add_patient(session=s, today=dt.date(2026, 11, 23), patient=PatientIn(mrn="MRN001", name="Ann Lee", birth_date=D(1950, 1, 2)), author="rn")
     add_device(engine, model="synchromed-ii-20", serial="NGP100", implanted_on=D(2025, 1, 5))
     add_device(engine, model="abbott-proclaim-xr", serial="SCS300", implanted_on=D(2025, 3, 1))
     ids = {}

@@ -255,7 +255,7 @@ def test_one_entry_per_mri_date_and_none_for_a_device_out_of_service_or_a_stimul
 @pytest.fixture
 def clinic(engine):
     with write_session(engine) as s:
-        services.add_patient(session=s, patient=PatientIn(mrn="MRN001", name="Ann Lee", birth_date=D(1950, 1, 2)), author="rn")
+        services.add_patient(session=s, today=dt.date(2026, 11, 23), patient=PatientIn(mrn="MRN001", name="Ann Lee", birth_date=D(1950, 1, 2)), author="rn")
         for model, serial in (("prometra-ii-40", "PRO40"), ("medtronic-intellis", "SCS1")):
             services.add_device(session=s, device=DeviceIn(patient_mrn="MRN001", model=model, serial=serial,
                                                            implanted_on=D(2025, 1, 5)), author="rn", today=TODAY)
@@ -321,7 +321,8 @@ def test_an_amended_mri_date_moves_the_outstanding_item_and_a_void_removes_it(cl
     from devicelog.commands.mri import record_checklist
 
     with write_session(clinic) as s:
-        row = record_checklist(s, serial="PRO40", mri_on=D(2026, 11, 20), note="", author="rn", today=TODAY)
+        row = record_checklist(s, serial="PRO40", mri_on=D(2026, 11, 20), note="", author="rn", today=TODAY,
+                               occurred_on=D(2026, 11, 19))
         first = row.id
     with write_session(clinic) as s:
         services.amend_event(session=s, event_id=first, occurred_on=TODAY,
@@ -348,7 +349,7 @@ def test_a_stimulator_has_nothing_to_record(clinic):
     for data in (ReinterventionData(reintervention="pre_mri_checklist", mri_on=D(2026, 11, 20), reason="x"),
                  InterrogationData(reason="post_mri", mri_on=D(2026, 11, 20))):
         with pytest.raises(InputError) as refused, write_session(clinic) as s:
-            services.record_event(session=s, event=EventIn(device_serial="SCS1", occurred_on=TODAY, author="rn", data=data), today=TODAY)
+            services.record_event(session=s, event=EventIn(device_serial="SCS1", occurred_on=D(2026, 11, 20), author="rn", data=data), today=TODAY)
         [problem] = refused.value.problems
         assert problem.field in ("data.reintervention", "data.reason") and "not a pump" in problem.message
     assert event_count(clinic) == before
@@ -401,30 +402,30 @@ async def test_tui_checklist_record_and_post_mri_interrogation(clinic):
         assert isinstance(screen, MriScreen)
         shown = str(screen.query_one("#mri-checklist").render())
         assert "EMPTY THE PUMP" in shown and "up to 40.0 mL" in shown and "about 31.0 mL" in shown
-        await pilot.press(*"2026-11-20")
+        await pilot.press(*"2026-11-23")
         await settle(pilot)
-        assert screen.mri_on == D(2026, 11, 20)
+        assert screen.mri_on == TODAY
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert isinstance(app.screen, ReasonScreen)
         await pilot.press(*"withdrew 31 mL", "enter")
         await settle(pilot)
         assert app.screen is screen
-        assert "OVERDUE: MRI on 2026-11-20" in str(screen.query_one("#mri-checklist").render())
+        assert "DUE: MRI on 2026-11-23" in str(screen.query_one("#mri-checklist").render())
         await pilot.press("escape")
         await settle(pilot)
         assert isinstance(app.screen, DeviceScreen)
         shown = str(app.screen.query_one("#device-items").render())
-        assert "OVERDUE  Post-MRI pump interrogation  2026-11-20 (3 days ago)" in shown and "MRI on 2026-11-20 (pre-MRI checklist recorded 2026-11-23)" in shown
+        assert "DUE SOON  Post-MRI pump interrogation  2026-11-23 (today)" in shown and "MRI on 2026-11-23 (pre-MRI checklist recorded 2026-11-23)" in shown
 
         await pilot.press("m")
         await settle(pilot)
-        await pilot.press(*"2026-11-20")
+        await pilot.press(*"2026-11-23")
         await pilot.press("f2")
         await settle(pilot)
         form = app.screen
         assert isinstance(form, PostMriVisitScreen)
-        assert (form.rows["reason"].raw, form.rows["mri_on"].raw) == ("post_mri", "2026-11-20")
+        assert (form.rows["reason"].raw, form.rows["mri_on"].raw) == ("post_mri", "2026-11-23")
         form.rows["reservoir_volume_ml"].set_raw("0")
         await settle(pilot)
         await pilot.press("ctrl+s")
@@ -437,9 +438,9 @@ async def test_tui_checklist_record_and_post_mri_interrogation(clinic):
     with read_session(clinic) as s:
         rows = s.exec(select(tables.EventRow).order_by(tables.EventRow.id)).all()
     assert [r.kind for r in rows[-2:]] == ["reintervention", "interrogation"]
-    assert rows[-2].author == "nurse" and rows[-2].data["reason"].endswith("MRI on 2026-11-20; withdrew 31 mL")
-    assert (rows[-2].data["reintervention"], rows[-2].data["mri_on"]) == ("pre_mri_checklist", "2026-11-20")
-    assert (rows[-1].data["reason"], rows[-1].data["mri_on"]) == ("post_mri", "2026-11-20")
+    assert rows[-2].author == "nurse" and rows[-2].data["reason"].endswith("MRI on 2026-11-23; withdrew 31 mL")
+    assert (rows[-2].data["reintervention"], rows[-2].data["mri_on"]) == ("pre_mri_checklist", "2026-11-23")
+    assert (rows[-1].data["reason"], rows[-1].data["mri_on"]) == ("post_mri", "2026-11-23")
     assert rows[-1].data["reservoir_volume_ml"] == 0.0 and rows[-1].occurred_on == TODAY
 
 
@@ -632,3 +633,33 @@ def test_export_and_import_carry_the_mri_fields(clinic, tmp_path):
 def _history(engine, serial="PRO40"):
     with read_session(engine) as s:
         return queries.history_by_serial(s, serial)
+
+
+def test_a_checklist_dated_after_its_mri_is_refused(clinic):
+    # Issue 13 item 6: a checklist done the day after the scan prepares nothing and would be
+    # overdue the moment it is saved.  The same day as the scan is allowed (done that morning).
+    from devicelog.commands.mri import record_checklist
+
+    before = event_count(clinic)
+    with pytest.raises(InputError) as refused, write_session(clinic) as s:
+        record_checklist(s, serial="PRO40", mri_on=D(2026, 11, 20), note="", author="rn", today=TODAY,
+                         occurred_on=D(2026, 11, 21))
+    [problem] = refused.value.problems
+    assert (problem.field, problem.value) == ("occurred_on", "2026-11-21")
+    assert "after the MRI on 2026-11-20" in problem.message
+    assert event_count(clinic) == before and outstanding(clinic) == []
+    with write_session(clinic) as s:
+        record_checklist(s, serial="PRO40", mri_on=D(2026, 11, 20), note="", author="rn", today=TODAY,
+                         occurred_on=D(2026, 11, 20))
+    assert event_count(clinic) == before + 1
+
+
+def test_a_refill_logged_today_after_a_same_day_interrogation_is_the_volume_now():
+    # Issue 13 item 6: the visit's interrogation (read before the fill, 2.0 mL left) was
+    # logged after the refill.  The pump holds what the refill put in: 40 mL today, 0 days
+    # of delivery → 40.0 mL expected, not the 2.0 mL read before filling.
+    prog = program(3.0, ("morphine", 10))
+    h = history("prometra-ii-40", (D(2026, 10, 24), fill(40.0, prog)), (TODAY, fill(40.0, prog)),
+                (TODAY, InterrogationData(reservoir_volume_ml=2.0)))
+    volume, why = mri.expected_volume_now(h, TODAY)
+    assert volume == pytest.approx(40.0) and why.startswith(f"filled to 40.0 mL on {TODAY}, 0 days")

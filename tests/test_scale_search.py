@@ -65,8 +65,8 @@ def test_search_table_gives_exactly_what_ilike_gives(clinic, sort_max, monkeypat
 
 def test_search_finds_a_patient_by_mrn_name_or_any_serial_whatever_the_case(engine):
     with write_session(engine) as s:
-        services.add_patient(session=s, patient=PatientIn(mrn="MRN-77", name="Zelda Quist", birth_date=dt.date(1950, 1, 2)), author="rn")
-        services.add_patient(session=s, patient=PatientIn(mrn="MRN-78", name="Anna 50%_off", birth_date=dt.date(1950, 1, 2)), author="rn")
+        services.add_patient(session=s, today=dt.date(2026, 11, 23), patient=PatientIn(mrn="MRN-77", name="Zelda Quist", birth_date=dt.date(1950, 1, 2)), author="rn")
+        services.add_patient(session=s, today=dt.date(2026, 11, 23), patient=PatientIn(mrn="MRN-78", name="Anna 50%_off", birth_date=dt.date(1950, 1, 2)), author="rn")
     with read_session(engine) as s:
         assert queries.search_patients(s, "srx") == []  # no device yet
     with write_session(engine) as s:
@@ -93,7 +93,7 @@ def test_search_finds_a_patient_by_mrn_name_or_any_serial_whatever_the_case(engi
 
 
 def _add(s, mrn: str, name: str, *serials: str) -> None:
-    services.add_patient(session=s, patient=PatientIn(mrn=mrn, name=name, birth_date=dt.date(1950, 1, 2)), author="rn")
+    services.add_patient(session=s, today=dt.date(2026, 11, 23), patient=PatientIn(mrn=mrn, name=name, birth_date=dt.date(1950, 1, 2)), author="rn")
     for i, serial in enumerate(serials):
         services.add_device(
             session=s,

@@ -44,7 +44,7 @@ def refill(**over):
 def clinic(engine):
     with write_session(engine) as s:
         services.add_patient(
-            session=s, patient=PatientIn(mrn="MRN001", name="Ann Lee", birth_date=dt.date(1950, 1, 2)), author="rn"
+            session=s, today=dt.date(2026, 11, 23), patient=PatientIn(mrn="MRN001", name="Ann Lee", birth_date=dt.date(1950, 1, 2)), author="rn"
         )
         services.add_device(
             session=s,
@@ -116,7 +116,7 @@ def test_unknown_drug_model_serial_and_duplicates_are_refused(clinic):
 
     def add_patient():
         with write_session(clinic) as s:
-            services.add_patient(session=s, patient=PatientIn(mrn="MRN001", name="Other", birth_date=dt.date(1960, 1, 1)), author="rn")
+            services.add_patient(session=s, today=dt.date(2026, 11, 23), patient=PatientIn(mrn="MRN001", name="Other", birth_date=dt.date(1960, 1, 1)), author="rn")
 
     assert refused(clinic, add_patient)["mrn"][0] == "MRN001"
 
@@ -247,13 +247,13 @@ def test_bulk_adds_check_audit_and_write_what_one_by_one_does(engine, other_engi
         return result.id if isinstance(result, (tables.Patient, tables.Device)) else [(p.field, p.message) for p in result]
 
     with write_session(engine) as s:
-        bulk = [outcome(r) for r in services.add_patients(session=s, patients=patients)]
+        bulk = [outcome(r) for r in services.add_patients(session=s, today=dt.date(2026, 11, 23), patients=patients)]
         bulk += [outcome(r) for r in services.add_devices(session=s, devices=devices, today=TODAY)]
     one_by_one = []
     with write_session(other_engine) as s:
         for p, author in patients:
             try:
-                one_by_one.append(services.add_patient(session=s, patient=p, author=author).id)
+                one_by_one.append(services.add_patient(session=s, today=dt.date(2026, 11, 23), patient=p, author=author).id)
             except services.InputError as exc:
                 one_by_one.append([(x.field, x.message) for x in exc.problems])
         for d, author in devices:
@@ -277,3 +277,49 @@ def test_bulk_adds_check_audit_and_write_what_one_by_one_does(engine, other_engi
     from devicelog import transfer
 
     assert transfer.export_text(engine).replace(" ", "") .count("S") and counts(engine) == counts(other_engine)
+
+
+@pytest.mark.parametrize(
+    "born, message",
+    [
+        (dt.date(2030, 1, 1), "is after today (2026-11-23)"),
+        (dt.date(2026, 11, 24), "is after today (2026-11-23)"),
+        # 2026-11-23 − 1905-11-22 = 121 full years (the birthday has passed): over 120.
+        (dt.date(1905, 11, 22), "gives an age of 121 years, more than the clinic's limit of 120 (setting max_age_years)"),
+        (dt.date(1800, 1, 1), "is before 1900-01-01, the earliest date a record can have"),
+    ],
+)
+def test_an_impossible_date_of_birth_is_refused(engine, born, message):
+    # Issue 13 item 6: a patient born in 2030 could never have an implant recorded.
+    def add():
+        with write_session(engine) as s:
+            services.add_patient(session=s, today=TODAY, patient=PatientIn(mrn="MRN9", name="Al Bo", birth_date=born), author="rn")
+
+    problems = refused(engine, add)
+    assert problems["birth_date"] == (born.isoformat(), message)
+
+
+def test_the_oldest_plausible_patient_and_a_newborn_are_accepted(engine):
+    # 2026-11-23 − 1906-11-23 = 120 years exactly: at the limit, accepted; born today: age 0.
+    with write_session(engine) as s:
+        for mrn, born in (("OLD", dt.date(1906, 11, 23)), ("NEW", TODAY)):
+            services.add_patient(session=s, today=TODAY, patient=PatientIn(mrn=mrn, name="X Y", birth_date=born), author="rn")
+    assert counts(engine)[0] == 2
+
+
+def test_the_age_limit_is_a_setting(engine):
+    from devicelog.settings import Settings
+
+    with write_session(engine) as s:
+        services.add_patient(session=s, today=TODAY, settings=Settings(max_age_years=125),
+                             patient=PatientIn(mrn="OLD", name="X Y", birth_date=dt.date(1905, 11, 22)), author="rn")
+    assert counts(engine)[0] == 1
+
+
+def test_a_date_of_death_in_the_future_is_refused(engine):
+    def add():
+        with write_session(engine) as s:
+            services.add_patient(session=s, today=TODAY, author="rn", patient=PatientIn(
+                mrn="MRN9", name="Al Bo", birth_date=dt.date(1950, 1, 1), status="deceased", died_on=dt.date(2027, 1, 1)))
+
+    assert refused(engine, add)["died_on"] == ("2027-01-01", "is after today (2026-11-23)")

@@ -62,3 +62,17 @@ def test_cli_refuses_a_bad_settings_file_at_start(tmp_path, capsys):
     path.write_text("refill_margin_days = 30\n")
     assert main(["--db", str(tmp_path / "c.db"), "--settings", str(path), "due"]) == 2
     assert "refill_margin_days = 30" in capsys.readouterr().err
+
+
+def test_a_folder_as_settings_file_is_refused_in_one_line(tmp_path):
+    # Issue 19: `--settings` pointing at a folder gave an IsADirectoryError traceback.
+    with pytest.raises(SettingsError) as info:
+        load_settings(tmp_path)
+    assert str(info.value) == f"settings file {tmp_path} cannot be read: Is a directory"
+
+
+def test_dates_and_age_limits_are_settings(tmp_path):
+    path = tmp_path / "settings.toml"
+    path.write_text("earliest_date = 1880-01-01\nplanned_years_ahead = 3\nmax_age_years = 110\n")
+    s = load_settings(path)
+    assert (str(s.earliest_date), s.planned_years_ahead, s.max_age_years) == ("1880-01-01", 3, 110)

@@ -244,7 +244,7 @@ def test_duplicate_serial_and_mrn_are_refused_within_the_document_and_against_th
     assert problems["$.devices[3].serial"] == ("SCS1", "a device with this serial is already registered")
 
     with write_session(engine) as s:
-        services.add_patient(session=s, patient=PatientIn(mrn="MRN-1", name="Already here", birth_date=dt.date(1940, 1, 1)), author="rn")
+        services.add_patient(session=s, today=dt.date(2026, 11, 23), patient=PatientIn(mrn="MRN-1", name="Already here", birth_date=dt.date(1940, 1, 1)), author="rn")
     problems = refusals(engine, document())
     assert problems["$.patients[0].mrn"][0] == "MRN-1"
 
@@ -329,10 +329,11 @@ def test_cli_import_then_export(db_url, tmp_path, capsys):
     source.write_text(json.dumps(document()), encoding="utf-8")
     assert main(["init", db_url]) == 0  # import adds to a database; it never makes one
     assert main(["--db", db_url, "--user", "nurse", "import", str(source)]) == 0
-    assert "2 patients, 3 devices, 11 events, 1 catalogue entries" in capsys.readouterr().out
+    # Issue 13 item 15: counted right ("1 catalogue entries" before), each section by name.
+    assert "2 patients, 3 devices, 11 events, 1 catalogue entry." in capsys.readouterr().out
     out = tmp_path / "out.json"
     assert main(["--db", db_url, "export", "-o", str(out)]) == 0
-    assert "Exported 16 patients, devices and events" in capsys.readouterr().out
+    assert "Exported 2 patients, 3 devices and 11 events to" in capsys.readouterr().out  # not "16 patients, devices and events"
     assert not (tmp_path / "out.json.partial").exists()
     assert main(["--db", db_url, "export"]) == 0
     assert capsys.readouterr().out == out.read_text(encoding="utf-8")

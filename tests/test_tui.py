@@ -17,6 +17,7 @@ reference (rules 1, 3, 4, 8; morphine stability 90 days; margin 7 days; low alar
 from __future__ import annotations
 
 import datetime as dt
+import re
 import subprocess
 import sys
 
@@ -49,7 +50,7 @@ def seed_clinic(engine) -> None:
             ("MRN003", "Cara Diaz", dt.date(1970, 7, 8)),
             ("MRN004", "Dan Ford", dt.date(1960, 9, 10)),
         ]:
-            services.add_patient(session=s, patient=PatientIn(mrn=mrn, name=name, birth_date=born), author="rn")
+            services.add_patient(session=s, today=dt.date(2026, 11, 23), patient=PatientIn(mrn=mrn, name=name, birth_date=born), author="rn")
         for mrn, model, serial, on in [
             ("MRN001", "synchromed-ii-20", "NGP100", dt.date(2025, 1, 5)),
             ("MRN002", "synchromed-ii-40", "NGP200", dt.date(2025, 3, 1)),
@@ -198,7 +199,7 @@ async def test_f5_reads_the_clinic_again(clinic):
         table = app.screen.query_one("#patients")
         assert table.row_count == 4
         with write_session(clinic) as s:
-            services.add_patient(session=s, patient=PatientIn(mrn="MRN005", name="Eve Hart", birth_date=dt.date(1961, 4, 5)),
+            services.add_patient(session=s, today=dt.date(2026, 11, 23), patient=PatientIn(mrn="MRN005", name="Eve Hart", birth_date=dt.date(1961, 4, 5)),
                                  author="rn")
         await pilot.press("f5")
         await settle(pilot)
@@ -260,7 +261,7 @@ async def test_a_long_search_text_keeps_the_caret_in_view(clinic):
         await settle(pilot)
         assert box.value == "x" * 150
         assert box.scroll_x > 0 and box.virtual_size.width == 151
-        assert "0 patient(s) matching" in str(app.screen.query_one("#status-line").render())
+        assert "0 patients matching" in str(app.screen.query_one("#status-line").render())
 
 
 # ----------------------------------------------------------------------------- refill
@@ -726,7 +727,7 @@ def test_devicelog_tui_shows_the_clinic_in_its_first_frame(clinic, db_url, monke
     assert run_devicelog_tui(monkeypatch, ["--db", db_url, "--user", "nurse", "tui"], autopilot) == 0
     assert seen["workers"] == [] and seen["rows"] == 4 and seen["user"] == "nurse"
     assert "NGP200" in seen["warnings"] and "SCS300" in seen["warnings"]
-    assert seen["later"].startswith("4 patient(s)")
+    assert seen["later"].startswith("4 patients")
 
 
 _FIRST_FRAME_SCRIPT = """
@@ -799,7 +800,7 @@ def test_devicelog_tui_refuses_a_newer_database(tmp_path, monkeypatch, capsys):
 
 async def test_names_are_shown_as_typed_never_as_markup(clinic):
     with write_session(clinic) as s:
-        services.add_patient(session=s, patient=PatientIn(mrn="MRN005", name="Eve [b]Park[/b]", birth_date=dt.date(1980, 1, 1)),
+        services.add_patient(session=s, today=dt.date(2026, 11, 23), patient=PatientIn(mrn="MRN005", name="Eve [b]Park[/b]", birth_date=dt.date(1980, 1, 1)),
                              author="rn")
     app = make(clinic)
     async with app.run_test(size=SIZE) as pilot:
@@ -829,3 +830,39 @@ def test_core_never_imports_textual():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+async def test_a_refused_visit_names_fields_as_labelled_and_counts_them(clinic, monkeypatch):
+    """Issue 13 item 15: "Not saved: 1 problem(s)" with two fields flagged, and "Not saved:
+    occurred_on = '2027-01-15'", read as the form does; the database stays as it was."""
+    from devicelog.tui.screens.visit import VisitScreen
+
+    before = len(events(clinic, "NGP100"))
+    app = make(clinic)
+    said: list[str] = []
+    notify = app.notify
+    monkeypatch.setattr(app, "notify", lambda message, **kw: (said.append(str(message)), notify(message, **kw)))
+    async with app.run_test(size=SIZE) as pilot:
+        await open_device(pilot, "NGP100")
+        await pilot.press("r")
+        await settle(pilot)
+        form = app.screen
+        await type_into(pilot, form.rows["volume_withdrawn_ml"], "9")
+        await type_into(pilot, form.rows["occurred_on"], "2027-01-15")
+        await type_into(pilot, form.rows["volume_added_ml"], "25")
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        # Flagged in red: the date (after today) and the volume (more than the 20 mL reservoir), both
+        # by the store's check; and the dose the rules refuse (25 mL injected vs 20 mL programmed:
+        # a possible pocket fill with no reason, rule 9).  Three, not "1 problem(s)".
+        flagged = [key for key, row in form.rows.items() if str(row.query_one(".problem").render())]
+        assert flagged == ["occurred_on", "volume_added_ml"] and len(form.evaluation.blocked) == 1
+        assert said[-1] == "Not saved: 3 problems, shown in red on the form."
+        await type_into(pilot, form.rows["volume_added_ml"], "20")
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, VisitScreen)
+        assert said[-1] == "Not saved: Date of visit '2027-01-15': is after today (2026-11-23)"
+    assert len(events(clinic, "NGP100")) == before

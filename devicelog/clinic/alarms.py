@@ -18,6 +18,7 @@ from devicelog.clinic.records import (
     ReinterventionData,
     ReinterventionKind,
 )
+from devicelog.clinic.words import plural
 from devicelog.settings import Settings
 
 #: A refill answers these alarms.
@@ -80,8 +81,9 @@ def alarm_items(history: DeviceHistory, settings: Settings) -> list[DueItem]:
             due, severity = alarm_task_date(alarm, event.occurred_on, settings)
             kind = "Critical alarm" if alarm.critical else "Alarm"
             name = alarm.code.label
-            horizon = "same day" if alarm.critical else f"within {settings.noncritical_alarm_days} days"
-            note = f" ({alarm.note})" if alarm.note else ""
+            horizon = "same day" if alarm.critical else f"within {plural(settings.noncritical_alarm_days, 'day')}"
+            # A note that only repeats the label ("elective replacement indicator" on an ERI) is not said twice.
+            note = f" ({alarm.note})" if alarm.note and alarm.note.strip().lower() not in name.lower() else ""
             items.append(
                 make_item(
                     history,

@@ -9,6 +9,7 @@ from typing import Sequence
 
 from devicelog.clinic.due import ClinicalWarning, DueItem, days_floor, make_item, plus_days, plus_months
 from devicelog.clinic.history import DeviceHistory, clinical_order
+from devicelog.clinic.words import plural
 from devicelog.clinic.records import (
     AlarmCode,
     BatteryState,
@@ -74,7 +75,7 @@ def primary_cell_eri_projection(
         return BatteryProjection(
             None,
             None,
-            f"{len(readings)} battery reading(s): at least 2 on different dates are needed to project ERI",
+            f"{plural(len(readings), 'battery reading')}: at least 2 on different dates are needed to project ERI",
         )
     last_on, last_percent = readings[-1]
     if last_percent <= eri_percent:
@@ -386,9 +387,9 @@ def _recharge_item(
         severity="high",
         rule="rule 19",
         why=f"at the interrogation on {latest.occurred_on} the last full charge was {last_on}, "
-        f"{days_since} days before; recharge interval {interval:g} days + grace "
-        f"{settings.recharge_grace_days} days → charge was due by {due_by} (missed); "
-        f"contact within {settings.noncritical_alarm_days} days → {call_by}",
+        f"{plural(days_since, 'day')} before; recharge interval {interval:g} days + grace "
+        f"{plural(settings.recharge_grace_days, 'day')} → charge was due by {due_by} (missed); "
+        f"contact within {plural(settings.noncritical_alarm_days, 'day')} → {call_by}",
         source_event_id=latest.id,
     )
     return item, None

@@ -78,6 +78,7 @@ from devicelog.clinic.records import (
     ReinterventionData,
     ReinterventionKind,
 )
+from devicelog.clinic.words import plural
 
 RULE = "rule 13"
 
@@ -226,13 +227,16 @@ def expected_volume_now(history: DeviceHistory, as_of: dt.date) -> tuple[float |
         return None, f"the last fill ({fill.event.occurred_on}) is after {as_of}"
     start_on, start_ml = fill.event.occurred_on, fill.data.reservoir_volume_after_ml
     start_text = f"filled to {fmt_ml(start_ml)} on {start_on}"
-    # A volume the pump reported since (an interrogation, a programming change) is newer
-    # than the fill: count from it (e.g. the 0 mL of an emptied Prometra).
+    # A volume the pump reported on a later day (an interrogation, a programming change) is
+    # newer than the fill: count from it (e.g. the 0 mL of an emptied Prometra).  One
+    # reported on the fill's own day is not: the pump is read before it is refilled, and
+    # the order entries of one visit are typed in says nothing of the order they were done
+    # in, so the fill is the latest volume of its day.
     ordered = clinical_order(history.events)
     after_fill = ordered[[e.id for e in ordered].index(fill.event.id) + 1 :]
     for event in after_fill:
         reported = getattr(event.data, "reservoir_volume_ml", None)
-        if reported is not None and event.occurred_on <= as_of:
+        if reported is not None and fill.event.occurred_on < event.occurred_on <= as_of:
             start_on, start_ml = event.occurred_on, reported
             start_text = f"{fmt_ml(reported)} reported by the {event.kind.label.lower()} on {event.occurred_on}"
     pieces = []
@@ -241,7 +245,7 @@ def expected_volume_now(history: DeviceHistory, as_of: dt.date) -> tuple[float |
         pieces.append((days, daily_volume_ml(s.program)))
     volume = expected_residual_ml(start_ml, pieces, 0.0)
     days = sum(d for d, _ in pieces)
-    return volume, f"{start_text}, {days} days at the programmed rate (rule 8; boluses not counted)"
+    return volume, f"{start_text}, {plural(days, 'day')} at the programmed rate (rule 8; boluses not counted)"
 
 
 # ----------------------------------------------------------------------- records

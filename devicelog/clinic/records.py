@@ -14,15 +14,150 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Annotated, Literal, Union
+import functools
+import re
+import types
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import ValidationError
+
+#: The longest text any record field holds (issue 19: a 50 MB drug name took 28 s to import).
+MAX_TEXT_CHARS = 2000
+
+
+class Allows:
+    """Marks the control characters a text field may hold; every other text holds none."""
+
+    def __init__(self, chars: str) -> None:
+        self.chars = chars
+
+
+def MultiLine() -> Allows:
+    """Notes: line breaks and tabs."""
+    return Allows("\t\n\r")
+
+
+#: A scanned GS1 barcode: the group separator (GS, U+001D) ends its variable-length fields.
+GS1_SCAN = Allows("\x1d")
+
+#: Control characters (C0, DEL, C1) and the bidirectional embeddings, overrides and isolates,
+#: which can make a name read differently from what is stored (issue 19).
+_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _base_type(annotation: Any) -> Any:
+    """``float`` from ``Annotated[float, ...] | None``; a list or dict stays as it is."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            args = [a for a in get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return annotation
+            annotation = args[0]
+        else:
+            return annotation
+
+
+@functools.cache
+def _field_kind(model: type[BaseModel], name: str) -> tuple[str, str, int]:
+    """How a field's values are checked before pydantic reads them: ("number", "flag", "date",
+    "text" or "other"), the control characters its text may hold, and its longest text."""
+    info = model.model_fields[name]
+    base = _base_type(info.annotation)
+    allowed = "".join(m.chars for m in info.metadata if isinstance(m, Allows))
+    longest = min([MAX_TEXT_CHARS] + [m.max_length for m in info.metadata if getattr(m, "max_length", None)])
+    if base in (int, float):
+        return "number", allowed, longest
+    if base is bool:
+        return "flag", allowed, longest
+    if base in (dt.date, dt.datetime, AwareDatetime):
+        return "date", allowed, longest
+    if _holds_text(base):
+        return "text", allowed, longest
+    return "other", allowed, longest
+
+
+def _holds_text(annotation: Any) -> bool:
+    """A string, a coded value, or a list or dict of them (not of records)."""
+    base = _base_type(annotation)
+    if base is str or get_origin(base) is Literal or (isinstance(base, type) and issubclass(base, enum.Enum)):
+        return True
+    if get_origin(base) in (list, tuple, dict):
+        return all(_holds_text(arg) for arg in get_args(base) if arg is not Ellipsis)
+    return False
+
+
+def _text_problem(text: str, allowed: str = "", longest: int = MAX_TEXT_CHARS) -> str | None:
+    text = text.strip()
+    if len(text) > longest:
+        return f"is {len(text):,} characters long; at most {longest:,}"
+    bad = next((m for m in _FORBIDDEN.finditer(text) if m.group(0) not in allowed), None)
+    if bad is not None:
+        c = bad.group(0)
+        what = "a bidirectional override" if c >= "\u202a" else ("a line break" if c in "\r\n" else "a control character")
+        return f"contains {what} (U+{ord(c):04X}) at character {bad.start() + 1}: type it as plain text"
+    return None
+
+
+def _texts(value: Any):
+    """The strings of a plain value: a string, the strings of a list, a dict's keys and
+    string values (one level: no record field holds lists of lists, and a value nested
+    900 deep must not exhaust the stack here)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, (list, tuple)):
+        yield from (item for item in value if isinstance(item, str))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from (text for text in (key, item) if isinstance(text, str))
 
 
 class Record(BaseModel):
-    """Base of every record: unknown fields are refused, whitespace trimmed."""
+    """Base of every record: unknown fields are refused, whitespace trimmed.
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+    Issue 19, values a clinic could never have, refused in one place for every field of
+    every record: a number that is not finite (NaN, Infinity: ``allow_inf_nan``), a number
+    given as text or as true/false, a date given as a number, a yes/no given as text,
+    text longer than ``MAX_TEXT_CHARS``, and control characters or
+    bidirectional overrides in text (only those a field ``Allows``: line breaks and tabs in
+    notes, the GS separator in a scanned UDI).
+    """
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_values(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values
+        errors = []
+        for name, value in values.items():
+            if value is None or name not in cls.model_fields:
+                continue
+            problem = _value_problem(value, *_field_kind(cls, name))
+            if problem:
+                errors.append({"type": "value_error", "loc": (name,), "input": value, "ctx": {"error": ValueError(problem)}})
+        if errors:  # each refusal at its field, as pydantic's own are
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return values
+
+
+def _value_problem(value: Any, kind: str, allowed: str, longest: int) -> str | None:
+    if kind == "number" and isinstance(value, (str, bool)):
+        return f"must be a number, not {'true/false' if isinstance(value, bool) else 'text'}"
+    if kind == "flag" and isinstance(value, str):  # "yes", "false": pydantic would read them; 0 and 1 stay
+        return "must be true or false"
+    if kind == "date" and isinstance(value, (int, float)):
+        return "must be a date (YYYY-MM-DD), not a number"
+    if kind == "text":
+        for text in _texts(value):
+            problem = _text_problem(text, allowed, longest if isinstance(value, str) else MAX_TEXT_CHARS)
+            if problem:
+                return problem
+    return None
 
 
 # --------------------------------------------------------------------------- enums
@@ -108,7 +243,7 @@ EVENT_LABELS = {
 Volume = Annotated[float, Field(ge=0, le=1000)]
 PositiveVolume = Annotated[float, Field(gt=0, le=1000)]
 Concentration = Annotated[float, Field(gt=0, le=1000)]
-Text = Annotated[str, Field(max_length=2000)]
+Text = Annotated[str, Field(max_length=2000), MultiLine()]
 ShortText = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -133,7 +268,7 @@ class PatientIn(Record):
 class UdiIn(Record):
     """A GS1 UDI: the raw scanned string and the fields parsed out of it (rule 25)."""
 
-    raw: Annotated[str, Field(min_length=1, max_length=200)]
+    raw: Annotated[str, Field(min_length=1, max_length=200), GS1_SCAN]
     device_identifier: Annotated[str, Field(pattern=r"^\d{14}$")]
     lot: Annotated[str, Field(max_length=20)] | None = None
     serial: Annotated[str, Field(max_length=20)] | None = None
@@ -226,7 +361,7 @@ class Kit(str, enum.Enum):
 class RefillData(Record):
     kind: Literal["refill"] = "refill"
     volume_withdrawn_ml: Volume
-    expected_residual_ml: float | None = None  # as shown when the refill was entered
+    expected_residual_ml: Volume | None = None  # as shown when the refill was entered
     volume_added_ml: PositiveVolume
     reservoir_volume_after_ml: PositiveVolume  # programmed into the pump after the fill
     measured_after_ml: Volume | None = None  # measured/aspirated check, if one was made

@@ -56,14 +56,18 @@ def _import(args, ctx) -> int:
         try:
             with write_session(ctx.engine) as session:
                 summary = transfer.import_stream(
-                    session, stream, author=ctx.user, today=ctx.today, source=source, phases=phase, size=size
+                    session, stream, author=ctx.user, today=ctx.today, source=source, phases=phase, size=size,
+                    settings=ctx.settings,
                 )
         except (OSError, UnicodeDecodeError) as exc:  # nothing was written (rolled back)
             print(f"devicelog: cannot read {source}: {exc}", file=sys.stderr)
             return 1
+    from devicelog.clinic.words import plural
+
     print(
-        f"Imported {source}: {summary.patients} patients, {summary.devices} devices, {summary.events} events"
-        + (f", {summary.catalogue_entries} catalogue entries" if summary.catalogue_entries else "")
+        f"Imported {source}: {plural(summary.patients, 'patient')}, {plural(summary.devices, 'device')}, "
+        f"{plural(summary.events, 'event')}"
+        + (f", {plural(summary.catalogue_entries, 'catalogue entry', 'catalogue entries')}" if summary.catalogue_entries else "")
         + "."
     )
     return 0
@@ -73,6 +77,7 @@ def _export(args, ctx) -> int:
     import os
 
     from devicelog import transfer
+    from devicelog.clinic.words import plural
     from devicelog.progress import progress
     from devicelog.store.db import read_session
 
@@ -94,8 +99,9 @@ def _export(args, ctx) -> int:
         # A private partial file that becomes the output only when whole (devicelog.output).
         with private_file(args.output) as fh:
             with progress(_count(session), f"Exporting to {args.output}") as tick:
-                count = transfer.write_document(session, fh, tick=tick)
-    print(f"Exported {count} patients, devices and events to {args.output}.")
+                counts = transfer.write_document(session, fh, tick=tick)
+    print(f"Exported {plural(counts['patients'], 'patient')}, {plural(counts['devices'], 'device')} and "
+          f"{plural(counts['events'], 'event')} to {args.output}.")
     return 0
 
 

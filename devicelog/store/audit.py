@@ -635,7 +635,10 @@ class Report:
                 f"{self.rows} rows match the trail, "
                 + ("database integrity ok" if self.file_checked else "file integrity is the server's to check")
             )
-        return f"{len(self.problems)} problem(s) found; {self.entries} audit entries, {self.rows} rows checked"
+        from devicelog.clinic.words import plural
+
+        return (f"{plural(len(self.problems), 'problem')} found; {plural(self.entries, 'audit entry', 'audit entries')}, "
+                f"{plural(self.rows, 'row')} checked")
 
 
 def integrity_problems(conn) -> list[Finding]:

@@ -76,6 +76,13 @@ def shown(text: Text | str) -> Text:
     return out
 
 
+def value_label(path: str, value) -> str:
+    """A coded value in the words its form uses (``forms.value_label``), imported when first needed."""
+    from devicelog.forms import value_label as label
+
+    return label(path, value)
+
+
 def when(due_on: dt.date, today: dt.date) -> str:
     """"in 3 days", "today", "2 days ago"."""
     days = (due_on - today).days
@@ -144,7 +151,7 @@ def event_summary(event: Event, drugs: Mapping[str, Drug] | None = None) -> str:
         if d.reservoir_volume_ml is not None:
             parts.append(f"reservoir {_n(d.reservoir_volume_ml, 'mL')}")
         if d.alarms:
-            parts.append("alarms " + ", ".join(a.code.value for a in d.alarms))
+            parts.append("alarms " + ", ".join(a.code.label for a in d.alarms))
         if d.impedances:
             parts.append(f"{len(d.impedances)} impedances")
         return "; ".join(parts)
@@ -225,4 +232,5 @@ def battery_summary(history: DeviceHistory) -> str:
             if d.battery_v is not None:
                 parts.append(f"{d.battery_v:g} V")
             return " ".join(parts) + f" (interrogated {event.occurred_on})"
-    return f"{model.power.value}; not interrogated yet"
+    cell = {"battery": "primary cell", "rechargeable": "rechargeable"}.get(model.power.value, model.power.value)
+    return f"not interrogated yet ({cell})"

@@ -148,7 +148,9 @@ class DeviceScreen(Screen):
         summary.append(f"{one_line(p.name)}  ", style="bold")
         summary.append(f"MRN {one_line(p.mrn)} · born {p.birth_date}")
         if p.end_of_life:
-            summary.append(f" · {p.goals_of_care.value.replace('_', ' ')}", style="bold magenta")
+            from devicelog.tui.format import value_label
+
+            summary.append(f" · {value_label('goals_of_care', p.goals_of_care.value)}", style="bold magenta")
         if p.status.value != "active":
             summary.append(f" · {p.status.value}", style="bold magenta")
         summary.append("\n")
@@ -300,7 +302,9 @@ class DeviceScreen(Screen):
             with write_session(app.engine) as session:
                 services.void_event(session=session, event_id=event_id, reason=reason, author=app.user)
         except services.InputError as exc:
-            app.call_from_thread(self.notify, f"Not saved: {exc}", severity="error")
+            from devicelog.forms import problem_text
+
+            app.call_from_thread(self.notify, "Not saved: " + "; ".join(problem_text(p) for p in exc.problems), severity="error")
             return
         app.call_from_thread(self.notify, "Marked entered in error; the original stays on the record.")
         app.call_from_thread(app.changed, [self.device_id])

@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Header, Label, Select, Static
 
 from devicelog.clinic.due import shown_red
 from devicelog.clinic.records import DeviceKind
+from devicelog.clinic.words import plural
 from devicelog.tui.format import STATUS_STYLE, STATUS_WORD, one_line, plain, shown, when
 from devicelog.tui.widgets.footer import ClinicFooter
 
@@ -138,7 +139,7 @@ class DueScreen(Screen):
         self.rows = rows
         self._filling += 1
         self._add_rows(self._filling, cells, 0)
-        self.query_one("#due-why", Static).update(f"{len(rows)} item(s) · Enter opens the device")
+        self.query_one("#due-why", Static).update(f"{plural(len(rows), 'item')} · Enter opens the device")
         self._explain()
 
     def _add_rows(self, filling: int, cells: list, start: int) -> None:

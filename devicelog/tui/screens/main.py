@@ -22,6 +22,7 @@ from textual.screen import Screen
 from textual.widgets import Header, Input, Static
 from textual.worker import get_current_worker
 
+from devicelog.clinic.words import plural
 from devicelog.tui.widgets.footer import ClinicFooter
 from devicelog.tui.widgets.results import ResultsTable
 from devicelog.tui.widgets.search import SearchInput
@@ -266,7 +267,7 @@ class MainScreen(Screen):
                 table.move_cursor(row=index)
                 break
         count = len(result.hits)
-        line = f"{count} patient(s)" + (f" matching {result.text!r}" if result.text.strip() else "")
+        line = plural(count, "patient") + (f" matching {result.text!r}" if result.text.strip() else "")
         if count >= result.limit:
             line += f" (first {result.limit}; type more to narrow)"
         line += " · Enter opens the device"

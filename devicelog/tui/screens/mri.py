@@ -83,6 +83,9 @@ class MriScreen(Screen):
         self.app.records_changed.subscribe(self, self._records_changed)
         self.query_one("#mri-date", Input).focus()
         self.render_checklist()
+        # The history handed over may predate an entry saved a moment ago (the device
+        # screen reloads in a worker): read it again, so a refill logged today is counted.
+        self.reload()
 
     def _records_changed(self, change) -> None:
         if change.touches([self.history.device.id]):
@@ -167,7 +170,9 @@ class MriScreen(Screen):
                 record_checklist(session, serial=self.history.device.serial, mri_on=mri_on, note=note,
                                  author=app.user, today=app.today, settings=app.settings)
         except InputError as exc:
-            app.call_from_thread(self.notify, "Not saved: " + "; ".join(str(p) for p in exc.problems), severity="error")
+            from devicelog.forms import problem_text
+
+            app.call_from_thread(self.notify, "Not saved: " + "; ".join(problem_text(p) for p in exc.problems), severity="error")
             return
         finally:
             self.saving = False

@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Header, Static
 
 from devicelog import forms
+from devicelog.clinic.words import plural
 from devicelog.reports.safe import visible
 from devicelog.services import InputError, Problem
 from devicelog.tui.format import one_line, plain, shown
@@ -74,9 +75,9 @@ class RegisterScreen(Screen["str | None"]):
         for p in problems:
             key = self.key_of(p.field)
             if key in keys:
-                by_key.setdefault(key, []).append(p.message)
+                by_key.setdefault(key, []).append(forms.humanise(p.message, self.field_list()))
             else:
-                general.append(str(p))
+                general.append(forms.problem_text(p, self.field_list()))
         for key, row in self.rows.items():
             msgs = by_key.get(key)
             row.show_problem("; ".join(msgs) if msgs and (everything or row.touched) else None)
@@ -107,7 +108,8 @@ class RegisterScreen(Screen["str | None"]):
             record = self.build()
         except InputError as exc:
             self.show(exc.problems)
-            self.notify(f"Not saved: {len(exc.problems)} problem(s) shown at their fields.", severity="error")
+            flagged = {self.key_of(p.field) or p.field for p in exc.problems}  # a field with two problems is one
+            self.notify(f"Not saved: {plural(len(flagged), 'problem')}, shown in red on the form.", severity="error")
             return
         self.saving = True
         self._save(record)
@@ -134,7 +136,8 @@ class RegisterScreen(Screen["str | None"]):
     def _refused(self, problems: list[Problem]) -> None:
         self.saving = False
         self.show(problems)
-        self.notify(visible("Not saved: " + "; ".join(str(p) for p in problems)), severity="error", timeout=8, markup=False)
+        self.notify(visible("Not saved: " + "; ".join(forms.problem_text(p, self.field_list()) for p in problems)),
+                    severity="error", timeout=8, markup=False)
 
     def _saved(self, result: str) -> None:
         self.saving = False
@@ -175,7 +178,8 @@ class PatientScreen(RegisterScreen):
     def store(self, session, record) -> str:
         from devicelog import services
 
-        services.add_patient(session=session, patient=record, author=self.app.user)
+        services.add_patient(session=session, patient=record, author=self.app.user, today=self.app.today,
+                             settings=self.app.settings)
         return record.mrn
 
     def _saved(self, result: str) -> None:
@@ -275,7 +279,8 @@ class DeviceRegisterScreen(RegisterScreen):
     def store(self, session, record) -> str:
         from devicelog import services
 
-        services.add_device(session=session, device=record, author=self.app.user, today=self.app.today)
+        services.add_device(session=session, device=record, author=self.app.user, today=self.app.today,
+                            settings=self.app.settings)
         return record.serial
 
     def _saved(self, result: str) -> None:

@@ -26,6 +26,7 @@ from devicelog import forms
 from devicelog.clinic.history import DeviceHistory
 from devicelog.clinic.programs import fmt_amount, pump_program_changes, stim_program_changes
 from devicelog.clinic.records import Event, EventKind, ProgrammingData, RefillData, WoundCheckData
+from devicelog.clinic.words import plural
 from devicelog.services import InputError, Problem
 from devicelog.tui.screens.dialogs import ConfirmScreen
 from devicelog.tui.widgets.fields import FieldRow
@@ -174,9 +175,9 @@ class VisitScreen(Screen["int | None"]):
             for p in exc.problems:
                 key = forms.field_for(p.field, self.fields)
                 if key:
-                    add(key, p.message)
+                    add(key, forms.humanise(p.message, self.fields))
                 else:
-                    ev.general.append(str(p))
+                    ev.general.append(forms.problem_text(p, self.fields))
             return ev
         self._preview(ev)
         return ev
@@ -210,7 +211,7 @@ class VisitScreen(Screen["int | None"]):
                         text.append(f"• active program: {active} → {data.active_program}\n")
                     others = len(data.stim_programs) - 1
                     if others:
-                        text.append(f"• {others} other program(s) kept as they were\n", style="dim")
+                        text.append(f"• {plural(others, 'other program')} kept as they were\n", style="dim")
             elif isinstance(data, WoundCheckData):
                 from devicelog.clinic.forecast import wound_escalation_findings
 
@@ -292,12 +293,12 @@ class VisitScreen(Screen["int | None"]):
         self.evaluation = ev
         for key, row in self.rows.items():
             messages = list(ev.problems.get(key, []))
-            messages += [p.message for p in self.server_problems if self._key_of(p) == key]
+            messages += [forms.humanise(p.message, self.fields) for p in self.server_problems if self._key_of(p) == key]
             row.show_problem("; ".join(messages) if messages and (row.touched or self.show_all) else None)
-        general = list(ev.general) + [str(p) for p in self.server_problems if not self._key_of(p)]
+        general = list(ev.general) + [forms.problem_text(p, self.fields) for p in self.server_problems if not self._key_of(p)]
         if self.show_all:
             hidden = [k for k in ev.problems if k not in self.rows]
-            general += [f"{k}: {'; '.join(ev.problems[k])}" for k in hidden]
+            general += [f"{forms.field_label(k, self.fields)}: {'; '.join(ev.problems[k])}" for k in hidden]
         box = self.query_one("#general-problems", Static)
         box.update(shown(Text("\n".join(general), style="bold red")) if general else "")
         box.display = bool(general)
@@ -334,7 +335,7 @@ class VisitScreen(Screen["int | None"]):
             event = EventIn(device_serial=self.history.device.serial, occurred_on=ev.occurred_on,
                             author=app.user, data=ev.data)
             with read_session(app.engine) as session:
-                _, problems = services.check_event(session=session, event=event, today=app.today)
+                _, problems = services.check_event(session=session, event=event, today=app.today, settings=app.settings)
         except Exception:  # noqa: BLE001 - the save reports anything this check cannot
             return
         if self.amend is not None:
@@ -347,11 +348,12 @@ class VisitScreen(Screen["int | None"]):
         if problems != self.server_problems:
             self.server_problems = problems
             for key, row in self.rows.items():
-                messages = list(ev.problems.get(key, [])) + [p.message for p in problems if self._key_of(p) == key]
+                messages = list(ev.problems.get(key, [])) + [forms.humanise(p.message, self.fields) for p in problems
+                                                             if self._key_of(p) == key]
                 row.show_problem("; ".join(messages) if messages else None)
                 if messages:
                     row.touched = True
-            general = list(ev.general) + [str(p) for p in problems if not self._key_of(p)]
+            general = list(ev.general) + [forms.problem_text(p, self.fields) for p in problems if not self._key_of(p)]
             box = self.query_one("#general-problems", Static)
             box.update(shown(Text("\n".join(general), style="bold red")) if general else "")
             box.display = bool(general)
@@ -365,8 +367,12 @@ class VisitScreen(Screen["int | None"]):
         self._refresh()
         ev = self.evaluation
         if not ev.ok:
-            count = sum(len(v) for v in ev.problems.values()) + len(ev.general) + len(ev.blocked)
-            self.notify(f"Not saved: {count} problem(s) shown at their fields.", severity="error")
+            # Counted as shown: each flagged field once (the form's own problems and the
+            # store's), each line of the box above the form, each dose the rules refuse.
+            fields = set(ev.problems) | {k for k in map(self._key_of, self.server_problems) if k}
+            general = len(ev.general) + sum(1 for p in self.server_problems if not self._key_of(p))
+            count = len(fields) + general + len(ev.blocked)
+            self.notify(f"Not saved: {plural(count, 'problem')}, shown in red on the form.", severity="error")
             self._focus_first_problem()
             return
         self.saving = True
@@ -409,7 +415,8 @@ class VisitScreen(Screen["int | None"]):
         self.saving = False
         self.server_problems = problems
         self._refresh()
-        self.notify(visible("Not saved: " + "; ".join(str(p) for p in problems)), severity="error", timeout=8, markup=False)
+        self.notify(visible("Not saved: " + "; ".join(forms.problem_text(p, self.fields) for p in problems)),
+                    severity="error", timeout=8, markup=False)
         self._focus_first_problem()
 
     def _saved(self, event_id: int) -> None:
