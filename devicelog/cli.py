@@ -11,7 +11,6 @@ import argparse
 import datetime as dt
 import importlib
 import sys
-from dataclasses import dataclass
 from functools import cached_property
 
 #: (name, module, one-line help), in the order ``--help`` lists them.

@@ -14,11 +14,12 @@ import datetime as dt
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from devicelog.clinic.catalogue import DeviceModel, Drug
 from devicelog.clinic.history import DeviceHistory
 from devicelog.clinic.records import (
+    VISIT_FORM_KINDS,
     AlarmCode,
     AnalgesicChange,
     BatteryState,
@@ -33,7 +34,6 @@ from devicelog.clinic.records import (
     Kit,
     PowerSource,
     ProgrammingData,
-    PumpMode,
     PumpProgram,
     RefillData,
     ReinterventionKind,
@@ -884,7 +884,7 @@ def _label_index() -> tuple[dict[str, str], dict[tuple[str, str], str]]:
         fields = patient_fields() + device_fields(catalogue.device_models)
         # The interrogation's "reason" is labelled "Interrogation" on its form: other kinds first,
         # so a bare "reason" reads "Reason".
-        for kind in sorted(EventKind, key=lambda k: k is EventKind.interrogation):
+        for kind in sorted(VISIT_FORM_KINDS, key=lambda k: k is EventKind.interrogation):
             for m in sorted(models.values(), key=lambda m: m.kind is not DeviceKind.intrathecal_pump):
                 fields += event_fields(kind, m, catalogue.drugs)
         labels: dict[str, str] = {}

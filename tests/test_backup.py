@@ -8,7 +8,7 @@ import sqlite3
 import stat
 
 import pytest
-from sqlalchemy import func, text
+from sqlalchemy import func
 from sqlmodel import select
 
 from devicelog import services

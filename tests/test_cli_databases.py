@@ -27,7 +27,7 @@ from devicelog import cli
 from devicelog.cli import main
 from devicelog.store.db import make_engine
 from devicelog.store.schema import prepare
-from tests.conftest import PG_ADMIN_URL, requires_sqlite
+from tests.conftest import requires_sqlite
 from tests.safety_data import make_clinic
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -21,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from devicelog.cli import main
 from tests.conftest import PG_ADMIN_URL, TODAY
 from tests.safety_data import make_clinic
 from tests.test_cli_databases import ROOT, _without_root_override, one_line, run

@@ -25,6 +25,7 @@ from devicelog.clinic.records import (
     DeviceIn,
     DeviceKind,
     EventIn,
+    VISIT_FORM_KINDS,
     EventKind,
     PatientIn,
     ProgrammingData,
@@ -137,12 +138,12 @@ MODELS = [m for m in CAT.device_models]
 def test_saving_any_visit_form_unedited_changes_no_setting(engine, data):
     model = data.draw(st.sampled_from(MODELS), label="model")
     pump = model.kind is DeviceKind.intrathecal_pump
-    kinds = [k for k in EventKind if (k is not EventKind.refill or pump) and (pump is False or k not in (EventKind.trial_start, EventKind.trial_end))]
+    kinds = [k for k in VISIT_FORM_KINDS if (k is not EventKind.refill or pump) and (pump is False or k not in (EventKind.trial_start, EventKind.trial_end))]
     kind = data.draw(st.sampled_from(kinds), label="form")
     serial = f"S{next(SERIALS)}"
     with write_session(engine) as s:
         mrn = f"M{serial}"
-        services.add_patient(session=s, patient=PatientIn(mrn=mrn, name="Ann Lee", birth_date=dt.date(1950, 1, 2)), author="rn")
+        services.add_patient(session=s, patient=PatientIn(mrn=mrn, name="Ann Lee", birth_date=dt.date(1950, 1, 2)), author="rn", today=TODAY)
         services.add_device(session=s, device=DeviceIn(patient_mrn=mrn, model=model.code, serial=serial, implanted_on=IMPLANTED),
                             author="rn", today=TODAY)
         if pump:

@@ -9,7 +9,6 @@ field; anything else (TypeError, KeyError, a database error...) fails.
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import json
 
 import pytest

@@ -8,7 +8,6 @@ import pytest
 from devicelog.cli import main
 from devicelog.reports.fonts import BOLD, REGULAR, find_font, register, unicode_fonts
 from devicelog.reports.history_pdf import render_pdf
-from devicelog.settings import Settings
 from tests.test_history import make_clinic, report
 
 

@@ -19,8 +19,6 @@ import pytest
 
 from devicelog import cli
 from devicelog.settings import Settings
-from devicelog.store import queries
-from devicelog.store.db import read_session
 from tests.conftest import TODAY
 from tests.hostile_data import HOSTILE, MRN, MRN_SHOWN, NAME, SERIAL, SERIAL_SHOWN, SHOWN, make_hostile_clinic
 

@@ -32,7 +32,7 @@ from devicelog.services import InputError
 from devicelog.settings import Settings
 from devicelog.store import tables
 from devicelog.store.db import read_session, write_session
-from devicelog.store.due import ComputedForecasts, StoredForecasts, due_list
+from devicelog.store.due import ComputedForecasts, due_list
 from tests.conftest import TODAY
 from tests.test_transfer import other_engine  # noqa: F401  (fixture)
 
@@ -45,7 +45,7 @@ def refill_data(withdrawn: float, **over) -> RefillData:
         volume_withdrawn_ml=withdrawn,
         volume_added_ml=20.0,
         reservoir_volume_after_ml=20.0,
-        program=PumpProgram(drugs=[DrugConcentration(drug="morphine", concentration_mg_per_ml=10)], dose_mg_per_day=2,
+        program=PumpProgram(mode="simple_continuous", drugs=[DrugConcentration(drug="morphine", concentration_mg_per_ml=10)], dose_mg_per_day=2,
                             bolus_ml=0.0, bolus_max_per_day=0, bolus_lockout_min=0),
     )
     values.update(over)
@@ -63,7 +63,7 @@ def clinic(engine):
     """NGP100 with a flagged refill (ids["flagged"]), an unflagged first fill (ids["first"]),
     and a second pump NGP200 with a refill of its own (ids["other"])."""
     with write_session(engine) as s:
-        services.add_patient(session=s, patient=PatientIn(mrn="MRN001", name="Ann Lee", birth_date=D(1950, 1, 2)), author="rn")
+        services.add_patient(session=s, patient=PatientIn(mrn="MRN001", name="Ann Lee", birth_date=D(1950, 1, 2)), author="rn", today=TODAY)
         for serial in ("NGP100", "NGP200"):
             services.add_device(session=s, device=DeviceIn(patient_mrn="MRN001", model="synchromed-ii-20", serial=serial,
                                                            implanted_on=D(2025, 1, 5)), author="rn", today=TODAY)

@@ -17,7 +17,6 @@ reference (rules 1, 3, 4, 8; morphine stability 90 days; margin 7 days; low alar
 from __future__ import annotations
 
 import datetime as dt
-import re
 import subprocess
 import sys
 

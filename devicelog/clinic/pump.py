@@ -558,7 +558,7 @@ def observed_over_delivery(
     if days <= 0 or not rec.discrepancy.flagged or rec.discrepancy.discrepancy_ml >= 0:
         return None
     after_ml = previous.data.reservoir_volume_after_ml
-    used_ml = after_ml - data.volume_withdrawn_ml - data.bolus_volume_since_last_fill_ml
+    used_ml = after_ml - data.volume_withdrawn_ml - (data.bolus_volume_since_last_fill_ml or 0.0)  # blank: assumed none
     rate = used_ml / days
     segments = delivery_segments(previous, refill_on)
     programmed = sum(s.days * daily_volume_ml(s.program) for s in segments) / days

@@ -19,7 +19,7 @@ import re
 import types
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 from pydantic_core import ValidationError
 
 #: The longest text any record field holds (issue 19: a 50 MB drug name took 28 s to import).
@@ -115,6 +115,13 @@ def _texts(value: Any):
             yield from (text for text in (key, item) if isinstance(text, str))
 
 
+#: Validation context for rows read back from the database: the entry checks of
+#: :class:`Record` (text, types as typed) are for what a person or a document gives;
+#: a row stored by an earlier version, or by an import before these checks, is read
+#: as it is (and shown safely: ``reports.safe.visible``), never refused on reading.
+STORED = {"stored": True}
+
+
 class Record(BaseModel):
     """Base of every record: unknown fields are refused, whitespace trimmed.
 
@@ -130,9 +137,9 @@ class Record(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _plain_values(cls, values: Any) -> Any:
-        if not isinstance(values, dict):
-            return values
+    def _plain_values(cls, values: Any, info: ValidationInfo) -> Any:
+        if not isinstance(values, dict) or (info.context or {}).get("stored"):
+            return values  # a stored row is read as it was written (``STORED``)
         errors = []
         for name, value in values.items():
             if value is None or name not in cls.model_fields:
@@ -223,6 +230,11 @@ class EventKind(str, enum.Enum):
     @property
     def label(self) -> str:
         return EVENT_LABELS[self]
+
+
+#: The kinds of entry a visit form records: every kind but the refill review (rule 26),
+#: which names a flagged refill and has its own screen and command.
+VISIT_FORM_KINDS = tuple(k for k in EventKind if k is not EventKind.refill_review)
 
 
 EVENT_LABELS = {

@@ -33,7 +33,7 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
         "reviews, or record the review of one; the flag stays on the due list until it is reviewed."
     )
     parser.add_argument("serial", metavar="SERIAL", help="the pump's serial number")
-    parser.add_argument("--refill", metavar="ENTRY", help="record a review of this flagged refill (its entry id, as listed)")
+    parser.add_argument("--refill", type=int, metavar="ENTRY", help="record a review of this flagged refill (its entry id, as listed)")
     parser.add_argument("--finding", choices=[f.value for f in ReviewFinding], help="--refill: what was found or done")
     parser.add_argument("--note", default="", help="--refill: a free note")
     parser.add_argument("--on", type=parse_date, metavar="DATE", help="--refill: when the review was done (default: today)")

@@ -23,7 +23,7 @@ from sqlalchemy import text as sa_text
 
 from devicelog.clinic.catalogue import Catalogue, DeviceModel, Drug
 from devicelog.clinic.history import DeviceHistory, DeviceInfo, PatientInfo, effective_events
-from devicelog.clinic.records import Event
+from devicelog.clinic.records import STORED, Event
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -60,7 +60,7 @@ _DEVICE_T = table(
 
 
 def to_device_model(row: tables.DeviceModelRow) -> DeviceModel:
-    return DeviceModel.model_validate(row.model_dump())
+    return DeviceModel.model_validate(row.model_dump(), context=STORED)
 
 
 def catalogue(session) -> Catalogue:
@@ -73,11 +73,11 @@ def device_models(session, codes: Iterable[str] | None = None) -> list[DeviceMod
     query = sa_select(*_MODEL_T.c)
     if codes is not None:
         query = query.where(_MODEL_T.c.code.in_(sorted(set(codes))))
-    return [DeviceModel.model_validate(r._asdict()) for r in session.execute(query)]
+    return [DeviceModel.model_validate(r._asdict(), context=STORED) for r in session.execute(query)]
 
 
 def _drugs(session) -> list[Drug]:
-    return [Drug.model_validate(r._asdict()) for r in session.execute(sa_select(*_DRUG_T.c))]
+    return [Drug.model_validate(r._asdict(), context=STORED) for r in session.execute(sa_select(*_DRUG_T.c))]
 
 
 def drugs_by_code(session: Session) -> dict[str, Drug]:
@@ -97,12 +97,13 @@ def to_event(row: tables.EventRow) -> Event:
             "amends_id": row.amends_id,
             "amendment_reason": row.amendment_reason,
             "voided": row.voided,
-        }
+        },
+        context=STORED,
     )
 
 
 def to_patient(row: tables.Patient) -> PatientInfo:
-    return PatientInfo.model_validate(row.model_dump(include=set(PatientInfo.model_fields)))
+    return PatientInfo.model_validate(row.model_dump(include=set(PatientInfo.model_fields)), context=STORED)
 
 
 def to_device(row: tables.Device, model: DeviceModel, serials: dict[int, str] | None = None) -> DeviceInfo:
@@ -110,7 +111,7 @@ def to_device(row: tables.Device, model: DeviceModel, serials: dict[int, str] | 
     serials = serials or {}
     values["model"] = model
     values["replaced_by_serial"] = serials.get(row.replaced_by_id) if row.replaced_by_id else None
-    return DeviceInfo.model_validate(values)
+    return DeviceInfo.model_validate(values, context=STORED)
 
 
 @functools.cache
@@ -174,11 +175,12 @@ def _read_events(session, where) -> Iterator[Event]:
                 "occurred_on": r[2],
                 "author": r[3],
                 "recorded_at": r[4],
-                "data": data_of(r[5]),
+                "data": data_of(r[5], context=STORED),
                 "amends_id": r[6],
                 "amendment_reason": r[7],
                 "voided": r[8],
-            }
+            },
+            context=STORED,
         )
 
 
@@ -258,7 +260,7 @@ def load_histories(session: Session, device_ids: Iterable[int] | None = None) ->
         patient_id = values["patient_id"]
         patient = patients.get(patient_id)
         if patient is None:
-            patient = patients[patient_id] = PatientInfo.model_validate({n[2:]: values[n] for n in patient_names})
+            patient = patients[patient_id] = PatientInfo.model_validate({n[2:]: values[n] for n in patient_names}, context=STORED)
         device = {n: values[n] for n in _DEVICE_FIELDS}
         device["model"] = models[r.model_code]
         device["replaced_by_serial"] = serials.get(r.replaced_by_id) if r.replaced_by_id else None
@@ -266,7 +268,7 @@ def load_histories(session: Session, device_ids: Iterable[int] | None = None) ->
             device["replaces_serial"] = replaces[r.id]
         yield DeviceHistory(
             patient=patient,
-            device=DeviceInfo.model_validate(device),
+            device=DeviceInfo.model_validate(device, context=STORED),
             events=tuple(effective_events(events.get(r.id, []))),
         )
 
@@ -360,7 +362,7 @@ def patients_by_id(conn, ids: Sequence[int]) -> list[PatientInfo]:
     if not ids:
         return []
     rows = conn.execute(sa_select(*_PATIENT_T.c).where(_PATIENT_T.c.id.in_(list(ids))))
-    found = {r.id: PatientInfo.model_validate(r._asdict()) for r in rows}
+    found = {r.id: PatientInfo.model_validate(r._asdict(), context=STORED) for r in rows}
     return [found[i] for i in ids if i in found]
 
 
@@ -378,7 +380,7 @@ def devices_of_patients(conn, patient_ids: Sequence[int], models: dict[str, Devi
         values = r._asdict()
         patient_id = values.pop("patient_id")
         values["model"] = models[values.pop("model_code")]
-        out.append((patient_id, validate(values)))
+        out.append((patient_id, validate(values, context=STORED)))
     return out
 
 

@@ -16,7 +16,6 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
-from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider

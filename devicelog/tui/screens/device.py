@@ -6,7 +6,6 @@ opens, and again when a save touches that device; nothing else of the clinic.
 
 from __future__ import annotations
 
-import datetime as dt
 
 from rich.text import Text
 from textual import work
@@ -17,7 +16,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static, TabbedContent, TabPane
 
 from devicelog.clinic.history import DeviceHistory
-from devicelog.clinic.records import EventKind
+from devicelog.clinic.records import VISIT_FORM_KINDS, EventKind
 from devicelog.tui.format import battery_summary, event_summary, item_line, one_line, plain, shown, therapy_summary
 from devicelog.tui.screens.dialogs import ChooseKindScreen, ReasonScreen
 from devicelog.tui.widgets.footer import ClinicFooter
@@ -29,7 +28,7 @@ def kinds_for(history: DeviceHistory) -> list[EventKind]:
     """The entries that fit the device (the store refuses the others anyway)."""
     pump = history.device.model.is_pump
     # A refill review (rule 26) names a flagged refill: recorded from its own screen (f).
-    kinds = [k for k in EventKind if k is not EventKind.refill_review]
+    kinds = list(VISIT_FORM_KINDS)
     if pump:
         return [k for k in kinds if k not in (EventKind.trial_start, EventKind.trial_end)]
     return [k for k in kinds if k is not EventKind.refill]
