@@ -5,7 +5,13 @@ The clinic is ``tests.test_tui.seed_clinic`` (TODAY 2026-11-23).
 
 from __future__ import annotations
 
+import datetime as dt
+
 from textual.events import Key
+
+from devicelog import services
+from devicelog.clinic.records import PatientIn
+from devicelog.store.db import write_session
 
 from tests.test_tui import SIZE, clinic, events, make, open_device, settle  # noqa: F401 - clinic: a fixture
 
@@ -48,3 +54,120 @@ async def test_keys_typed_as_the_refill_form_opens_reach_its_first_field_in_orde
     refills = [r for r in events(clinic, "NGP200") if r.kind == "refill"]
     assert len(refills) == 2
     assert refills[-1].data["volume_withdrawn_ml"] == 34.5
+
+
+# ----------------------------------------------------------------------------- item 14
+
+
+class HeldSearch:
+    """Holds back the TUI's search for one text until released (a gate, not a timer), so
+    the list on screen is still an older text's when the nurse presses Enter."""
+
+    def __init__(self, monkeypatch, held_text: str):
+        import threading
+
+        from devicelog.tui import state
+
+        self.gate = threading.Event()
+        real = state.search
+
+        def search(engine, text, **kwargs):
+            if text == held_text:
+                self.gate.wait(60)  # a safety: a failed test must not hang the run
+            return real(engine, text, **kwargs)
+
+        monkeypatch.setattr(state, "search", search)
+
+
+async def back_to_search(pilot, text: str) -> None:
+    """Clear the search box and put ``text`` in at once (as a scanner or a paste does:
+    one search, for the whole text)."""
+    box = pilot.app.screen.query_one("#search")
+    box.focus()
+    box.value = ""
+    await settle(pilot)
+    box.insert_text_at_cursor(text)
+
+
+async def test_after_f5_enter_on_a_list_not_yet_searched_opens_nothing_then_the_right_device(clinic, monkeypatch):
+    """Issue 13.14, seen once: after F5, a search then Down and Enter opened the device
+    viewed before.  The list still showed the older text's rows (the device viewed
+    before first) while the search for the new text ran; Enter acted on it.  Now Enter
+    on that list opens nothing and says so; once the list is the new text's, Enter
+    opens its device."""
+    from devicelog.tui.screens.device import DeviceScreen
+    from devicelog.tui.screens.main import MainScreen
+
+    app = make(clinic)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_device(pilot, "NGP100")  # the patient viewed before: Ann Lee
+        await pilot.press("escape")
+        await settle(pilot)
+        main = app.screen
+        held = HeldSearch(monkeypatch, "NGP200")
+        await pilot.press("f5")
+        await settle(pilot)
+        await back_to_search(pilot, "NGP200")
+        await pilot.pause()
+        table = main.query_one("#patients")
+        assert str(table.get_row_at(0)[3]) == "NGP100"  # still the older list
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)  # not NGP100 (the old code opened it)
+        assert table.has_class("outdated")  # shown dimmed
+        held.gate.set()
+        await settle(pilot)
+        assert [str(table.get_row_at(i)[3]) for i in range(table.row_count)] == ["NGP200"]
+        assert not table.has_class("outdated")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, DeviceScreen) and app.screen.history.device.serial == "NGP200"
+
+
+async def test_enter_in_the_search_box_opens_the_first_match_once_it_is_shown(clinic, monkeypatch):
+    """Enter typed straight after the text (as a scanner sends it) opens the first match of
+    that text, even when its search comes back after the Enter; before, Enter only moved
+    to the list."""
+    from devicelog.tui.screens.device import DeviceScreen
+    from devicelog.tui.screens.main import MainScreen
+
+    app = make(clinic)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        held = HeldSearch(monkeypatch, "ston")
+        await pilot.press(*"ston", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)
+        held.gate.set()
+        await settle(pilot)
+        assert isinstance(app.screen, DeviceScreen) and app.screen.history.device.serial == "NGP200"
+        await pilot.press("escape")
+        await settle(pilot)
+        await back_to_search(pilot, "lee")  # results shown first, then Enter
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, DeviceScreen) and app.screen.history.device.serial == "NGP100"
+
+
+async def test_a_reload_of_the_same_search_keeps_the_cursor_on_its_row(clinic):
+    """F5 reads the list again: the highlighted row stays the one the nurse chose, and
+    Enter opens what is highlighted (the row's own key, not its position)."""
+    from devicelog.tui.screens.device import DeviceScreen
+
+    app = make(clinic)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        main = app.screen
+        with write_session(clinic) as s:  # sorts first (by name): rows move down by one
+            services.add_patient(session=s, patient=PatientIn(mrn="MRN000", name="Aaron Abel", birth_date=dt.date(1961, 4, 5)),
+                                 author="rn")
+        await pilot.press("down", "down")  # Bob Stone, NGP200
+        assert main.selected[0].mrn == "MRN002"
+        await pilot.press("f5")
+        await settle(pilot)
+        table = main.query_one("#patients")
+        assert str(table.get_row_at(0)[0]) == "MRN000" and main.selected[0].mrn == "MRN002"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, DeviceScreen) and app.screen.history.device.serial == "NGP200"
