@@ -11,7 +11,9 @@ from textual.events import Key
 
 from devicelog import services
 from devicelog.clinic.records import PatientIn
-from devicelog.store.db import write_session
+from devicelog.store import tables
+from devicelog.store.db import read_session, write_session
+from sqlmodel import select
 
 from tests.test_tui import SIZE, clinic, events, make, open_device, settle  # noqa: F401 - clinic: a fixture
 
@@ -171,3 +173,116 @@ async def test_a_reload_of_the_same_search_keeps_the_cursor_on_its_row(clinic):
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, DeviceScreen) and app.screen.history.device.serial == "NGP200"
+
+
+# ----------------------------------------------------------------------------- item 7
+
+#: Two demo pumps, not real products: their device identifiers are GS1 Restricted
+#: Circulation Numbers (prefix 020, never given to a product on the market) with valid
+#: check digits (biip reads them).  The shipped catalogue lists no identifier: none of
+#: the real models' could be checked against a public source.
+DEMO_DI_20 = "00200000000202"
+DEMO_DI_40 = "00200000000400"
+
+
+def seed_demo_pumps(engine) -> None:
+    from devicelog.clinic.catalogue import Catalogue, DeviceModel, shipped_catalogue
+    from devicelog.store import schema
+
+    base = shipped_catalogue().device_model("synchromed-ii-20").model_dump()
+    demo = [
+        DeviceModel.model_validate({**base, "code": f"demo-pump-{ml}", "maker": "DEMO (not a real product)",
+                                    "model": f"Demo pump {ml} mL", "reservoir_ml": ml, "device_identifiers": [di],
+                                    "source": "test fixture"})
+        for ml, di in ((20, DEMO_DI_20), (40, DEMO_DI_40))
+    ]
+    with write_session(engine) as s:
+        schema.seed_catalogue(s, Catalogue(device_models=demo, drugs=[]))
+
+
+async def register_patient(pilot, mrn: str):
+    from devicelog.tui.screens.register import DeviceRegisterScreen
+    from tests.test_tui import type_into
+
+    await settle(pilot)
+    await pilot.press("f2")
+    await settle(pilot)
+    form = pilot.app.screen
+    await type_into(pilot, form.rows["mrn"], mrn)
+    await type_into(pilot, form.rows["name"], "Eve Hart")
+    await type_into(pilot, form.rows["birth_date"], "1961-04-05")
+    await pilot.press("ctrl+s")
+    await settle(pilot)
+    dev = pilot.app.screen
+    assert isinstance(dev, DeviceRegisterScreen) and dev.rows["patient_mrn"].raw == mrn
+    return dev
+
+
+async def test_after_f2_a_scan_lands_in_the_udi_field_and_chooses_the_model(clinic):
+    """Issue 13.7: the device form opened on the prefilled MRN, and a scan overwrote it.
+    Now the cursor starts in the UDI field (the first, as the title says), and a device
+    identifier the catalogue lists chooses its model."""
+    from devicelog.tui.screens.register import DeviceRegisterScreen
+
+    seed_demo_pumps(clinic)
+    app = make(clinic)
+    async with app.run_test(size=SIZE) as pilot:
+        dev = await register_patient(pilot, "MRN777")
+        assert dev.focused is dev.rows["udi"].control
+        await pilot.press(*f"(01){DEMO_DI_40}(21)DEMO40A")  # the scanner, typing at once
+        await settle(pilot)
+        assert dev.rows["patient_mrn"].raw == "MRN777"
+        assert dev.rows["model"].raw == "demo-pump-40" and dev.rows["serial"].raw == "DEMO40A"
+        assert "Model DEMO (not a real product) Demo pump 40 mL: chosen from its device identifier" in str(
+            dev.query_one("#preview").render())
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert not isinstance(app.screen, DeviceRegisterScreen)
+    with read_session(clinic) as s:
+        device = s.exec(select(tables.Device).where(tables.Device.serial == "DEMO40A")).one()
+        patient = s.get(tables.Patient, device.patient_id)
+    assert (patient.mrn, device.model_code, device.udi_di) == ("MRN777", "demo-pump-40", DEMO_DI_40)
+
+
+async def test_a_scanned_identifier_of_another_model_is_refused_with_both_named(clinic):
+    """A 40 mL pump's identifier on the 20 mL model the nurse chose: refused (the refill
+    arithmetic depends on the reservoir), both models named; nothing saved."""
+    from devicelog.tui.screens.register import DeviceRegisterScreen
+
+    seed_demo_pumps(clinic)
+    app = make(clinic)
+    async with app.run_test(size=SIZE) as pilot:
+        dev = await register_patient(pilot, "MRN778")
+        dev.rows["model"].control.value = "demo-pump-20"  # chosen by the nurse first
+        await settle(pilot)
+        dev.rows["udi"].control.focus()
+        await pilot.press(*f"(01){DEMO_DI_40}(21)DEMO40B")
+        await settle(pilot)
+        assert dev.rows["model"].raw == "demo-pump-20"  # the nurse's choice is not overridden
+        assert "REFUSED" in str(dev.query_one("#preview").render())
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, DeviceRegisterScreen)
+        problem = str(dev.rows["udi"].query_one(".problem").render())
+        assert DEMO_DI_40 in problem and "Demo pump 40 mL" in problem and "Demo pump 20 mL" in problem
+    with read_session(clinic) as s:
+        assert s.exec(select(tables.Device).where(tables.Device.serial == "DEMO40B")).first() is None
+
+
+def test_the_store_refuses_an_identifier_of_another_model(clinic):
+    """The same rule where every device is added (CLI, import): services.add_device."""
+    import pytest
+
+    from devicelog.clinic.records import DeviceIn
+    from devicelog.services import InputError
+    from tests.conftest import TODAY
+
+    seed_demo_pumps(clinic)
+    device = DeviceIn(patient_mrn="MRN004", model="demo-pump-20", serial="DEMO40C", implanted_on=TODAY,
+                      udi={"raw": f"(01){DEMO_DI_40}(21)DEMO40C", "device_identifier": DEMO_DI_40, "serial": "DEMO40C"})
+    with pytest.raises(InputError) as refused, write_session(clinic) as s:
+        services.add_device(session=s, device=device, author="rn", today=TODAY)
+    [problem] = refused.value.problems
+    assert problem.field == "udi.device_identifier" and "Demo pump 40 mL" in problem.message
+    with write_session(clinic) as s:  # the right model is taken
+        services.add_device(session=s, device=device.model_copy(update={"model": "demo-pump-40"}), author="rn", today=TODAY)

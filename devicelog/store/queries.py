@@ -17,7 +17,7 @@ import itertools
 from collections import defaultdict
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
-from sqlalchemy import Date, String, Text, cast, column, or_, table, type_coerce, union
+from sqlalchemy import JSON, Date, String, Text, cast, column, or_, table, type_coerce, union
 from sqlalchemy import select as sa_select
 from sqlalchemy import text as sa_text
 
@@ -45,7 +45,9 @@ def _columns(names: Iterable[str], dates: Iterable[str] = ()) -> list:
 
 # Lightweight Core views of the tables the first screen reads (no ORM import): the
 # columns of the clinical values they become, named as ``store.tables`` names them.
-_MODEL_T = table("device_model", *_columns(DeviceModel.model_fields))
+_MODEL_T = table(
+    "device_model", *(column(n, JSON) if n == "device_identifiers" else column(n) for n in DeviceModel.model_fields)
+)
 _DRUG_T = table("drug", *_columns(Drug.model_fields))
 _PATIENT_T = table("patient", *_columns(PatientInfo.model_fields, dates=("birth_date", "died_on")))
 #: The columns of ``DeviceInfo`` that ``device`` holds as they are (the model, and the
