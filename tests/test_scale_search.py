@@ -248,10 +248,18 @@ def test_the_trigram_index_holds_exactly_the_search_rows(clinic):
 
 
 @requires_postgresql
-def test_postgresql_trigram_indexes_serve_ilike(engine):
+def test_postgresql_trigram_indexes_serve_the_folded_search(engine):
+    """The search's own query (a union over the folded MRN, name and serial) is served by
+    the trigram indexes of revision 0007, not a scan of every patient."""
+    from sqlalchemy import select as sa_select
+
     with engine.connect() as conn:
         have = {r[0] for r in conn.execute(text("SELECT indexname FROM pg_indexes"))}
         assert set(schema.PG_SEARCH_INDEXES) <= have  # pg_trgm is available on the test server
+        assert not set(schema.PG_SEARCH_INDEXES_0005) & have  # replaced
         conn.execute(text("SET enable_seqscan = off"))
-        plan = "\n".join(r[0] for r in conn.execute(text("EXPLAIN SELECT id FROM patient WHERE name ILIKE '%abc%'")))
-    assert "ix_patient_name_trgm" in plan, plan
+        query = sa_select(queries._PATIENT_T.c.id).where(queries._PATIENT_T.c.id.in_(queries._union_matches("nunez")))
+        compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
+        plan = "\n".join(r[0] for r in conn.execute(text(f"EXPLAIN {compiled}")))
+    for name in schema.PG_SEARCH_INDEXES:
+        assert name in plan, plan
