@@ -95,7 +95,7 @@ class VisitScreen(Screen["int | None"]):
         if self.amend is not None:
             values = forms.raw_from_data(self.kind, self.amend.data, self.amend.occurred_on)
         else:
-            values = forms.defaults(self.kind, self.history, app.today)
+            values = self.opening_values(forms.defaults(self.kind, self.history, app.today))
         known = tuple(d.code for d in drugs)
         # Amending: the reason first (required, and always empty).
         self.first_key = AMEND_REASON.key if self.amend is not None else first_field(self.fields, values)
@@ -125,6 +125,10 @@ class VisitScreen(Screen["int | None"]):
         if first is not None:
             self.set_focus(first.control)
         self.call_after_refresh(self._refresh)
+
+    def opening_values(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The raw values a new entry's form opens with (a subclass may fill in more)."""
+        return values
 
     def action_top(self) -> None:
         rows = list(self.query(FieldRow))
