@@ -15,7 +15,7 @@ from typing import Any, Iterable
 from pydantic import BaseModel, ValidationError
 from sqlmodel import Session, select
 
-from devicelog.clinic.catalogue import DeviceModel
+from devicelog.clinic.catalogue import DeviceModel, identifier_contradiction
 from devicelog.clinic.records import (
     DATA_MODELS,
     DeviceIn,
@@ -252,6 +252,7 @@ def add_devices(
                 r.recorded_at = recorded_at[id(r)]
         unrecorded.clear()
 
+    catalogue_models = None  # read once, when a device comes with a UDI (issue 13.7)
     for item in devices:
         device, author = item[0], item[1]
         problems: list[Problem] = date_problems(device, today=today, settings=settings or Settings())
@@ -272,6 +273,12 @@ def add_devices(
             problems.append(
                 Problem("udi.serial", device.udi.serial, f"does not match the device serial {device.serial!r}")
             )
+        if device.udi is not None and device.udi.device_identifier:
+            if catalogue_models is None:
+                catalogue_models = queries.device_models(session)
+            why = identifier_contradiction(catalogue_models, device.model, device.udi.device_identifier)
+            if why:
+                problems.append(Problem("udi.device_identifier", device.udi.device_identifier, why))
         replaced = None
         if device.replaces_serial:
             replaced = by_serial.get(device.replaces_serial)

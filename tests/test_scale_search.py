@@ -116,15 +116,41 @@ def test_non_ascii_letters_match_whatever_their_case(engine, sort_max, monkeypat
         def mrns(needle):
             return [p.mrn for p in queries.search_patients(s, needle)]
 
-        for needle in ("ö", "Ö", "öz", "ÖZ", "özil", "ÖZIL", "öZiL ä", "ärger", "ÄRGER", "östx1", "Östx"):
+        for needle in ("öz", "ÖZ", "özil", "ÖZIL", "öZiL ä", "ärger", "ÄRGER", "östx1", "Östx"):
             assert mrns(needle) == ["MRN-1"], needle
-        for needle in ("é", "É", "élo", "ÉLODIE", "brûlé", "BRÛLÉ", "û", "Û"):
+        for needle in ("élo", "ÉLODIE", "brûlé", "BRÛLÉ", "û", "Û"):
             assert mrns(needle) == ["MRN-2"], needle
+        assert mrns("ö") == mrns("Ö") == mrns("o")  # a lone accented letter is its plain letter
+        assert mrns("é") == mrns("É") == mrns("e") == ["MRN-4", "MRN-2", "MRN-1"]  # Ebert, Élodie, Ärger
         for needle in ("σί", "ΣΊΣΥΦΟ", "παπ"):
             assert mrns(needle) == ["MRN-3"], needle
-        assert mrns("o") == ["MRN-4", "MRN-2"]  # o is not ö nor ο (Greek); Oskar sorts before Élodie (code points)
+        # Accents fold too (issue 13.14): o finds Oskar, Élodie and Özil (Ö = O + umlaut), not
+        # Greek ο; by name in code-point order: Oskar (O), Élodie (É), Özil (Ö).
+        assert mrns("o") == ["MRN-4", "MRN-2", "MRN-1"]
         assert mrns("zil") == ["MRN-1"]
-        assert mrns("oz") == []  # ö is not o
+        assert mrns("oz") == mrns("OZIL ARGER") == mrns("ostx1") == ["MRN-1"]
+        assert mrns("elodie brule") == mrns("BRULE") == ["MRN-2"]
+        assert mrns("σισυφος") == mrns("ΣΙΣΥΦ") == ["MRN-3"]  # Greek tonos is a combining accent
+
+
+@pytest.mark.parametrize("sort_max", [queries.FTS_SORT_MAX, 0])
+def test_search_folds_accents_and_case_both_ways(engine, sort_max, monkeypatch):
+    """Issue 13.14: "nunez" found no one while "Núñ" found O'Brien-Núñez.  Typed with or
+    without accents, in any case, a name is found (on SQLite and PostgreSQL alike: the
+    PostgreSQL run of this test uses its devicelog_fold function and indexes)."""
+    monkeypatch.setattr(queries, "FTS_SORT_MAX", sort_max)  # 0: the name walk for every term
+    with write_session(engine) as s:
+        _add(s, "MRN-N1", "Aoife O'Brien-Núñez", "NÚÑ-77")
+        _add(s, "MRN-N2", "Nina Nunes")
+    with read_session(engine) as s:
+        def mrns(needle):
+            return [p.mrn for p in queries.search_patients(s, needle)]
+
+        for needle in ("nunez", "NUNEZ", "ÑÚÑEZ", "núñez", "NÚÑEZ", "o'brien-nunez", "Brien-Nún", "nun-77", "úñ-7"):
+            assert mrns(needle) == ["MRN-N1"], needle
+        assert mrns("nun") == mrns("Núñ") == ["MRN-N1", "MRN-N2"]  # Aoife, Nina: "nun" is in both, folded
+        assert mrns("nunes") == ["MRN-N2"]
+        assert ids(queries.search_patients(s, "nunez")) == ids(queries.search_patients_like(s, "nunez"))
 
 
 @pytest.mark.parametrize("sort_max", [queries.FTS_SORT_MAX, 7, 0])
@@ -183,7 +209,7 @@ def test_glob_and_fts_syntax_are_plain_characters(engine, sort_max, monkeypatch)
             assert [p.mrn for p in queries.search_patients(s, needle)] == ["MRN-5"], needle
         for needle in ("[", "*", "?"):
             assert [p.mrn for p in queries.search_patients(s, needle)] == ["MRN-5", "MRN-7"], needle
-        for needle in ("ë ñú*[?", "Ë ÑÚ*[?]", "ñ", "Ú*["):  # 8 case variants: one GLOB, * ? [ still plain
+        for needle in ("ë ñú*[?", "Ë ÑÚ*[?]", "ñú", "Ú*["):  # folded (e nu*[?); * ? [ still plain
             assert [p.mrn for p in queries.search_patients(s, needle)] == ["MRN-7"], needle
         assert [p.mrn for p in queries.search_patients(s, "ann b")] == ["MRN-6"]
         assert [p.mrn for p in queries.search_patients(s, "ann")] == ["MRN-5", "MRN-6"]
@@ -222,10 +248,18 @@ def test_the_trigram_index_holds_exactly_the_search_rows(clinic):
 
 
 @requires_postgresql
-def test_postgresql_trigram_indexes_serve_ilike(engine):
+def test_postgresql_trigram_indexes_serve_the_folded_search(engine):
+    """The search's own query (a union over the folded MRN, name and serial) is served by
+    the trigram indexes of revision 0007, not a scan of every patient."""
+    from sqlalchemy import select as sa_select
+
     with engine.connect() as conn:
         have = {r[0] for r in conn.execute(text("SELECT indexname FROM pg_indexes"))}
         assert set(schema.PG_SEARCH_INDEXES) <= have  # pg_trgm is available on the test server
+        assert not set(schema.PG_SEARCH_INDEXES_0005) & have  # replaced
         conn.execute(text("SET enable_seqscan = off"))
-        plan = "\n".join(r[0] for r in conn.execute(text("EXPLAIN SELECT id FROM patient WHERE name ILIKE '%abc%'")))
-    assert "ix_patient_name_trgm" in plan, plan
+        query = sa_select(queries._PATIENT_T.c.id).where(queries._PATIENT_T.c.id.in_(queries._union_matches("nunez")))
+        compiled = query.compile(conn, compile_kwargs={"literal_binds": True})
+        plan = "\n".join(r[0] for r in conn.execute(text(f"EXPLAIN {compiled}")))
+    for name in schema.PG_SEARCH_INDEXES:
+        assert name in plan, plan

@@ -137,7 +137,6 @@ async def open_device(pilot, search_text):
     await settle(pilot)
     await pilot.press(*list(search_text))
     await settle(pilot)
-    await pilot.press("enter")  # from the search box to the results
     await pilot.press("enter")  # open the highlighted device
     await settle(pilot)
     assert isinstance(pilot.app.screen, DeviceScreen)
@@ -218,7 +217,7 @@ async def test_results_table_moves_its_cursor_by_keys_and_clicks_and_opens_the_r
         await settle(pilot)
         screen = app.screen
         table = screen.query_one("#patients")
-        await pilot.press("enter")  # from the search box to the results
+        await pilot.press("down")  # from the search box to the results
         assert table.has_focus and table.cursor_row == 0
         await pilot.press("down", "down")
         assert screen.selected[0].mrn == "MRN003" and screen.selected[1] is not None

@@ -52,6 +52,11 @@ class DeviceModel(CatalogueEntry):
     mr_status: MrStatus = MrStatus.unknown
     mr_note: str = ""
     source: str = ""
+    #: The public UDI device identifiers (GS1 GTIN-14, AI 01) of this model, as printed
+    #: on its box: a scanned UDI names its model by these (issue 13.7).  Empty for the
+    #: shipped models whose identifiers could not be checked against a public source
+    #: (AccessGUDID); a clinic adds its own through its catalogue file.
+    device_identifiers: tuple[Annotated[str, Field(pattern=r"^[0-9]{14}$")], ...] = ()
 
     @property
     def label(self) -> str:
@@ -71,7 +76,42 @@ class DeviceModel(CatalogueEntry):
             raise ValueError(f"{self.code}: a constant-flow pump has no battery (rule 14)")
         if self.power is PowerSource.none and (self.eri_to_eos_days or self.planned_replacement_months):
             raise ValueError(f"{self.code}: a device without a battery has no ERI or planned replacement")
+        for di in self.device_identifiers:
+            if not gtin_check_digit_ok(di):
+                raise ValueError(f"{self.code}: device identifier {di} has a wrong GS1 check digit")
         return self
+
+
+def gtin_check_digit_ok(gtin: str) -> bool:
+    """The GS1 check digit (mod 10, weights 3 and 1 from the right) of a GTIN."""
+    if not gtin.isdigit() or len(gtin) < 2:
+        return False
+    body, check = gtin[:-1], int(gtin[-1])
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    return (10 - total % 10) % 10 == check
+
+
+def model_of_identifier(models: "list[DeviceModel]", device_identifier: str | None) -> "DeviceModel | None":
+    """The catalogue model whose public device identifiers include this one (None when
+    no model lists it: an identifier the catalogue does not know says nothing)."""
+    if not device_identifier:
+        return None
+    return next((m for m in models if device_identifier in m.device_identifiers), None)
+
+
+def identifier_contradiction(models: "list[DeviceModel]", model_code: str, device_identifier: str | None) -> str | None:
+    """Why a scanned device identifier cannot be a device of ``model_code``, or None.
+
+    The identifier belongs to another model of the catalogue (a 40 mL pump's on a 20 mL
+    model): the refill arithmetic depends on the reservoir size, so neither is taken
+    for the other."""
+    found = model_of_identifier(models, device_identifier)
+    if found is None or found.code == model_code:
+        return None
+    chosen = next((m for m in models if m.code == model_code), None)
+    chosen_label = chosen.label if chosen is not None else model_code
+    return (f"device identifier {device_identifier} is the {found.label}, not the {chosen_label} chosen; "
+            "choose the model of the device in hand (reservoir size and refill dates depend on it)")
 
 
 class Drug(CatalogueEntry):

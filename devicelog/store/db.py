@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Iterator
 
 from sqlalchemy import Engine, create_engine, event
 
+from devicelog.store.folding import fold
+
 if TYPE_CHECKING:
     from sqlmodel import Session
 
@@ -214,6 +216,8 @@ def tighten_modes(path: Path) -> list[str]:
 def _sqlite_connect(dbapi_connection, _record) -> None:
     # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
     dbapi_connection.isolation_level = None
+    # The search triggers fold names through it (store.folding; issue 13.14).
+    dbapi_connection.create_function("devicelog_fold", 1, fold, deterministic=True)
     cursor = dbapi_connection.cursor()
     cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys = ON")

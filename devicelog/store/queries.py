@@ -13,17 +13,17 @@ therefore imports them only inside the functions that build ORM queries.
 from __future__ import annotations
 
 import functools
-import itertools
 from collections import defaultdict
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
-from sqlalchemy import Date, String, Text, cast, column, or_, table, type_coerce, union
+from sqlalchemy import JSON, Date, String, Text, cast, column, func, or_, table, type_coerce, union
 from sqlalchemy import select as sa_select
 from sqlalchemy import text as sa_text
 
 from devicelog.clinic.catalogue import Catalogue, DeviceModel, Drug
 from devicelog.clinic.history import DeviceHistory, DeviceInfo, PatientInfo, effective_events
 from devicelog.clinic.records import STORED, Event
+from devicelog.store.folding import fold
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -45,7 +45,9 @@ def _columns(names: Iterable[str], dates: Iterable[str] = ()) -> list:
 
 # Lightweight Core views of the tables the first screen reads (no ORM import): the
 # columns of the clinical values they become, named as ``store.tables`` names them.
-_MODEL_T = table("device_model", *_columns(DeviceModel.model_fields))
+_MODEL_T = table(
+    "device_model", *(column(n, JSON) if n == "device_identifiers" else column(n) for n in DeviceModel.model_fields)
+)
 _DRUG_T = table("drug", *_columns(Drug.model_fields))
 _PATIENT_T = table("patient", *_columns(PatientInfo.model_fields, dates=("birth_date", "died_on")))
 #: The columns of ``DeviceInfo`` that ``device`` holds as they are (the model, and the
@@ -316,19 +318,18 @@ def search_patients(session: Session, text: str, limit: int = 50) -> list[tables
     are common enough for the walk to find ``limit`` of them soon.  A 1-2 character
     term (the index has no trigram for it) always walks.
 
-    Case: the haystack holds SQLite's ``lower()`` of each value, which lowers ASCII
-    only.  The index folds every letter itself (FTS5 ``case_sensitive 0``; the term is
-    passed as one quoted FTS5 string, so it is matched as a substring, nothing in it
-    is syntax).  The walk tests the term's case variants with ``instr`` (ASCII
-    lowered, each other letter in each of its cases: ``öz`` or ``Öz``), ORed while
-    there are at most :data:`WALK_VARIANTS_MAX`, else one ``GLOB`` with a class per
-    such letter (``*[Öö]z*``; 3-5 times slower per row than ``instr``, so kept for
-    long terms, which walk only when thousands match).  A term with a line break finds
-    no one (the haystack separates values by line breaks; names are typed on one line).
+    Accents and case: the term and the stored values are compared folded
+    (``store.folding``: "nunez" finds Núñez, "ÖZ" finds Özil).  On SQLite the haystack
+    holds each value folded (the search triggers call ``devicelog_fold``), the term is
+    folded in Python, and both the index (the term passed as one quoted FTS5 string, so
+    it is matched as a substring, nothing in it is syntax) and the walk (``instr``)
+    look for it as it is.  A term with a line break finds no one (the haystack
+    separates values by line breaks; names are typed on one line).
 
-    PostgreSQL: ILIKE (which folds every letter) over the clinical tables, a term of
-    3+ characters as a union of three lookups that the optional trigram indexes of
-    revision 0005 serve; the same patients as :func:`search_patients_like`.
+    PostgreSQL: ``devicelog_fold(column) LIKE`` the folded term over the clinical
+    tables, a term of 3+ characters as a union of three lookups that the optional
+    trigram indexes of revision 0008 (on the folded columns) serve; the same patients
+    as :func:`search_patients_like`.
     """
     from sqlmodel import select
 
@@ -344,13 +345,13 @@ def search_patient_ids(conn, text: str, limit: int = 50) -> list[int]:
     """The ids of the patients :func:`search_patients` finds, in its order: the part of
     it that finds them, in Core (a ``Session`` or a ``Connection``; no ORM import, so
     the TUI's first screen reads it before the ORM is imported)."""
-    text = text.strip()
+    text = fold(text.strip())
     P = _PATIENT_T.c
     if not text:
         return [r[0] for r in conn.execute(sa_select(P.id).order_by(P.name, P.id).limit(limit))]
     dialect = conn.dialect if hasattr(conn, "dialect") else conn.get_bind().dialect
     if dialect.name != "sqlite":
-        # A 1-2 character term: ILIKE scans (no trigram to look up), one pass with OR.
+        # A 1-2 character term: LIKE scans (no trigram to look up), one pass with OR.
         found = _like_condition(text) if len(text) < 3 else P.id.in_(_union_matches(text))
         query = sa_select(P.id).where(found).order_by(P.name, P.id).limit(limit)
         return [r[0] for r in conn.execute(query)]
@@ -398,12 +399,7 @@ _FTS_SORTED = (
     "SELECT s.patient_id FROM patient_search_fts JOIN patient_search s ON s.patient_id = patient_search_fts.rowid "
     "WHERE patient_search_fts MATCH :q ORDER BY s.name, s.patient_id LIMIT :n"
 )
-_NAME_WALK = "SELECT patient_id FROM patient_search WHERE {} ORDER BY name, patient_id LIMIT :n"
-#: Most case variants of a term the name walk tests with ``instr`` (each a full pass at
-#: worst, ~20 ms at 100,000 patients); a term with more is tested with one GLOB.
-WALK_VARIANTS_MAX = 4
-
-
+_NAME_WALK = "SELECT patient_id FROM patient_search WHERE instr(haystack, :term) > 0 ORDER BY name, patient_id LIMIT :n"
 def _search_ids_sqlite(session, text: str, limit: int) -> list[int]:
     if "\n" in text:
         return []
@@ -412,42 +408,7 @@ def _search_ids_sqlite(session, text: str, limit: int) -> list[int]:
         found = session.execute(sa_text(_FTS_COUNT), {"q": phrase, "cap": FTS_SORT_MAX + 1}).scalar()
         if found <= FTS_SORT_MAX:
             return [r[0] for r in session.execute(sa_text(_FTS_SORTED), {"q": phrase, "n": limit})] if found else []
-    condition, params = _walk_condition(text)
-    return [r[0] for r in session.execute(sa_text(_NAME_WALK.format(condition)), {**params, "n": limit})]
-
-
-def _letter_cases(ch: str) -> list[str]:
-    """``ch`` as ``lower()`` stored it in the haystack: ASCII lowered, any other
-    letter in each of its one-character cases."""
-    if ch.isascii():
-        return [ch.lower()]
-    return sorted({c for c in (ch, ch.lower(), ch.upper(), ch.casefold()) if len(c) == 1})
-
-
-def _walk_condition(text: str) -> tuple[str, dict[str, str]]:
-    cases = [_letter_cases(ch) for ch in text]
-    count = 1
-    for options in cases:
-        count *= len(options)
-    if count > WALK_VARIANTS_MAX:
-        return "haystack GLOB :g", {"g": haystack_glob(text)}
-    variants = ["".join(v) for v in itertools.product(*cases)]
-    condition = " OR ".join(f"instr(haystack, :v{i}) > 0" for i in range(len(variants)))
-    return f"({condition})", {f"v{i}": v for i, v in enumerate(variants)}
-
-
-def haystack_glob(text: str) -> str:
-    """A GLOB pattern for haystacks containing ``text`` whatever its case: ASCII lowered
-    (as SQLite's ``lower()`` stored it), ``* ? [`` as plain characters, each other
-    letter as the class of its cases."""
-    out = []
-    for ch in text:
-        cases = _letter_cases(ch)
-        if len(cases) > 1:
-            out.append(f"[{''.join(cases)}]")  # letters only: none is special inside a class
-        else:
-            out.append(f"[{cases[0]}]" if cases[0] in "*?[" else cases[0])
-    return f"*{''.join(out)}*"
+    return [r[0] for r in session.execute(sa_text(_NAME_WALK), {"term": text, "n": limit})]
 
 
 def _like(text: str) -> str:
@@ -455,42 +416,50 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+def _folded_like(col, term: str):
+    """``devicelog_fold(col) LIKE %term%`` (PostgreSQL; ``term`` already folded)."""
+    return func.devicelog_fold(col).like(_like(term), escape="\\")
+
+
 def _union_matches(text: str):
-    """The ids of the patients whose MRN, name or a device serial contains ``text``
-    (ILIKE), as three lookups in a union, each of which a GIN trigram index serves
-    (``OR`` with a sub-query would keep PostgreSQL from using them)."""
+    """The ids of the patients whose MRN, name or a device serial contains the folded
+    ``text``, as three lookups in a union, each of which a GIN trigram index on the
+    folded column serves (``OR`` with a sub-query would keep PostgreSQL from using them)."""
     P, D = _PATIENT_T.c, _DEVICE_T.c
-    like = _like(text)
     return union(
-        sa_select(P.id).where(P.mrn.ilike(like, escape="\\")),
-        sa_select(P.id).where(P.name.ilike(like, escape="\\")),
-        sa_select(D.patient_id).where(D.serial.ilike(like, escape="\\")),
+        sa_select(P.id).where(_folded_like(P.mrn, text)),
+        sa_select(P.id).where(_folded_like(P.name, text)),
+        sa_select(D.patient_id).where(_folded_like(D.serial, text)),
     )
 
 
 def _like_condition(text: str):
-    """The same patients as :func:`_union_matches`, as one condition with ``OR`` (what
-    :func:`search_patients_like` asks)."""
+    """The same patients as :func:`_union_matches`, as one condition with ``OR``."""
     P, D = _PATIENT_T.c, _DEVICE_T.c
-    like = _like(text)
-    serial_match = sa_select(D.patient_id).where(D.serial.ilike(like, escape="\\"))
-    return or_(P.mrn.ilike(like, escape="\\"), P.name.ilike(like, escape="\\"), P.id.in_(serial_match))
+    serial_match = sa_select(D.patient_id).where(_folded_like(D.serial, text))
+    return or_(_folded_like(P.mrn, text), _folded_like(P.name, text), P.id.in_(serial_match))
 
 
 def search_patients_like(session: Session, text: str, limit: int = 50) -> list[tables.Patient]:
-    """``search_patients`` with ILIKE over ``patient`` and ``device`` (any database):
-    the reference the tests hold it to, so built apart from it, with the ORM."""
+    """What ``search_patients`` must find, worked out apart from it: every patient read
+    in name order (the database's), kept when its MRN, name or a device serial contains
+    ``text``, each folded in Python (``store.folding.fold``).  The reference the tests
+    hold it to; a full read, for tests only."""
     from sqlmodel import select
 
     tables = _tables()
     P, D = tables.Patient, tables.Device
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    like = f"%{escaped}%"
-    serial_match = select(D.patient_id).where(D.serial.ilike(like, escape="\\"))
-    query = select(P).where(
-        or_(P.mrn.ilike(like, escape="\\"), P.name.ilike(like, escape="\\"), P.id.in_(serial_match))
-    )
-    return list(session.exec(query.order_by(P.name, P.id).limit(limit)).all())
+    term = fold(text)
+    serials: dict[int, list[str]] = {}
+    for patient_id, serial in session.exec(select(D.patient_id, D.serial)).all():
+        serials.setdefault(patient_id, []).append(serial)
+    found = []
+    for p in session.exec(select(P).order_by(P.name, P.id)).all():
+        if any(term in fold(v) for v in (p.mrn, p.name, *serials.get(p.id, ()))):
+            found.append(p)
+            if len(found) == limit:
+                break
+    return found
 
 
 def devices_of_patient(session: Session, patient_id: int) -> list[tables.Device]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 #: The newest revision this devicelog knows (a test checks it is the migrations' head).
-HEAD = "0006"
+HEAD = "0008"
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK_KEY = 0x6465_7673  # "devs"
 
@@ -418,31 +418,42 @@ def protection_problems(conn) -> list[tuple[str, str]]:
 
 # --------------------------------------------------------------------- patient search (revision 0004)
 
-#: One patient's search row: lower-case MRN, name and device serials, one per line.
-_SEARCH_ROW = (
-    "SELECT p.id, p.name, lower(p.mrn) || char(10) || lower(p.name) || coalesce("
-    "(SELECT char(10) || lower(group_concat(d.serial, char(10))) FROM device d WHERE d.patient_id = p.id), '') "
-    "FROM patient p WHERE p.id = {pid}"
-)
-_SEARCH_TRIGGERS = {
-    "patient_search_patient_insert": "AFTER INSERT ON patient BEGIN "
-    "INSERT OR REPLACE INTO patient_search (patient_id, name, haystack) "
-    "VALUES (new.id, new.name, lower(new.mrn) || char(10) || lower(new.name)); END",
-    "patient_search_patient_update": "AFTER UPDATE OF mrn, name ON patient BEGIN "
-    "INSERT OR REPLACE INTO patient_search (patient_id, name, haystack) " + _SEARCH_ROW.format(pid="new.id") + "; END",
-    "patient_search_device_insert": "AFTER INSERT ON device BEGIN "
-    "UPDATE patient_search SET haystack = haystack || char(10) || lower(new.serial) WHERE patient_id = new.patient_id; END",
-    "patient_search_device_update": "AFTER UPDATE OF serial, patient_id ON device BEGIN "
-    "INSERT OR REPLACE INTO patient_search (patient_id, name, haystack) " + _SEARCH_ROW.format(pid="old.patient_id") + "; "
-    "INSERT OR REPLACE INTO patient_search (patient_id, name, haystack) " + _SEARCH_ROW.format(pid="new.patient_id") + "; END",
-}
+def _search_row(f: str) -> str:
+    """One patient's search row: MRN, name and device serials through ``f``, one per line."""
+    return (
+        f"SELECT p.id, p.name, {f}(p.mrn) || char(10) || {f}(p.name) || coalesce("
+        f"(SELECT char(10) || {f}(group_concat(d.serial, char(10))) FROM device d WHERE d.patient_id = p.id), '') "
+        "FROM patient p WHERE p.id = {pid}"
+    )
 
 
-def create_search_triggers(conn) -> None:
+def _search_triggers(f: str) -> dict[str, str]:
+    """The triggers keeping ``patient_search`` in step, its haystack made with ``f``:
+    ``devicelog_fold`` since revision 0008 (accents and case folded, store.folding),
+    ``lower`` (ASCII only) before."""
+    row = _search_row(f)
+    return {
+        "patient_search_patient_insert": "AFTER INSERT ON patient BEGIN "
+        "INSERT OR REPLACE INTO patient_search (patient_id, name, haystack) "
+        f"VALUES (new.id, new.name, {f}(new.mrn) || char(10) || {f}(new.name)); END",
+        "patient_search_patient_update": "AFTER UPDATE OF mrn, name ON patient BEGIN "
+        "INSERT OR REPLACE INTO patient_search (patient_id, name, haystack) " + row.format(pid="new.id") + "; END",
+        "patient_search_device_insert": "AFTER INSERT ON device BEGIN "
+        f"UPDATE patient_search SET haystack = haystack || char(10) || {f}(new.serial) WHERE patient_id = new.patient_id; END",
+        "patient_search_device_update": "AFTER UPDATE OF serial, patient_id ON device BEGIN "
+        "INSERT OR REPLACE INTO patient_search (patient_id, name, haystack) " + row.format(pid="old.patient_id") + "; "
+        "INSERT OR REPLACE INTO patient_search (patient_id, name, haystack) " + row.format(pid="new.patient_id") + "; END",
+    }
+
+
+_SEARCH_TRIGGERS = _search_triggers("devicelog_fold")
+
+
+def create_search_triggers(conn, f: str = "devicelog_fold") -> None:
     """SQLite: keep ``patient_search`` in step with every patient and device write."""
     if conn.dialect.name != "sqlite":
         return
-    for name, body in _SEARCH_TRIGGERS.items():
+    for name, body in _search_triggers(f).items():
         conn.execute(text(f"CREATE TRIGGER IF NOT EXISTS {name} {body}"))
 
 
@@ -453,7 +464,7 @@ def drop_search_triggers(conn) -> None:
         conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
 
 
-def fill_search(conn) -> None:
+def fill_search(conn, f: str = "devicelog_fold") -> None:
     """SQLite: (re)write every patient's search row."""
     if conn.dialect.name != "sqlite":
         return
@@ -461,7 +472,7 @@ def fill_search(conn) -> None:
     conn.execute(
         text(
             "INSERT INTO patient_search (patient_id, name, haystack) "
-            + _SEARCH_ROW.replace("WHERE p.id = {pid}", "").format()
+            + _search_row(f).replace("WHERE p.id = {pid}", "").format()
         )
     )
 
@@ -495,11 +506,17 @@ _SEARCH_FTS_TRIGGERS = {
     "patient_search_fts_delete": "AFTER DELETE ON patient_search BEGIN "
     f"DELETE FROM {SEARCH_FTS} WHERE rowid = old.patient_id; END",
 }
-#: PostgreSQL trigram indexes: name -> (table, column).
-PG_SEARCH_INDEXES = {
+#: PostgreSQL trigram indexes of revision 0005 (ILIKE on the plain columns): name -> (table, column).
+PG_SEARCH_INDEXES_0005 = {
     "ix_patient_mrn_trgm": ("patient", "mrn"),
     "ix_patient_name_trgm": ("patient", "name"),
     "ix_device_serial_trgm": ("device", "serial"),
+}
+#: Since revision 0008, on the folded columns (``devicelog_fold(column) LIKE``): name -> (table, column).
+PG_SEARCH_INDEXES = {
+    "ix_patient_mrn_fold_trgm": ("patient", "mrn"),
+    "ix_patient_name_fold_trgm": ("patient", "name"),
+    "ix_device_serial_fold_trgm": ("device", "serial"),
 }
 
 
@@ -510,7 +527,7 @@ def is_search_index_object(name: str | None, type_: str) -> bool:
     if type_ == "table":
         return name == SEARCH_FTS or name in SEARCH_FTS_SHADOWS
     if type_ == "index":
-        return name in PG_SEARCH_INDEXES
+        return name in PG_SEARCH_INDEXES or name in PG_SEARCH_INDEXES_0005
     return False
 
 
@@ -529,7 +546,7 @@ def create_search_index(conn) -> None:
         if schema_name is None:
             return
         ops = f'"{schema_name}".gin_trgm_ops'
-        for name, (table, column) in PG_SEARCH_INDEXES.items():
+        for name, (table, column) in PG_SEARCH_INDEXES_0005.items():
             conn.execute(text(f"CREATE INDEX IF NOT EXISTS {name} ON {table} USING gin ({column} {ops})"))
 
 
@@ -539,9 +556,51 @@ def drop_search_index(conn) -> None:
             conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
         conn.execute(text(f"DROP TABLE IF EXISTS {SEARCH_FTS}"))
     elif conn.dialect.name == "postgresql":
-        for name in PG_SEARCH_INDEXES:
+        for name in PG_SEARCH_INDEXES_0005:
             conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
         # pg_trgm itself stays: it may have been there before, or serve something else.
+
+
+def fold_search(conn) -> None:
+    """Revision 0008: search folds accents and case (store.folding) on both databases.
+
+    SQLite: the triggers make each haystack with ``devicelog_fold`` and every row is
+    rewritten (the FTS triggers follow).  PostgreSQL: the ``devicelog_fold`` function,
+    and the trigram indexes of revision 0005 replaced by the same on the folded columns
+    (when pg_trgm can be had; else search scans, as before)."""
+    from devicelog.store.folding import PG_FOLD_FUNCTION
+
+    if conn.dialect.name == "sqlite":
+        drop_search_triggers(conn)
+        create_search_triggers(conn)
+        fill_search(conn)
+    elif conn.dialect.name == "postgresql":
+        conn.execute(text(PG_FOLD_FUNCTION))
+        schema_name = _pg_trgm_schema(conn)
+        for name in PG_SEARCH_INDEXES_0005:
+            conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
+        if schema_name is None:
+            return
+        ops = f'"{schema_name}".gin_trgm_ops'
+        for name, (table, column) in PG_SEARCH_INDEXES.items():
+            conn.execute(text(f"CREATE INDEX IF NOT EXISTS {name} ON {table} USING gin (devicelog_fold({column}) {ops})"))
+
+
+def unfold_search(conn) -> None:
+    """Back to revision 0007: ASCII-lowered haystacks, trigram indexes on the plain columns."""
+    if conn.dialect.name == "sqlite":
+        drop_search_triggers(conn)
+        create_search_triggers(conn, "lower")
+        fill_search(conn, "lower")
+    elif conn.dialect.name == "postgresql":
+        for name in PG_SEARCH_INDEXES:
+            conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
+        conn.execute(text("DROP FUNCTION IF EXISTS devicelog_fold(text)"))
+        schema_name = _pg_trgm_schema(conn)
+        if schema_name is not None:
+            ops = f'"{schema_name}".gin_trgm_ops'
+            for name, (table, column) in PG_SEARCH_INDEXES_0005.items():
+                conn.execute(text(f"CREATE INDEX IF NOT EXISTS {name} ON {table} USING gin ({column} {ops})"))
 
 
 def _ensure_covering_name_index(conn) -> None:

@@ -43,6 +43,7 @@ class DeviceModelRow(SQLModel, table=True):
     mr_status: str = "unknown"
     mr_note: str = ""
     source: str = ""
+    device_identifiers: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
 
 
 class DrugRow(SQLModel, table=True):

@@ -36,7 +36,10 @@ def kinds_for(history: DeviceHistory) -> list[EventKind]:
 
 class DeviceScreen(Screen):
     BINDINGS = [
-        Binding("r", "log('refill')", "Refill"),
+        # priority: the app runs it (and awaits the form's mount) before it hands on the
+        # next key; a plain binding runs only once the key has bubbled back up to the app,
+        # after the keys typed behind it were handed to this screen and lost (issue 13.2).
+        Binding("r", "log('refill')", "Refill", priority=True),
         Binding("v", "log_visit", "Log visit"),
         Binding("a", "amend", "Amend entry"),
         Binding("x", "void", "Entered in error"),
@@ -227,16 +230,22 @@ class DeviceScreen(Screen):
             return None
         return self.event_rows[table.cursor_row]
 
-    def _open_form(self, kind: EventKind, amend=None) -> None:
+    def _open_form(self, kind: EventKind, amend=None):
+        """Push the form; the returned awaitable completes once it is mounted, its cursor
+        in its first field."""
         from devicelog.tui.screens.visit import VisitScreen
 
         history = self.history
         if history is None:
-            return
-        self.app.push_screen(VisitScreen(history, kind, amend=amend))
+            return None
+        return self.app.push_screen(VisitScreen(history, kind, amend=amend))
 
-    def action_log(self, kind: str) -> None:
-        self._open_form(EventKind(kind))
+    async def action_log(self, kind: str) -> None:
+        # Awaited: the app handles the keys typed after ``r`` only once the form is
+        # mounted with its cursor placed, so none of them is lost (issue 13.2).
+        mounted = self._open_form(EventKind(kind))
+        if mounted is not None:
+            await mounted
 
     def action_log_visit(self) -> None:
         history = self.history

@@ -7,9 +7,15 @@ result.  Nothing else of the clinic is read.
 
 What a keystroke costs the UI thread is kept to one repaint of the lines that change:
 the results are a ``ResultsTable`` (Line API, only visible lines drawn; a DataTable
-took ~55 ms to refill and repaint 50 patients), and neither the search box
-(``SearchInput``) nor the status line asks for a layout of the whole screen when its
-size cannot change.
+took ~55 ms to refill and repaint 50 patients), and the status line asks for no
+layout of the whole screen when its size cannot change.
+
+What Enter opens is always a row on screen, for the text in the search box (issue
+13.14): each row carries its key (``d<device id>`` or ``p<patient id>``) and Enter
+opens the hit of that key; while the list still shows the result of an older text
+(the search for the new one not back yet: typed on, or after F5), it is dimmed and
+Enter on it opens nothing; Enter in the search box opens the highlighted match (the
+first, or the device whose serial was typed in full) once the list is for its text.
 """
 
 from __future__ import annotations
@@ -25,7 +31,6 @@ from textual.worker import get_current_worker
 from devicelog.clinic.words import plural
 from devicelog.tui.widgets.footer import ClinicFooter
 from devicelog.tui.widgets.results import ResultsTable
-from devicelog.tui.widgets.search import SearchInput
 
 # devicelog.tui.format (and the clinical modules it imports) is imported by the
 # workers, off the UI thread, so the first screen paints without it.
@@ -80,6 +85,8 @@ class MainScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.hits: list = []  # (PatientInfo, device id or None) per table row
+        self.hit_by_key: dict = {}  # the same, by the row's key
+        self.open_when_shown: str | None = None  # Enter in the search box, for this text
         self.result = None  # the SearchResult shown
         self.urgent_column = None
         self.stale: set[str] = set()  # what changed while another screen was on top
@@ -88,7 +95,7 @@ class MainScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("Loading…", id="warnings")
-        yield SearchInput(placeholder="Search MRN, name or device serial (type to filter)", id="search", compact=True)
+        yield Input(placeholder="Search MRN, name or device serial (type to filter)", id="search", compact=True)
         yield ResultsTable(id="patients")
         yield Static("", id="status-line")
         yield ClinicFooter()
@@ -214,11 +221,24 @@ class MainScreen(Screen):
 
     @on(Input.Changed, "#search")
     def _typed(self, event: Input.Changed) -> None:
+        if self.open_when_shown != event.value:
+            self.open_when_shown = None  # Enter was for another text
+        self.query_one("#patients", ResultsTable).set_class(not self.showing(event.value), "outdated")
         self.run_search(event.value)
 
+    def showing(self, text: str) -> bool:
+        """Whether the list on screen is the result of searching ``text``."""
+        return self.result is not None and self.result.text == text
+
     @on(Input.Submitted, "#search")
-    def _submitted(self) -> None:
-        self.action_to_table()
+    def _submitted(self, event: Input.Submitted) -> None:
+        """Enter in the search box opens the highlighted match (the first, or the device
+        whose serial was typed in full), as soon as the list is the one for this text."""
+        event.stop()
+        if self.showing(event.value):
+            self._open_row(self.query_one("#patients", ResultsTable).cursor_row)
+        else:
+            self.open_when_shown = event.value
 
     def action_search(self) -> None:
         self.query_one("#search", Input).focus()
@@ -253,19 +273,26 @@ class MainScreen(Screen):
         ``hit_rows``; built here when not given)."""
         if result.text != self.query_one("#search", Input).value:
             return  # typed on since: the search for the newer text follows
+        table = self.query_one("#patients", ResultsTable)
+        # The same text read again (F5, a save elsewhere): the cursor stays on its row.
+        kept = table.row_key_at(table.cursor_row) if self.showing(result.text) else None
         self.result = result
         if rows is None:
             rows = hit_rows(result, self.app.today)
-        table = self.query_one("#patients", ResultsTable)
         table.replace_rows((cells, key) for cells, key, _ in rows)
+        table.remove_class("outdated")
         self.hits = [hit for _, _, hit in rows]
+        self.hit_by_key = {key: hit for _, key, hit in rows}
         # A serial typed in full (or scanned) puts the cursor on that device's row.
         wanted = result.text.strip().lower()
         serials = {d.id: d.serial.lower() for h in result.hits for d in h.devices}
-        for index, (_, device_id) in enumerate(self.hits):
-            if wanted and device_id is not None and serials[device_id] == wanted:
-                table.move_cursor(row=index)
-                break
+        if kept is not None and table.row_index(kept) is not None:
+            table.move_cursor(row=table.row_index(kept))
+        else:
+            for index, (_, device_id) in enumerate(self.hits):
+                if wanted and device_id is not None and serials[device_id] == wanted:
+                    table.move_cursor(row=index)
+                    break
         count = len(result.hits)
         line = plural(count, "patient") + (f" matching {result.text!r}" if result.text.strip() else "")
         if count >= result.limit:
@@ -277,17 +304,35 @@ class MainScreen(Screen):
         text = Text(line)
         fits = status.size.height == 1 and text.cell_len < status.content_region.width
         status.update(text, layout=not fits)
+        if self.open_when_shown == result.text:
+            self.open_when_shown = None
+            self._open_row(table.cursor_row)
 
     @property
     def selected(self):
         table = self.query_one("#patients", ResultsTable)
-        if not self.hits or table.cursor_row is None or table.cursor_row >= len(self.hits):
-            return None
-        return self.hits[table.cursor_row]
+        return self.hit_by_key.get(table.row_key_at(table.cursor_row))
+
+    def _open_row(self, index: int) -> None:
+        table = self.query_one("#patients", ResultsTable)
+        if table.row_count == 0:
+            self.notify("No patient matches this search.", severity="warning")
+            return
+        self._open_key(table.row_key_at(index))
 
     @on(ResultsTable.RowSelected, "#patients")
-    def _open(self) -> None:
-        chosen = self.selected
+    def _open(self, event: ResultsTable.RowSelected) -> None:
+        text = self.query_one("#search", Input).value
+        if not self.showing(text):
+            # The rows on screen are an older search's; the one for the text typed is coming.
+            self.notify(f"Still searching for {text!r}: the list below is not its result yet. "
+                        "Press Enter again when it shows.", severity="warning")
+            return
+        self._open_key(event.row_key)
+
+    def _open_key(self, key: str | None) -> None:
+        """Open the hit of the row with this key, if that row is still on screen."""
+        chosen = self.hit_by_key.get(key)
         if chosen is None:
             return
         patient, device_id = chosen

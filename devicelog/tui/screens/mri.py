@@ -9,6 +9,8 @@ already ``post-MRI`` and its MRI date filled in, saved like any other interrogat
 
 from __future__ import annotations
 
+from typing import Any
+
 import datetime as dt
 
 from rich.text import Text
@@ -33,12 +35,10 @@ class PostMriVisitScreen(VisitScreen):
         super().__init__(history, EventKind.interrogation)
         self.mri_on = mri_on
 
-    def _start(self) -> None:
-        for key, raw in (("reason", "post_mri"), ("mri_on", self.mri_on.isoformat())):
-            row = self.rows.get(key)
-            if row is not None:
-                row.set_raw(raw)
-        super()._start()
+    def opening_values(self, values: dict[str, Any]) -> dict[str, Any]:
+        # Composed with these values (not set once the form is drawn, after keys typed
+        # as it opened: issue 13.2).
+        return {**values, "reason": "post_mri", "mri_on": self.mri_on.isoformat()}
 
     def evaluate(self):
         """The form's own checks, and: a post-MRI interrogation is dated on or after the MRI."""

@@ -59,7 +59,9 @@ class RegisterScreen(Screen["str | None"]):
         self.query_one("#preview", Static).display = False
         self.query_one("#general-problems", Static).display = False
         rows = list(self.query(FieldRow))
-        self.call_after_refresh(rows[0].control.focus)
+        # Focused now (not after a refresh, nor with Widget.focus, which is queued behind
+        # keys already typed): what is typed or scanned as the form opens lands here.
+        self.set_focus(rows[0].control)
 
     @property
     def rows(self) -> dict[str, FieldRow]:
@@ -196,20 +198,22 @@ class DeviceRegisterScreen(RegisterScreen):
         super().__init__()
         self.patient_mrn = patient_mrn
         self._fields: list[forms.FormField] | None = None
+        self._model_from_scan: str | None = None  # the model a scan chose, not the person
 
     def field_list(self) -> list[forms.FormField]:
         if self._fields is None:
-            models = self.app.load_catalogue().device_models
-            self._fields = [PATIENT_MRN, *forms.device_fields(models)]
+            # The UDI first, where the cursor starts, as the title says: a scan never lands
+            # in the MRN (issue 13.7: after F2 a scan overwrote the prefilled MRN).
+            udi, *rest = forms.device_fields(self.models)
+            self._fields = [udi, PATIENT_MRN, *rest]
         return self._fields
+
+    @property
+    def models(self):
+        return self.app.load_catalogue().device_models
 
     def initial(self) -> dict[str, Any]:
         return {"patient_mrn": self.patient_mrn, "implanted_on": self.app.today.isoformat(), "implant_type": "permanent"}
-
-    def on_mount(self) -> None:
-        super().on_mount()
-        if self.patient_mrn:
-            self.call_after_refresh(self.rows["udi"].control.focus)
 
     @on(FieldRow.Changed)
     def _changed(self, event: FieldRow.Changed) -> None:
@@ -238,6 +242,21 @@ class DeviceRegisterScreen(RegisterScreen):
         text = Text("UDI read: ", style="bold green")
         text.append(one_line(f"DI {udi.device_identifier} · serial {udi.serial or '—'} · lot {udi.lot or '—'} · "
                              f"expiry {udi.expiry or '—'}" + (f" · made {udi.manufactured}" if udi.manufactured else "")))
+        # The catalogue model whose device identifier this is: chosen for the person unless
+        # they chose another model themselves, which is then refused with both named.
+        from devicelog.clinic.catalogue import identifier_contradiction, model_of_identifier
+
+        found = model_of_identifier(self.models, udi.device_identifier)
+        model_row = rows["model"]
+        if found is not None:
+            if not model_row.touched or model_row.raw == self._model_from_scan:
+                self._model_from_scan = found.code
+                model_row.set_raw(found.code)
+                text.append(f"\nModel {one_line(found.label)}: chosen from its device identifier", style="bold")
+            else:
+                why = identifier_contradiction(self.models, model_row.raw, udi.device_identifier)
+                if why:
+                    text.append(f"\nREFUSED: {one_line(why)}", style="bold white on dark_red")
         preview.update(shown(text))
         preview.display = True
 
@@ -264,6 +283,12 @@ class DeviceRegisterScreen(RegisterScreen):
             udi = forms.parse_udi_field("udi", raw.get("udi"))
         except InputError as exc:
             problems += exc.problems
+        if udi is not None and typed.get("model"):
+            from devicelog.clinic.catalogue import identifier_contradiction
+
+            why = identifier_contradiction(self.models, typed["model"], udi.device_identifier)
+            if why:
+                problems.append(Problem("udi", udi.device_identifier, why))
         if problems:
             raise InputError(problems)
         values = {k: v for k, v in typed.items() if k in ("patient_mrn", "model", "serial", "implanted_on",

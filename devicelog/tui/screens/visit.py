@@ -54,6 +54,20 @@ class Evaluation:
         return self.data is not None and not self.problems and not self.general and not self.blocked
 
 
+def first_field(fields: list[forms.FormField], values: dict[str, Any]) -> str | None:
+    """Where the cursor starts: where the person has something to type, the first empty
+    required field, else the value most often changed, else the first field after the
+    date.  Worked out from the values the form opens with, before it is drawn."""
+    keys = [f.key for f in fields]
+    for f in fields:
+        if f.required and values.get(f.key) in ("", None):
+            return f.key
+    for key in ("program.dose_mg_per_day", "pump_program.dose_mg_per_day", "stim.amplitude"):
+        if key in keys:
+            return key
+    return next((k for k in keys if k != "occurred_on"), keys[0] if keys else None)
+
+
 class VisitScreen(Screen["int | None"]):
     """Log (or amend) one entry for one device; dismisses with the saved event id."""
 
@@ -73,6 +87,7 @@ class VisitScreen(Screen["int | None"]):
         self.server_problems: list[Problem] = []
         self.show_all = False
         self.saving = False
+        self.first_key: str | None = None  # the field the cursor starts in
 
     # ------------------------------------------------------------------ layout
 
@@ -84,8 +99,12 @@ class VisitScreen(Screen["int | None"]):
         if self.amend is not None:
             values = forms.raw_from_data(self.kind, self.amend.data, self.amend.occurred_on)
         else:
-            values = forms.defaults(self.kind, self.history, app.today)
+            values = self.opening_values(forms.defaults(self.kind, self.history, app.today))
         known = tuple(d.code for d in drugs)
+        # Amending: the reason first (required, and always empty).
+        self.first_key = AMEND_REASON.key if self.amend is not None else first_field(self.fields, values)
+        if self.first_key:
+            self.AUTO_FOCUS = "#" + FieldRow.control_id_for(self.first_key)  # should anything blur it first
         p, d = self.history.patient, self.history.device
         verb = f"Amend {self.kind.label.lower()} of {self.amend.occurred_on}" if self.amend else self.kind.label
         yield Header()
@@ -102,24 +121,18 @@ class VisitScreen(Screen["int | None"]):
     def on_mount(self) -> None:
         self.query_one("#preview", Static).border_title = "What this entry means"
         self.query_one("#general-problems", Static).display = False
-        self.call_after_refresh(self._start)
-
-    def _start(self) -> None:
-        rows = list(self.query(FieldRow))
-        # The cursor starts where the person has something to type: the first empty required
-        # field, else the value most often changed, else the first field after the date.
-        first = next((r for r in rows if r.field.required and r.raw in ("", None)), None)
-        if first is None:
-            usual = {r.field.key: r for r in rows}
-            for key in ("program.dose_mg_per_day", "pump_program.dose_mg_per_day", "stim.amplitude"):
-                if key in usual:
-                    first = usual[key]
-                    break
-        if first is None:
-            first = next((r for r in rows if r.field.key != "occurred_on"), rows[0] if rows else None)
+        # Focus now, as the screen mounts, not after its first refresh: keys typed while
+        # the form opened (``r`` then the residual at once) are handled after this, so
+        # they reach this field in order.  (``Widget.focus`` would queue the change
+        # behind those keys, and a screen with nothing focused drops them.)
+        first = self.rows.get(self.first_key) if self.first_key else None
         if first is not None:
-            first.control.focus()
-        self._refresh()
+            self.set_focus(first.control)
+        self.call_after_refresh(self._refresh)
+
+    def opening_values(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The raw values a new entry's form opens with (a subclass may fill in more)."""
+        return values
 
     def action_top(self) -> None:
         rows = list(self.query(FieldRow))

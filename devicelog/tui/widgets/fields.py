@@ -23,6 +23,7 @@ from devicelog.forms import FormField, parse_field
 from devicelog.services import InputError
 from devicelog.tui.format import plain
 
+_NOT_YET = object()
 GS_SHOWN = "\u241d"  # ␝ stands for the group separator a scanner types
 
 
@@ -92,11 +93,15 @@ class FieldRow(Widget):
         self.known_drugs = known_drugs
         self.scan = scan
         self.touched = False
-        self._settling = True
+        self._opened_with: Any = _NOT_YET  # the control's value as composed (``raw``)
+
+    @staticmethod
+    def control_id_for(key: str) -> str:
+        return f"f-{key.replace('.', '-')}"
 
     @property
     def control_id(self) -> str:
-        return f"f-{self.field.key.replace('.', '-')}"
+        return self.control_id_for(self.field.key)
 
     def compose(self) -> ComposeResult:
         f = self.field
@@ -139,10 +144,7 @@ class FieldRow(Widget):
         )
 
     def on_mount(self) -> None:
-        self.call_after_refresh(self._settled)
-
-    def _settled(self) -> None:
-        self._settling = False
+        self._opened_with = self.raw
 
     @property
     def control(self) -> Widget:
@@ -180,7 +182,12 @@ class FieldRow(Widget):
             problem.remove_class("shown")
 
     def _changed(self) -> None:
-        if self._settling:
+        # A control reports its first value as a change when it mounts: that is not the
+        # person's.  Anything else is, however soon after the form opened it was typed
+        # (keys typed as the form opens are kept: issue 13.2).
+        if not self.touched and self.raw == self._opened_with:
+            return
+        if self._opened_with is _NOT_YET:
             return
         self.touched = True
         self.post_message(self.Changed(self))

@@ -165,6 +165,14 @@ class ResultsTable(ScrollView, can_focus=True):
     def get_row_at(self, index: int) -> list[Text]:
         return list(self._rows[index])
 
+    def row_key_at(self, index: int) -> str | None:
+        """The key of the row at ``index`` (None when there is no such row)."""
+        return self._keys[index] if 0 <= index < len(self._keys) else None
+
+    def row_index(self, row_key: str) -> int | None:
+        """Where the row of this key is (None when it is not shown)."""
+        return self._index.get(row_key)
+
     def get_cell(self, row_key: str, column: int) -> Text:
         return self._rows[self._index[row_key]][column]
 
@@ -204,15 +212,10 @@ class ResultsTable(ScrollView, can_focus=True):
         width = sum(w + 2 * _CELL_PADDING for w in self._widths)
         size = Size(width, len(self._rows) + 1)  # + the header line
         if size != self.virtual_size:
-            # Not ``self.virtual_size = size``: that reactive asks for a layout of the whole
-            # screen (every widget arranged and repainted, ~10 ms) on each keystroke whose
-            # row count differs.  The table's own size does not depend on its rows (it is
-            # ``1fr`` high), so only its scrollbars need to follow, as ``ScrollView`` does
-            # on a resize; a scrollbar appearing or going still lays the screen out (the
-            # ``show_*_scrollbar`` reactives do).
-            self.set_reactive(ResultsTable.virtual_size, size)
-            if self.container_size:
-                self._scroll_update(size)
+            # The public reactive: it lays the screen out (~10 ms) on a keystroke whose row
+            # count differs.  (Setting it quietly and updating the scrollbars by hand saved
+            # that, through ScrollView's private ``_scroll_update``: issue 16.)
+            self.virtual_size = size
         self.refresh()
 
     # ------------------------------------------------------------------ cursor

@@ -43,8 +43,8 @@ def upgrade() -> None:
     # Covering: a keystroke walks it in name order and stops at the limit, never touching the table.
     op.create_index("ix_patient_search_name", "patient_search", ["name", "patient_id", "haystack"])
     conn = op.get_bind()
-    create_search_triggers(conn)
-    fill_search(conn)
+    create_search_triggers(conn, "lower")  # as it was made; revision 0008 folds accents too
+    fill_search(conn, "lower")
 
 
 def downgrade() -> None:
