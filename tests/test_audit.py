@@ -149,9 +149,12 @@ def test_row_values_are_canonical():
 @pytest.fixture
 def tampered(db_url, engine):
     """The clinic, and a plain sqlite3 connection as an attacker would use."""
+    from devicelog.store.folding import fold
+
     ids = make_clinic(engine)
     engine.dispose()
     conn = sqlite3.connect(db_url, isolation_level=None)
+    conn.create_function("devicelog_fold", 1, fold, deterministic=True)  # as devicelog's own connections have it
     yield ids, conn
     conn.close()
 

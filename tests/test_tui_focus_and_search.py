@@ -15,6 +15,7 @@ from devicelog.store import tables
 from devicelog.store.db import read_session, write_session
 from sqlmodel import select
 
+from tests.conftest import TODAY
 from tests.test_tui import SIZE, clinic, events, make, open_device, settle  # noqa: F401 - clinic: a fixture
 
 
@@ -163,7 +164,7 @@ async def test_a_reload_of_the_same_search_keeps_the_cursor_on_its_row(clinic):
         main = app.screen
         with write_session(clinic) as s:  # sorts first (by name): rows move down by one
             services.add_patient(session=s, patient=PatientIn(mrn="MRN000", name="Aaron Abel", birth_date=dt.date(1961, 4, 5)),
-                                 author="rn")
+                                 author="rn", today=TODAY)
         await pilot.press("down", "down")  # Bob Stone, NGP200
         assert main.selected[0].mrn == "MRN002"
         await pilot.press("f5")
