@@ -27,6 +27,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("demo", "devicelog.commands.demo", "build a realistic demo clinic in a new database (--open to open it)"),
     ("import", "devicelog.commands.transfer", "add a devicelog JSON document to the database, all or nothing"),
     ("export", "devicelog.commands.transfer", "write the whole database as a devicelog JSON document"),
+    ("audit", "devicelog.commands.audit", "who read and who changed what: the audit trail, by patient, login or dates"),
+    ("admin", "devicelog.commands.admin", "on a PostgreSQL server: set up the roles; grant, revoke and list who holds them"),
 ]
 
 
@@ -55,17 +57,14 @@ class Context:
 
     @cached_property
     def user(self) -> str:
-        """``--user`` if given, else the operating-system login (``services.current_user``'s
-        rule, here so that the TUI starts without importing the services and the ORM)."""
-        if self.args.user:
-            return self.args.user
-        import getpass
-        import os
+        """The author of what this command writes and reads (``devicelog.identity``): on a
+        server the session's login; on a SQLite file the OS login, ``--user`` beside it."""
+        from devicelog import identity
 
-        try:
-            return getpass.getuser()
-        except Exception:  # no login name (some containers)
-            return os.environ.get("USER") or "unknown"
+        if identity.is_server(self.args.db):
+            identity.refuse_display_name_on_server(self.args.db, self.args.user)
+            return identity.server_login(self.engine)
+        return identity.local_author(self.args.user)
 
     @cached_property
     def today(self) -> dt.date:
@@ -105,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="devicelog", description=__doc__.splitlines()[0])
     parser.add_argument("--db", help="SQLite file or database URL (default: $DEVICELOG_DB, then the user data directory)")
     parser.add_argument("--settings", help="clinic settings TOML file (default: $DEVICELOG_SETTINGS)")
-    parser.add_argument("--user", help="who is writing (default: the operating-system login)")
+    parser.add_argument(
+        "--user", help="a display name recorded beside the operating-system login (SQLite only; on a server the login is the author)"
+    )
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", action=_Commands)
     for name, module, help_text in COMMANDS:
@@ -127,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "tui"])
     module = importlib.import_module(args._module)
     try:
+        from devicelog.identity import refuse_display_name_on_server
+
+        refuse_display_name_on_server(args.db, args.user)
         return module.run(args, Context(args)) or 0
     except KeyboardInterrupt:
         return 130
@@ -151,6 +155,16 @@ def _refusal(exc: Exception) -> int | None:
     if raised("devicelog.settings", "SettingsError") or raised("devicelog.store.schema", "SchemaError"):
         print(f"devicelog: {exc}", file=sys.stderr)
         return 2
+    if raised("devicelog.identity", "IdentityError") or raised("devicelog.store.access", "AccessRefused"):
+        print(f"devicelog: {exc}", file=sys.stderr)
+        return 2
+    if raised("sqlalchemy.exc", "DBAPIError"):  # outside a session (opening the database)
+        from devicelog.store.access import refusal
+
+        refused = refusal(exc)
+        if refused is not None:
+            print(f"devicelog: {refused}", file=sys.stderr)
+            return 2
     if raised("devicelog.problems", "InputError"):
         print("devicelog: refused:", file=sys.stderr)
         for p in exc.problems:

@@ -5,10 +5,12 @@ import json
 
 import pytest
 
+
 from devicelog.cli import main
 from devicelog.reports.fonts import BOLD, REGULAR, find_font, register, unicode_fonts
 from devicelog.reports.history_pdf import render_pdf
 from devicelog.settings import Settings
+from tests.conftest import user_args
 from tests.test_history import make_clinic, report
 
 
@@ -84,7 +86,7 @@ def test_same_report_same_bytes(clinic):
 
 
 def run(db_url, *args):
-    return main(["--db", db_url, "--user", "tester", "history", *args, "--as-of", "2026-11-23"])
+    return main(["--db", db_url, *user_args("tester"), "history", *args, "--as-of", "2026-11-23"])
 
 
 def test_command_text(clinic, db_url, capsys):

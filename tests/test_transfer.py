@@ -16,7 +16,7 @@ from devicelog.services import InputError
 from devicelog.store import audit, tables
 from devicelog.store.db import make_engine, read_session, write_session
 from devicelog.store.schema import prepare
-from tests.conftest import PG_ADMIN_URL, TODAY, _pg_database
+from tests.conftest import PG_ADMIN_URL, TODAY, _pg_database, recorded_author, user_args
 
 
 @pytest.fixture
@@ -326,7 +326,7 @@ def test_a_list_of_problems_is_all_there_at_once(engine):
 def test_cli_import_then_export(db_url, tmp_path, capsys):
     source = tmp_path / "in.json"
     source.write_text(json.dumps(document()), encoding="utf-8")
-    assert main(["--db", db_url, "--user", "nurse", "import", str(source)]) == 0
+    assert main(["--db", db_url, *user_args("nurse"), "import", str(source)]) == 0
     assert "2 patients, 3 devices, 11 events, 1 catalogue entries" in capsys.readouterr().out
     out = tmp_path / "out.json"
     assert main(["--db", db_url, "export", "-o", str(out)]) == 0
@@ -334,7 +334,7 @@ def test_cli_import_then_export(db_url, tmp_path, capsys):
     assert not (tmp_path / "out.json.partial").exists()
     assert main(["--db", db_url, "export"]) == 0
     assert capsys.readouterr().out == out.read_text(encoding="utf-8")
-    assert {p["mrn"]: p.get("author") for p in json.loads(out.read_text())["patients"]}["MRN-2"] == "nurse"
+    assert {p["mrn"]: p.get("author") for p in json.loads(out.read_text())["patients"]}["MRN-2"] == recorded_author("nurse")
 
 
 def test_cli_import_refusal_lists_paths_exits_1_and_writes_nothing(db_url, tmp_path, capsys):
@@ -447,7 +447,7 @@ def test_cli_import_from_standard_input(db_url, monkeypatch, capsys):
     import io
 
     monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(document())))
-    assert main(["--db", db_url, "--user", "nurse", "import", "-"]) == 0
+    assert main(["--db", db_url, *user_args("nurse"), "import", "-"]) == 0
     assert "Imported standard input: 2 patients, 3 devices, 11 events" in capsys.readouterr().out
 
 

@@ -84,6 +84,11 @@ def _run(args: argparse.Namespace, ctx) -> int:
     if fmt == "pdf" and not args.output and sys.stdout.isatty():
         print("devicelog due: --format pdf writes a file: give -o FILE (or pipe the output)", file=sys.stderr)
         return 2
+    if not args.redact:  # names and MRNs of everyone on the list: a logged read
+        from devicelog.store.audit import log_read
+
+        log_read(ctx.engine, author=ctx.user, what=f"due list as of {as_of} ({args.format})",
+                 scope=f"every patient on the due list as of {as_of}" + (f", written to {args.output}" if args.output else ""))
 
     # A plain connection: the list is read from the due table without the ORM (issue 8.2).
     with ctx.engine.connect() as conn:

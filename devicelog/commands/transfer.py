@@ -76,6 +76,12 @@ def _export(args, ctx) -> int:
     from devicelog.progress import progress
     from devicelog.store.db import read_session
 
+    from devicelog.store.audit import log_read
+
+    log_read(  # before the document is written: an export is a read of every patient
+        ctx.engine, author=ctx.user, what="export of the whole clinic" + (f" to {args.output}" if args.output and args.output != "-" else ""),
+        scope="every patient (export)",
+    )
     with read_session(ctx.engine) as session:
         if not args.output or args.output == "-":
             try:

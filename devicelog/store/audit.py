@@ -192,6 +192,40 @@ def append(session, *, action: str, author: str, changes: list[Change]) -> None:
         prev = h
 
 
+def append_read(session, *, author: str, what: str, patients: Iterable[str] = (), devices: Iterable[str] = (), scope: str = "") -> None:
+    """Record that ``author`` read something (``session``: a Session or a Connection): an entry with action ``read: <what>``, no
+    row changes, and in its payload which patients (MRNs) and devices (serials) were
+    shown, or the scope (``"every patient"``, ``"due list to 2026-12-31"``).
+
+    Chained like every entry (``check_chain`` walks it; ``check_rows`` finds no change
+    in it).  Call it in a write transaction of its own once the data was read, so the
+    read is on record before it is shown or written out."""
+    if not author:
+        raise ValueError("an audit entry needs an author")
+    read = {"patients": sorted(set(patients)), "devices": sorted(set(devices))}
+    if scope:
+        read["scope"] = scope
+    payload = canonical({"changes": [], "read": read})
+    action = f"read: {what}"[:200]
+    _lock_chain(session)
+    prev = _head(session)
+    at = tables.utcnow()
+    session.execute(
+        tables.AuditEntry.__table__.insert().values(
+            at=at, author=author, action=action, payload=payload, prev_hash=prev, hash=entry_hash(prev, at, author, action, payload)
+        )
+    )
+
+
+def log_read(engine, *, author: str, what: str, patients: Iterable[str] = (), devices: Iterable[str] = (), scope: str = "") -> None:
+    """:func:`append_read` in a write transaction of its own (a plain connection: the due
+    list's fast path loads no ORM)."""
+    from devicelog.store.db import refusals_named
+
+    with refusals_named(), engine.execution_options(devicelog_write=True).begin() as conn:
+        append_read(conn, author=author, what=what, patients=patients, devices=devices, scope=scope)
+
+
 def _lock_chain(session) -> None:
     bind = session.get_bind() if hasattr(session, "get_bind") else session  # a Session or a Connection
     if bind.dialect.name == "postgresql":
@@ -319,6 +353,8 @@ class Expected:
 
 
 _CHANGES_PREFIX = '{"changes":['
+#: An entry without changes: a read's (``append_read``), whose payload goes on with what was read.
+_EMPTY_CHANGES = '{"changes":[]'
 
 
 def payload_changes(payload: str) -> Iterator[dict]:
@@ -329,13 +365,11 @@ def payload_changes(payload: str) -> Iterator[dict]:
     exists as one Python structure.  Anything else is decoded whole.  Raises
     ``ValueError``/``KeyError``/``TypeError`` for a payload that is not a list of changes.
     """
-    if not payload.startswith(_CHANGES_PREFIX):
-        yield from json.loads(payload)["changes"]
+    if not payload.startswith(_CHANGES_PREFIX) or payload.startswith(_EMPTY_CHANGES):
+        yield from json.loads(payload)["changes"]  # (a read's entry: no changes, then what was read)
         return
     decode = json.JSONDecoder().raw_decode
     at = len(_CHANGES_PREFIX)
-    if payload[at:] == "]}":
-        return
     while True:
         change, at = decode(payload, at)
         yield change
@@ -357,15 +391,13 @@ def recorded_digests(payload: str) -> Iterator[tuple[str, Any, bytes | None]]:
     its ``after`` encoded canonically.  ``check_rows`` re-checks a row that differs
     through the decoded values, so a payload that is valid but not canonical never
     names a row wrongly.  Raises as :func:`payload_changes` does."""
-    if not payload.startswith(_CHANGES_PREFIX):
+    if not payload.startswith(_CHANGES_PREFIX) or payload.startswith(_EMPTY_CHANGES):
         for c in json.loads(payload)["changes"]:
             yield c["table"], c["id"], _digest_bytes(c["after"])
         return
     decode = json.JSONDecoder().raw_decode
     sha256 = hashlib.sha256
     at = len(_CHANGES_PREFIX)
-    if payload[at:] == "]}":
-        return
     while True:
         found = None
         if payload.startswith('{"after":', at):
@@ -596,6 +628,80 @@ def describe_difference(before: dict | None, after: dict | None, prefix: str = "
         else:
             parts.append(f"{prefix}{key} {old!r} → {new!r}")
     return "; ".join(p for p in parts if p)
+
+
+# --------------------------------------------------------------------- examining the trail
+
+
+@dataclass
+class TrailEntry:
+    """One entry as ``devicelog audit`` shows it: a read (what was seen) or a change."""
+
+    seq: int
+    at: dt.datetime
+    author: str
+    action: str
+    kind: str  # "read" or "change"
+    patients: list[str] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)
+    scope: str = ""
+    changes: list[str] = field(default_factory=list)  # "event 12", "device 4"
+
+    def as_json(self) -> dict:
+        return {
+            "seq": self.seq, "at": _plain(self.at), "author": self.author, "action": self.action, "kind": self.kind,
+            "patients": self.patients, "devices": self.devices, "scope": self.scope, "changes": self.changes,
+        }
+
+
+def trail(conn, *, patient_mrn: str | None = None, login: str | None = None,
+          start: dt.date | None = None, end: dt.date | None = None) -> Iterator[TrailEntry]:
+    """The entries a privacy officer asked for, oldest first: by patient (what was read of
+    them, which of their rows changed, and reads of every patient), by login (the login
+    part of the author: ``jdoe`` finds ``jdoe (Jane Doe)``), from ``start`` to ``end``
+    (dates, UTC, both included).  Raises LookupError for an unknown MRN."""
+    t = tables.AuditEntry.__table__
+    query = select(t.c.id, t.c.at, t.c.author, t.c.action, t.c.payload).order_by(t.c.id)
+    if login:
+        query = query.where((t.c.author == login) | t.c.author.startswith(login + " (", autoescape=True))
+    if start:
+        query = query.where(t.c.at >= dt.datetime.combine(start, dt.time(), dt.timezone.utc))
+    if end:
+        query = query.where(t.c.at < dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.timezone.utc))
+    pid, device_ids, serials = None, set(), set()
+    if patient_mrn is not None:
+        P, D = tables.Patient.__table__, tables.Device.__table__
+        pid = conn.execute(select(P.c.id).where(P.c.mrn == patient_mrn)).scalar()
+        if pid is None:
+            raise LookupError("no patient has this MRN")
+        for did, serial in conn.execute(select(D.c.id, D.c.serial).where(D.c.patient_id == pid)):
+            device_ids.add(did)
+            serials.add(serial)
+    for seq, at, author, action, payload in conn.execute(query):
+        body = json.loads(payload)
+        read = body.get("read")
+        if read is not None:
+            entry = TrailEntry(seq, at, author, action, "read", read.get("patients", []), read.get("devices", []), read.get("scope", ""))
+            if patient_mrn is not None and not (
+                patient_mrn in entry.patients or serials & set(entry.devices) or entry.scope.startswith("every patient")
+            ):
+                continue
+            yield entry
+            continue
+        changes = body.get("changes", [])
+        if patient_mrn is not None:
+            def concerns(c: dict) -> bool:
+                values = c.get("after") or c.get("before") or {}
+                return (
+                    (c["table"] == "patient" and c["id"] == pid)
+                    or (c["table"] == "device" and c["id"] in device_ids)
+                    or (c["table"] == "event" and values.get("device_id") in device_ids)
+                )
+
+            changes = [c for c in changes if concerns(c)]
+            if not changes:
+                continue
+        yield TrailEntry(seq, at, author, action, "change", changes=[f"{c['table']} {c['id']}" for c in changes])
 
 
 # --------------------------------------------------------------------- the whole check

@@ -58,6 +58,7 @@ class DeviceScreen(Screen):
         self._first_view = view
         self.event_rows: list = []
         self.view = None  # devicelog.tui.state.DeviceView, once read
+        self._read_logged = False  # the read entry for opening this screen (once)
 
     @property
     def history(self) -> DeviceHistory | None:
@@ -82,6 +83,7 @@ class DeviceScreen(Screen):
         view, self._first_view = self._first_view, None
         if view is not None:
             self.view = view
+            self._log_opened(view)
             self.render_device()
         else:
             self.load()
@@ -99,9 +101,15 @@ class DeviceScreen(Screen):
 
         import devicelog.forms  # noqa: F401 - render_device's therapy summary uses it; imported here, off the UI thread
 
+        from devicelog.problems import InputError
+
         app = self.app
         app.load_catalogue()  # the visit form needs the drugs
-        view = device_view(app.engine, self.device_id, settings=app.settings)
+        try:
+            view = device_view(app.engine, self.device_id, settings=app.settings)
+        except InputError as exc:  # the server refused this login (e.g. a scheduler): one line
+            app.call_from_thread(self.notify, f"Not shown: {exc}", severity="error")
+            return
         if get_current_worker().is_cancelled:
             return
         if view is None:
@@ -112,9 +120,21 @@ class DeviceScreen(Screen):
     def _loaded(self, view) -> None:
         refill_shown = self._is_pump()
         self.view = view
+        self._log_opened(view)
         self.render_device()
         if self._is_pump() != refill_shown:
             self.refresh_bindings()  # the footer is rebuilt only when Refill appears or goes
+
+    def _log_opened(self, view) -> None:
+        if not self._read_logged:
+            self._read_logged = True
+            self._append_read(view.history.device.serial, view.history.patient.mrn)
+
+    @work(thread=True, group="read-log")
+    def _append_read(self, serial: str, mrn: str) -> None:
+        from devicelog.tui.reads import log_opened
+
+        log_opened(self.app, f"device screen {serial} (patient {mrn})", patients=[mrn], devices=[serial])
 
     def _is_pump(self) -> bool:
         """Refill is offered for a pump: known from the record once read, else from the hint."""
