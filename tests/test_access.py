@@ -216,3 +216,35 @@ def test_every_opened_history_leaves_a_read_entry_by_the_login(server, engine):
     assert [(a, act) for a, act, _ in rows] == [(login, "read: history of patient MRN001 (all devices)")]
     assert json.loads(rows[0][2])["read"]["patients"] == ["MRN001"]
     assert audit.verify(engine).problems == []
+
+
+# --------------------------------------------------------------------- the TUI
+
+
+async def test_tui_offers_amend_to_a_clinician_only_and_names_a_refusal(server):
+    from devicelog.settings import Settings
+    from devicelog.store import queries
+    from devicelog.tui.app import make_app
+    from devicelog.tui.screens.device import DeviceScreen
+    from tests.test_history_tui import SIZE, settle
+
+    seen = {}
+    for role in ("nurse", "clinician", "scheduler"):
+        login, _, eng = server[role]
+        app = make_app(eng, Settings(), TODAY, login)
+        notices: list[str] = []
+        app.notify = lambda message, **kw: notices.append(str(message))  # what the person reads
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            app.push_screen(DeviceScreen(1))  # NGP100, the first device of the clinic
+            await settle(pilot)
+            screen = app.screen
+            seen[role] = (screen.history is not None, screen.may_amend, screen.check_action("void", ()), notices)
+    assert seen["nurse"][:3] == (True, False, False) and seen["nurse"][3] == []
+    assert seen["clinician"][:3] == (True, True, True) and seen["clinician"][3] == []
+    # A scheduler sees one line naming the roles that may read a device's entries.
+    assert seen["scheduler"][0] is False
+    assert [n for n in seen["scheduler"][3] if n.startswith("Not shown")] == [
+        "Not shown: refused by the server: reading event needs the role devicelog_nurse or devicelog_clinician"
+        " or devicelog_auditor (ask your devicelog admin)"
+    ]

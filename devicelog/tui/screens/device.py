@@ -59,6 +59,7 @@ class DeviceScreen(Screen):
         self.event_rows: list = []
         self.view = None  # devicelog.tui.state.DeviceView, once read
         self._read_logged = False  # the read entry for opening this screen (once)
+        self.may_amend = True  # False for a login the server lets record but not amend (a nurse)
 
     @property
     def history(self) -> DeviceHistory | None:
@@ -132,9 +133,15 @@ class DeviceScreen(Screen):
 
     @work(thread=True, group="read-log")
     def _append_read(self, serial: str, mrn: str) -> None:
-        from devicelog.tui.reads import log_opened
+        from devicelog.tui.reads import log_opened, may_amend
 
         log_opened(self.app, f"device screen {serial} (patient {mrn})", patients=[mrn], devices=[serial])
+        if not may_amend(self.app.engine):  # amend and void leave the footer (a clinician's)
+            self.app.call_from_thread(self._offer_amend, False)
+
+    def _offer_amend(self, may: bool) -> None:
+        self.may_amend = may
+        self.refresh_bindings()
 
     def _is_pump(self) -> bool:
         """Refill is offered for a pump: known from the record once read, else from the hint."""
@@ -151,6 +158,8 @@ class DeviceScreen(Screen):
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action == "log" and parameters and parameters[0] == "refill":
             return self._is_pump()
+        if action in ("amend", "void"):
+            return self.may_amend
         return True
 
     def render_device(self) -> None:
