@@ -223,9 +223,8 @@ def test_every_opened_history_leaves_a_read_entry_by_the_login(server, engine):
 
 async def test_tui_offers_amend_to_a_clinician_only_and_names_a_refusal(server):
     from devicelog.settings import Settings
-    from devicelog.store import queries
     from devicelog.tui.app import make_app
-    from devicelog.tui.screens.device import DeviceScreen
+    from devicelog.tui.screens.device import DeviceScreen, open_device
     from tests.test_history_tui import SIZE, settle
 
     seen = {}
@@ -236,10 +235,13 @@ async def test_tui_offers_amend_to_a_clinician_only_and_names_a_refusal(server):
         app.notify = lambda message, **kw: notices.append(str(message))  # what the person reads
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            app.push_screen(DeviceScreen(1))  # NGP100, the first device of the clinic
+            open_device(app.screen, 1)  # NGP100, the first device, as Enter on the search list opens it
             await settle(pilot)
             screen = app.screen
-            seen[role] = (screen.history is not None, screen.may_amend, screen.check_action("void", ()), notices)
+            if isinstance(screen, DeviceScreen):
+                seen[role] = (True, screen.may_amend, screen.check_action("void", ()), notices)
+            else:  # refused: the main screen stays, with a line saying why
+                seen[role] = (False, None, None, notices)
     assert seen["nurse"][:3] == (True, False, False) and seen["nurse"][3] == []
     assert seen["clinician"][:3] == (True, True, True) and seen["clinician"][3] == []
     # A scheduler sees one line naming the roles that may read a device's entries.

@@ -358,8 +358,14 @@ def open_device(screen: Screen, device_id: int, *, pump: bool | None = None) -> 
         import devicelog.forms  # noqa: F401 - render_device's therapy summary uses it; imported here, off the UI thread
         from devicelog.tui.state import device_view
 
+        from devicelog.problems import InputError
+
         app.load_catalogue()  # the visit form needs the drugs
-        view = device_view(app.engine, device_id, settings=app.settings)
+        try:
+            view = device_view(app.engine, device_id, settings=app.settings)
+        except InputError as exc:  # the server refused this login (e.g. a scheduler): one line
+            app.call_from_thread(screen.notify, f"Not shown: {exc}", severity="error")
+            return
         if get_current_worker().is_cancelled:
             return
         app.call_from_thread(push, view)
