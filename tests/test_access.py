@@ -250,3 +250,13 @@ async def test_tui_offers_amend_to_a_clinician_only_and_names_a_refusal(server):
         "Not shown: refused by the server: reading event needs the role devicelog_nurse or devicelog_clinician"
         " or devicelog_auditor (ask your devicelog admin)"
     ]
+
+
+def test_a_refused_read_of_the_trail_names_the_auditor_only(server, capsys):
+    """Every role may read the chain head (two columns) to chain its entries; reading the
+    trail is the auditor's, and the refusal says so (it listed every role before)."""
+    _, url, _ = server["nurse"]
+    assert main(["--db", url, "audit"]) == 2
+    assert capsys.readouterr().err == (
+        "devicelog: refused by the server: reading audit needs the role devicelog_auditor (ask your devicelog admin)\n"
+    )

@@ -123,9 +123,12 @@ _VERB = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|TRUNCATE|ALTER|DROP|CREATE
 
 
 def roles_allowed(table: str, verb: str) -> list[str]:
-    """The group roles whose rights include ``verb`` on ``table``."""
+    """The group roles whose rights include ``verb`` on ``table``.  For reading, a grant of
+    some columns only (the audit chain head's) does not count; for changing, the columns
+    granted are the ones devicelog changes (``device.status``)."""
     verb = verb.upper()
-    return [role for role, rights in RIGHTS.items() if verb in rights.get(table, "")]
+    whole = re.compile(rf"\b{verb}\b(?!\s*\()" if verb == "SELECT" else rf"\b{verb}\b")
+    return [role for role, rights in RIGHTS.items() if whole.search(rights.get(table, ""))]
 
 
 def refusal(exc: BaseException) -> AccessRefused | None:
