@@ -87,6 +87,11 @@ RIGHTS: dict[str, dict[str, str]] = {
     },
     ADMIN: {},
 }
+# Issue 14 (second-person verification) hooks in here: the verifier confirms in a session
+# of their own login (``identity.server_login``), and the table that records a
+# confirmation gets INSERT for CLINICIAN only (a policy like ``event_record_any``, with
+# ``verifier = session_user`` and ``verifier <> author`` in its WITH CHECK).
+
 #: Row-level security on ``event``: (policy, command, role, condition).
 EVENT_POLICIES = [
     ("event_read", "SELECT", f"{NURSE}, {CLINICIAN}, {AUDITOR}", "USING (true)"),
