@@ -6,13 +6,13 @@ Called from worker threads; a refusal (a role that may not read it) is shown in 
 from __future__ import annotations
 
 
-def log_opened(app, what: str, *, patients=(), devices=(), engine=None) -> bool:
+def log_opened(app, what: str, *, patients=(), devices=(), scope: str = "", engine=None) -> bool:
     """Append the read entry for what the screen shows; False (and a one-line notice) when refused."""
     from devicelog.problems import InputError
     from devicelog.store.audit import log_read
 
     try:
-        log_read(engine if engine is not None else app.engine, author=app.user, what=what, patients=patients, devices=devices)
+        log_read(engine if engine is not None else app.engine, author=app.user, what=what, patients=patients, devices=devices, scope=scope)
     except InputError as exc:
         app.call_from_thread(app.notify, f"Not shown: {exc}", severity="error")
         return False
