@@ -203,6 +203,11 @@ def test_admin_grants_revokes_and_lists(server, capsys):
     assert "devicelog_admin" in capsys.readouterr().err
     assert main(["--db", admin_url, "admin", "grant", nurse_login, "surgeon"]) == 2
     assert "role 'surgeon' is not a devicelog role" in capsys.readouterr().err
+    assert main(["--db", admin_url, "admin", "grant", "t_nobody_" + uuid.uuid4().hex[:8], "nurse"]) == 2
+    assert "does not exist on this server: create it first" in capsys.readouterr().err
+    # Setup is the database owner's: a login that may not create roles is told so.
+    assert main(["--db", admin_url, "admin", "setup"]) == 2
+    assert "admin setup needs a login that may create roles (CREATEROLE)" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------- reads

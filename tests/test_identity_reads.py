@@ -151,3 +151,9 @@ def test_audit_command_by_patient_login_dates_and_json(clinic, db_url, capsys):
     assert capsys.readouterr().out == "no audit entries match\n"
     assert main(["--db", db_url, "audit", "--patient", "NOPE"]) == 1
     assert "patient = 'NOPE': no patient has this MRN" in capsys.readouterr().err
+
+
+@requires_sqlite
+def test_admin_is_a_servers_command(db_url, capsys):
+    assert main(["--db", db_url, "admin", "who"]) == 2
+    assert "roles are a database server's (PostgreSQL)" in capsys.readouterr().err

@@ -38,10 +38,11 @@ def run(args: argparse.Namespace, ctx) -> int:
 
     # setup hands over the tables, so they must be there and current (ctx.engine prepares
     # them); granting needs no table, and an admin may read none.
-    engine = ctx.engine if args.action == "setup" else make_engine(args.db)
+    engine = make_engine(args.db)
     try:
         if args.action == "setup":
-            report = access.setup(engine)
+            access.require_createrole(engine)  # before opening (preparing) the tables
+            report = access.setup(ctx.engine)
             print(f"devicelog admin: {report.tables} tables now owned by {access.OWNER}; roles: {', '.join(report.roles)}")
             for role, may in access.GROUPS.items():
                 print(f"  {role:<21} {may}")

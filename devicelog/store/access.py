@@ -221,11 +221,8 @@ class SetupReport:
     roles: list[str]
 
 
-def setup(engine) -> SetupReport:
-    """Create the roles and hand the schema to ``devicelog_owner``; grant :data:`RIGHTS`.
-
-    Run by the database owner (or a superuser); the database must be prepared
-    (``schema.prepare``) first.  Raises ``AccessRefused`` when this login may not create roles."""
+def require_createrole(engine) -> None:
+    """``AccessRefused`` unless this login may create roles (the database owner's, for setup)."""
     with engine.connect() as conn:
         may = conn.execute(text("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = session_user")).scalar()
         who = conn.execute(text("SELECT session_user")).scalar()
@@ -235,6 +232,14 @@ def setup(engine) -> SetupReport:
             "run it as the database owner, e.g. `createuser --createrole clinic_owner`",
             who,
         )
+
+
+def setup(engine) -> SetupReport:
+    """Create the roles and hand the schema to ``devicelog_owner``; grant :data:`RIGHTS`.
+
+    Run by the database owner (or a superuser); the database must be prepared
+    (``schema.prepare``) first.  Raises ``AccessRefused`` when this login may not create roles."""
+    require_createrole(engine)
     _create_roles(engine)
     with engine.begin() as conn:
         schema = conn.execute(text("SELECT current_schema()")).scalar()
