@@ -7,7 +7,6 @@ database of the server, as they would be by a clinic's databases."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import uuid
 
@@ -143,12 +142,15 @@ def test_nurse_records_a_visit_as_their_login_and_may_not_amend(server, engine):
     assert [a for a, _, _ in audit_rows(engine)][-2:] == [login] * 2
 
 
-def test_the_author_is_the_login_whatever_user_says(server, capsys):
+def test_the_author_is_the_login_whatever_user_says(server, engine, capsys):
     login, url, _ = server["nurse"]
+    before = len(audit_rows(engine))
     assert main(["--db", url, "--user", "dr.somebody.else", "history", "NGP100"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--user 'dr.somebody.else' is refused on a database server" in err
+    assert len(audit_rows(engine)) == before  # refused before anything was read or written
     assert main(["--db", url, "history", "NGP100"]) == 0
+    assert [a for a, _, _ in audit_rows(engine)[before:]] == [login]
 
 
 def test_clinician_amends_and_voids(server):
@@ -178,7 +180,7 @@ def test_scheduler_sees_the_due_list_not_the_history(server, capsys):
 
 
 def test_auditor_verifies_and_examines_but_does_not_write(server, capsys):
-    login, url, eng = server["auditor"]
+    _, url, eng = server["auditor"]
     assert main(["--db", url, "verify"]) == 0
     capsys.readouterr()
     assert main(["--db", url, "audit", "--patient", "MRN001", "--format", "json"]) == 0
@@ -188,7 +190,7 @@ def test_auditor_verifies_and_examines_but_does_not_write(server, capsys):
 
 
 def test_admin_grants_revokes_and_lists(server, capsys):
-    admin_login, admin_url, _ = server["admin"]
+    _, admin_url, _ = server["admin"]
     nurse_login, nurse_url, _ = server["nurse"]
     assert main(["--db", admin_url, "admin", "grant", nurse_login, "scheduler"]) == 0
     assert main(["--db", admin_url, "admin", "who"]) == 0
@@ -237,7 +239,7 @@ async def test_tui_offers_amend_to_a_clinician_only_and_names_a_refusal(server):
         login, _, eng = server[role]
         app = make_app(eng, Settings(), TODAY, login)
         notices: list[str] = []
-        app.notify = lambda message, **kw: notices.append(str(message))  # what the person reads
+        app.notify = lambda message, notices=notices, **kw: notices.append(str(message))  # what the person reads
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             open_device(app.screen, 1)  # NGP100, the first device, as Enter on the search list opens it
@@ -252,8 +254,10 @@ async def test_tui_offers_amend_to_a_clinician_only_and_names_a_refusal(server):
     # A scheduler sees one line naming the roles that may read a device's entries.
     assert seen["scheduler"][0] is False
     assert [n for n in seen["scheduler"][3] if n.startswith("Not shown")] == [
-        "Not shown: refused by the server: reading event needs the role devicelog_nurse or devicelog_clinician"
-        " or devicelog_auditor (ask your devicelog admin)"
+        (
+            "Not shown: refused by the server: reading event needs the role devicelog_nurse or devicelog_clinician"
+            " or devicelog_auditor (ask your devicelog admin)"
+        )
     ]
 
 

@@ -15,7 +15,7 @@ from devicelog import identity
 from devicelog.cli import main
 from devicelog.settings import Settings
 from devicelog.store import audit
-from tests.conftest import PG_ADMIN_URL, TODAY, recorded_author, requires_sqlite, user_args
+from tests.conftest import TODAY, recorded_author, requires_sqlite, user_args
 from tests.test_history import make_clinic
 
 

@@ -28,15 +28,14 @@ def run(args: argparse.Namespace, ctx) -> int:
     import datetime as dt
 
     from devicelog.reports.fhir import RefusedResource, export_file
-    from devicelog.store.db import read_session
-
     from devicelog.store.audit import log_read
+    from devicelog.store.db import read_session
 
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     try:
         with read_session(ctx.engine) as session:
             counts = export_file(session, args.output, now, mrn=args.patient)
-        log_read(  # after the read, so an unknown MRN logs nothing; before the summary is shown
+        log_read(  # once the Bundle is built, so an unknown MRN or a refused record logs nothing
             ctx.engine, author=ctx.user, what="FHIR export" + (f" of patient {args.patient}" if args.patient else " of every patient"),
             patients=[args.patient] if args.patient else [], scope="" if args.patient else "every patient (FHIR export)",
         )

@@ -74,9 +74,8 @@ def _export(args, ctx) -> int:
 
     from devicelog import transfer
     from devicelog.progress import progress
-    from devicelog.store.db import read_session
-
     from devicelog.store.audit import log_read
+    from devicelog.store.db import read_session
 
     log_read(  # before the document is written: an export is a read of every patient
         ctx.engine, author=ctx.user, what="export of the whole clinic" + (f" to {args.output}" if args.output and args.output != "-" else ""),

@@ -198,8 +198,9 @@ def append_read(session, *, author: str, what: str, patients: Iterable[str] = ()
     shown, or the scope (``"every patient"``, ``"due list to 2026-12-31"``).
 
     Chained like every entry (``check_chain`` walks it; ``check_rows`` finds no change
-    in it).  Call it in a write transaction of its own once the data was read, so the
-    read is on record before it is shown or written out."""
+    in it).  Call it in a write transaction of its own (:func:`log_read`) when the data
+    is read: before it is shown or written out where the command can, else right after
+    (a FHIR Bundle is streamed as it is built)."""
     if not author:
         raise ValueError("an audit entry needs an author")
     read = {"patients": sorted(set(patients)), "devices": sorted(set(devices))}
