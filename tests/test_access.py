@@ -269,3 +269,26 @@ def test_a_refused_read_of_the_trail_names_the_auditor_only(server, capsys):
     assert capsys.readouterr().err == (
         "devicelog: refused by the server: reading audit needs the role devicelog_auditor (ask your devicelog admin)\n"
     )
+
+
+def test_a_database_owner_who_is_not_a_superuser_sets_up_and_upgrades(db_url, capsys):
+    """The deployment the docs describe: ``createuser --createrole clinic_owner``,
+    ``createdb -O clinic_owner``.  Handing a table to devicelog_owner needs that role to
+    have CREATE on the schema (it was refused with 'alter is not granted' before)."""
+    tag = uuid.uuid4().hex[:8]
+    owner, database = f"t_owner_{tag}", f"t_own_{tag}"
+    admin = create_engine(resolve_url(db_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE ROLE "{owner}" LOGIN CREATEROLE'))
+        conn.execute(text(f'CREATE DATABASE "{database}" OWNER "{owner}"'))
+    url = db_url.rsplit("/", 1)[0].replace("://postgres@", f"://{owner}@", 1) + f"/{database}"
+    try:
+        assert main(["--db", url, "verify"]) == 0  # creates the tables
+        assert main(["--db", url, "admin", "setup"]) == 0
+        assert main(["--db", url, "verify"]) == 0  # the owner still reads everything, and writes
+        assert "ok: 1 audit entries" in capsys.readouterr().out
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+            conn.execute(text(f'DROP ROLE IF EXISTS "{owner}"'))
+        admin.dispose()

@@ -63,6 +63,7 @@ def run(args: argparse.Namespace, ctx) -> int:
         refused = access.refusal(exc)
         if refused is None:
             raise
-        print(f"devicelog admin: {args.action} needs the role {access.ADMIN} (or the database owner): {refused}", file=sys.stderr)
+        needs = "the database owner" if args.action == "setup" else f"the role {access.ADMIN} (or the database owner)"
+        print(f"devicelog admin: {args.action} needs {needs}: {refused}", file=sys.stderr)
         return 2
     return 0

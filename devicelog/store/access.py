@@ -253,6 +253,8 @@ def setup(engine) -> SetupReport:
             )
         ]
         conn.execute(text(f"REVOKE CREATE ON SCHEMA {schema} FROM PUBLIC"))
+        # The new owner of a table must be able to create in its schema (ALTER ... OWNER TO).
+        conn.execute(text(f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {OWNER}"))
         conn.execute(
             text(f"CREATE OR REPLACE FUNCTION devicelog_audit_author() RETURNS trigger LANGUAGE plpgsql AS $${_AUTHOR_CHECK_BODY}$$")
         )
