@@ -85,7 +85,7 @@ def _run(args: argparse.Namespace, ctx) -> int:
         print("devicelog due: --format pdf writes a file: give -o FILE (or pipe the output)", file=sys.stderr)
         return 2
     if not args.redact:  # names and MRNs of everyone on the list: a logged read
-        from devicelog.store.audit import log_read
+        from devicelog.store.chain import log_read  # (store.audit would load the ORM)
 
         log_read(ctx.engine, author=ctx.user, what=f"due list as of {as_of} ({args.format})",
                  scope=f"every patient on the due list as of {as_of}" + (f", written to {args.output}" if args.output else ""))

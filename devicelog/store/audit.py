@@ -38,23 +38,23 @@ transaction-scoped advisory lock on PostgreSQL.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Iterable, Iterator
 
 from sqlalchemy import Boolean, Float, Integer, select, text
 
 from devicelog.store import tables
+from devicelog.store.chain import GENESIS, append_read, canonical, entry_hash, log_read  # noqa: F401  (the trail's API)
+from devicelog.store.chain import head as _head
+from devicelog.store.chain import lock_chain as _lock_chain
+from devicelog.store.chain import plain as _plain
 
-GENESIS = "0" * 64
 CHANGES_PER_ENTRY = 20_000
 #: The tables whose rows the trail accounts for: clinical records and the catalogue.
 AUDITED_TABLES = ("device_model", "drug", "patient", "device", "event")
-_PG_LOCK_KEY = 0x6465_7663  # "devc"
 
 
 @dataclass(frozen=True)
@@ -91,28 +91,6 @@ def row_values(row) -> dict:
     return {str(k): _plain(v) for k, v in items}
 
 
-def _plain(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, enum.Enum):
-        return _plain(value.value)
-    if isinstance(value, dt.datetime):
-        if value.utcoffset() is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc).isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "model_dump"):
-        return _plain(value.model_dump(mode="json"))
-    raise TypeError(f"cannot record a value of type {type(value).__name__}")
-
-
 _COERCE: dict[str, dict[str, Any]] = {}
 
 
@@ -145,17 +123,8 @@ def typed(table: str, values: dict | None) -> dict | None:
     return out
 
 
-def canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def digest(values: dict | None) -> str | None:
     return None if values is None else hashlib.sha256(canonical(values).encode()).hexdigest()
-
-
-def entry_hash(prev_hash: str, at: dt.datetime, author: str, action: str, payload: str) -> str:
-    head = canonical([prev_hash, _plain(at), author, action])
-    return hashlib.sha256(head.encode() + b"\n" + payload.encode()).hexdigest()
 
 
 # --------------------------------------------------------------------- writing
@@ -190,53 +159,6 @@ def append(session, *, action: str, author: str, changes: list[Change]) -> None:
             )
         )
         prev = h
-
-
-def append_read(session, *, author: str, what: str, patients: Iterable[str] = (), devices: Iterable[str] = (), scope: str = "") -> None:
-    """Record that ``author`` read something (``session``: a Session or a Connection): an entry with action ``read: <what>``, no
-    row changes, and in its payload which patients (MRNs) and devices (serials) were
-    shown, or the scope (``"every patient"``, ``"due list to 2026-12-31"``).
-
-    Chained like every entry (``check_chain`` walks it; ``check_rows`` finds no change
-    in it).  Call it in a write transaction of its own (:func:`log_read`) when the data
-    is read: before it is shown or written out where the command can, else right after
-    (a FHIR Bundle is streamed as it is built)."""
-    if not author:
-        raise ValueError("an audit entry needs an author")
-    read = {"patients": sorted(set(patients)), "devices": sorted(set(devices))}
-    if scope:
-        read["scope"] = scope
-    payload = canonical({"changes": [], "read": read})
-    action = f"read: {what}"[:200]
-    _lock_chain(session)
-    prev = _head(session)
-    at = tables.utcnow()
-    session.execute(
-        tables.AuditEntry.__table__.insert().values(
-            at=at, author=author, action=action, payload=payload, prev_hash=prev, hash=entry_hash(prev, at, author, action, payload)
-        )
-    )
-
-
-def log_read(engine, *, author: str, what: str, patients: Iterable[str] = (), devices: Iterable[str] = (), scope: str = "") -> None:
-    """:func:`append_read` in a write transaction of its own (a plain connection: the due
-    list's fast path loads no ORM)."""
-    from devicelog.store.db import refusals_named
-
-    with refusals_named(), engine.execution_options(devicelog_write=True).begin() as conn:
-        append_read(conn, author=author, what=what, patients=patients, devices=devices, scope=scope)
-
-
-def _lock_chain(session) -> None:
-    bind = session.get_bind() if hasattr(session, "get_bind") else session  # a Session or a Connection
-    if bind.dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
-
-
-def _head(session) -> str:
-    t = tables.AuditEntry.__table__
-    found = session.execute(select(t.c.hash).order_by(t.c.id.desc()).limit(1)).scalar()
-    return found or GENESIS
 
 
 def baseline(conn, *, action: str, author: str, table_names: Iterable[str] = AUDITED_TABLES) -> int:
