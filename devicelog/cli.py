@@ -28,6 +28,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("demo", "devicelog.commands.demo", "build a realistic demo clinic in a new database (--open to open it)"),
     ("import", "devicelog.commands.transfer", "add a devicelog JSON document to the database, all or nothing"),
     ("export", "devicelog.commands.transfer", "write the whole database as a devicelog JSON document"),
+    ("audit", "devicelog.commands.audit", "who read and who changed what: the audit trail, by patient, login or dates"),
+    ("admin", "devicelog.commands.admin", "on a PostgreSQL server: set up the roles; grant, revoke and list who holds them"),
 ]
 
 #: Longest ``--user`` (the audit trail's author field holds 80 characters).
@@ -63,17 +65,14 @@ class Context:
 
     @cached_property
     def user(self) -> str:
-        """``--user`` if given, else the operating-system login (``services.current_user``'s
-        rule, here so that the TUI starts without importing the services and the ORM)."""
-        if self.args.user:
-            return self.args.user
-        import getpass
-        import os
+        """The author of what this command writes and reads (``devicelog.identity``): on a
+        server the session's login; on a SQLite file the OS login, ``--user`` beside it."""
+        from devicelog import identity
 
-        try:
-            return getpass.getuser()
-        except Exception:  # no login name (some containers)
-            return os.environ.get("USER") or "unknown"
+        if identity.is_server(self.args.db):
+            identity.refuse_display_name_on_server(self.args.db, self.args.user)
+            return identity.server_login(self.engine)
+        return identity.local_author(self.args.user)
 
     @cached_property
     def today(self) -> dt.date:
@@ -98,7 +97,8 @@ def global_options(*, default, db_help: str = DB_HELP) -> argparse.ArgumentParse
     common.add_argument("--settings", metavar="FILE", default=default, help="clinic settings TOML file (default: $DEVICELOG_SETTINGS)")
     common.add_argument(
         "--user", metavar="NAME", default=default,
-        help=f"who is writing, up to {MAX_USER_CHARS} characters (default: the operating-system login)",
+        help=f"a display name, up to {MAX_USER_CHARS} characters, recorded beside the operating-system login "
+        "(SQLite only; on a server the login is the author)",
     )
     return common
 
@@ -154,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module = importlib.import_module(args._module)
     try:
+        from devicelog.identity import refuse_display_name_on_server
+
+        refuse_display_name_on_server(args.db, args.user)
         return module.run(args, Context(args)) or 0
     except KeyboardInterrupt:
         return 130
@@ -200,6 +203,16 @@ def _refusal(exc: Exception, args: argparse.Namespace | None = None) -> int | No
     ):
         print(f"devicelog: {exc}", file=sys.stderr)
         return 2
+    if raised("devicelog.identity", "IdentityError") or raised("devicelog.store.access", "AccessRefused"):
+        print(f"devicelog: {exc}", file=sys.stderr)
+        return 2
+    if raised("sqlalchemy.exc", "DBAPIError"):  # a server refusal (a role lacking a right)
+        from devicelog.store.access import refusal
+
+        refused = refusal(exc)
+        if refused is not None:
+            print(f"devicelog: {refused}", file=sys.stderr)
+            return 2
     if raised("sqlalchemy.exc", "OperationalError") or raised("sqlite3", "OperationalError"):
         # The database went away or refused a write after it was opened (a read-only file,
         # a server that stopped): one line, never a traceback.

@@ -8,8 +8,6 @@ value; the caller's ``write_session`` then rolls the whole action back.
 from __future__ import annotations
 
 import datetime as dt
-import getpass
-import os
 from typing import Any, Iterable
 
 from pydantic import BaseModel, ValidationError
@@ -38,13 +36,11 @@ from devicelog.store import audit, forecasts, queries, tables
 
 
 def current_user(explicit: str | None = None) -> str:
-    """``--user`` if given, else the operating-system login."""
-    if explicit:
-        return explicit
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name (some containers)
-        return os.environ.get("USER") or "unknown"
+    """The author on a SQLite file: the operating-system login, ``explicit`` (``--user``)
+    as a display name beside it (``devicelog.identity``)."""
+    from devicelog.identity import local_author
+
+    return local_author(explicit)
 
 
 from devicelog.problems import InputError, Problem  # noqa: E402  (defined apart, re-exported here)

@@ -16,6 +16,22 @@ TODAY = dt.date(2026, 11, 23)
 PG_ADMIN_URL = os.environ.get("DEVICELOG_TEST_PG")
 
 requires_sqlite = pytest.mark.skipif(bool(PG_ADMIN_URL), reason="exercises SQLite files directly")
+requires_pg = pytest.mark.skipif(not PG_ADMIN_URL, reason="exercises a PostgreSQL server (the CI's PostgreSQL pass)")
+
+
+def user_args(display_name: str) -> list[str]:
+    """``--user NAME`` on SQLite; nothing on a server, which refuses it (the login is the author)."""
+    return [] if PG_ADMIN_URL else ["--user", display_name]
+
+
+def recorded_author(display_name: str) -> str:
+    """The author a command run with ``user_args(display_name)`` records: the OS login with
+    the display name beside it, or on a server the login of the test's URL."""
+    from devicelog import identity
+
+    if PG_ADMIN_URL:
+        return PG_ADMIN_URL.split("://", 1)[1].split("@", 1)[0]
+    return identity.local_author(display_name)
 
 
 def _pg_database(admin_url: str):

@@ -5,9 +5,11 @@ import json
 
 import pytest
 
+
 from devicelog.cli import main
 from devicelog.reports.fonts import BOLD, REGULAR, find_font, register, unicode_fonts
 from devicelog.reports.history_pdf import render_pdf
+from tests.conftest import user_args
 from tests.test_history import make_clinic, report
 
 
@@ -83,7 +85,7 @@ def test_same_report_same_bytes(clinic):
 
 
 def run(db_url, *args):
-    return main(["--db", db_url, "--user", "tester", "history", *args, "--as-of", "2026-11-23"])
+    return main(["--db", db_url, *user_args("tester"), "history", *args, "--as-of", "2026-11-23"])
 
 
 def test_command_text(clinic, db_url, capsys):

@@ -35,7 +35,7 @@ from devicelog.clinic.records import (
 from devicelog.problems import InputError
 from devicelog.store import audit, queries, tables
 from devicelog.store.db import read_session, write_session
-from tests.conftest import TODAY
+from tests.conftest import TODAY, user_args
 
 D = dt.date
 CAT = shipped_catalogue()
@@ -375,7 +375,7 @@ def test_cli_json_and_text(clinic, db_url, capsys):
     assert main(["--db", db_url, "mri", "NOPE"]) == 1
     assert "no device has this serial" in capsys.readouterr().err
     assert main(["--db", db_url, "mri", "PRO40", "--record-checklist"]) == 2  # needs --mri-on
-    assert main(["--db", db_url, "--user", "rn", "mri", "PRO40", "--log-interrogation", "--mri-on", "2026-11-20",
+    assert main(["--db", db_url, *user_args("rn"), "mri", "PRO40", "--log-interrogation", "--mri-on", "2026-11-20",
                  "--reservoir-ml", "abc"]) == 1
     assert "reservoir_ml = 'abc': is not a number in mL" in capsys.readouterr().err
 
@@ -572,7 +572,7 @@ def test_due_list_due_on_the_mri_day_overdue_after_cleared_moved_and_voided(clin
 def test_devicelog_due_shows_it_with_its_explanation(clinic, db_url, capsys):
     from devicelog.cli import main
 
-    assert main(["--db", db_url, "--user", "rn", "mri", "PRO40", "--mri-on", "2026-11-20", "--record-checklist",
+    assert main(["--db", db_url, *user_args("rn"), "mri", "PRO40", "--mri-on", "2026-11-20", "--record-checklist",
                  "--on", "2026-11-19", "--as-of", "2026-11-23"]) == 0
     capsys.readouterr()
     assert main(["--db", db_url, "due", "--as-of", "2026-11-23", "--within", "7", "--format", "json"]) == 0

@@ -16,7 +16,7 @@ from devicelog.services import InputError
 from devicelog.store import audit, tables
 from devicelog.store.db import make_engine, read_session, write_session
 from devicelog.store.schema import prepare
-from tests.conftest import PG_ADMIN_URL, TODAY, _pg_database
+from tests.conftest import PG_ADMIN_URL, TODAY, _pg_database, recorded_author, user_args
 
 
 @pytest.fixture
@@ -328,7 +328,7 @@ def test_cli_import_then_export(db_url, tmp_path, capsys):
     source = tmp_path / "in.json"
     source.write_text(json.dumps(document()), encoding="utf-8")
     assert main(["init", db_url]) == 0  # import adds to a database; it never makes one
-    assert main(["--db", db_url, "--user", "nurse", "import", str(source)]) == 0
+    assert main(["--db", db_url, *user_args("nurse"), "import", str(source)]) == 0
     # Issue 13 item 15: counted right ("1 catalogue entries" before), each section by name.
     assert "2 patients, 3 devices, 11 events, 1 catalogue entry." in capsys.readouterr().out
     out = tmp_path / "out.json"
@@ -337,7 +337,7 @@ def test_cli_import_then_export(db_url, tmp_path, capsys):
     assert not (tmp_path / "out.json.partial").exists()
     assert main(["--db", db_url, "export"]) == 0
     assert capsys.readouterr().out == out.read_text(encoding="utf-8")
-    assert {p["mrn"]: p.get("author") for p in json.loads(out.read_text())["patients"]}["MRN-2"] == "nurse"
+    assert {p["mrn"]: p.get("author") for p in json.loads(out.read_text())["patients"]}["MRN-2"] == recorded_author("nurse")
 
 
 def test_cli_import_refusal_lists_paths_exits_1_and_writes_nothing(db_url, tmp_path, capsys):
@@ -453,7 +453,7 @@ def test_cli_import_from_standard_input(db_url, monkeypatch, capsys):
 
     monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(document())))
     assert main(["init", db_url]) == 0
-    assert main(["--db", db_url, "--user", "nurse", "import", "-"]) == 0
+    assert main(["--db", db_url, *user_args("nurse"), "import", "-"]) == 0
     assert "Imported standard input: 2 patients, 3 devices, 11 events" in capsys.readouterr().out
 
 

@@ -36,7 +36,7 @@ from devicelog.clinic.records import (
 from devicelog.settings import Settings
 from devicelog.store import tables
 from devicelog.store.db import read_session, write_session
-from tests.conftest import TODAY, requires_sqlite
+from tests.conftest import TODAY, recorded_author, requires_sqlite, user_args
 
 SIZE = (100, 32)
 
@@ -722,8 +722,9 @@ def test_devicelog_tui_shows_the_clinic_in_its_first_frame(clinic, db_url, monke
         seen["later"] = str(app.screen.query_one("#status-line").render())
         app.exit()
 
-    assert run_devicelog_tui(monkeypatch, ["--db", db_url, "--user", "nurse", "tui"], autopilot) == 0
-    assert seen["workers"] == [] and seen["rows"] == 4 and seen["user"] == "nurse"
+    assert run_devicelog_tui(monkeypatch, ["--db", db_url, *user_args("nurse"), "tui"], autopilot) == 0
+    # The OS login with "nurse" beside it (SQLite), the session's login on a server (issue 15).
+    assert seen["workers"] == [] and seen["rows"] == 4 and seen["user"] == recorded_author("nurse")
     assert "NGP200" in seen["warnings"] and "SCS300" in seen["warnings"]
     assert seen["later"].startswith("4 patients")
 

@@ -86,6 +86,11 @@ def _run(args: argparse.Namespace, ctx) -> int:
         return 2
     if args.output:
         check_target(args.output)  # a bad -o is refused (one line, exit 2) before the list is read
+    if not args.redact:  # names and MRNs of everyone on the list: a logged read
+        from devicelog.store.chain import log_read  # (store.audit would load the ORM)
+
+        log_read(ctx.engine, author=ctx.user, what=f"due list as of {as_of} ({args.format})",
+                 scope=f"every patient on the due list as of {as_of}" + (f", written to {args.output}" if args.output else ""))
 
     from devicelog.store.due import due_list
 

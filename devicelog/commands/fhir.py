@@ -28,6 +28,7 @@ def run(args: argparse.Namespace, ctx) -> int:
     import datetime as dt
 
     from devicelog.reports.fhir import RefusedResource, export_file
+    from devicelog.store.audit import log_read
     from devicelog.store.db import read_session
 
     if args.output:
@@ -38,6 +39,10 @@ def run(args: argparse.Namespace, ctx) -> int:
     try:
         with read_session(ctx.engine) as session:
             counts = export_file(session, args.output, now, mrn=args.patient)
+        log_read(  # once the Bundle is built, so an unknown MRN or a refused record logs nothing
+            ctx.engine, author=ctx.user, what="FHIR export" + (f" of patient {args.patient}" if args.patient else " of every patient"),
+            patients=[args.patient] if args.patient else [], scope="" if args.patient else "every patient (FHIR export)",
+        )
     except LookupError as exc:
         print(f"devicelog fhir: patient = {args.patient!r}: {exc}", file=sys.stderr)
         return 1

@@ -54,6 +54,12 @@ def run(args: argparse.Namespace, ctx) -> int:
     except LookupError as exc:
         print(f"devicelog history: serial = {args.serial!r}: {exc}", file=sys.stderr)
         return 1
+    from devicelog.store.audit import log_read
+
+    log_read(
+        ctx.engine, author=ctx.user, what=f"history of {built.scope}",
+        patients=[built.patient_mrn], devices=[d.serial for d in built.devices],
+    )
     kinds = args.kind or None
     if args.format == "pdf":
         from devicelog.reports.history_pdf import render_pdf

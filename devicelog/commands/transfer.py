@@ -79,12 +79,17 @@ def _export(args, ctx) -> int:
     from devicelog import transfer
     from devicelog.clinic.words import plural
     from devicelog.progress import progress
+    from devicelog.store.audit import log_read
     from devicelog.store.db import read_session
 
     if args.output and args.output != "-":
         from devicelog.output import check_target
 
         check_target(args.output)  # a bad -o is refused (one line, exit 2) before the database is read
+    log_read(  # before the document is written: an export is a read of every patient
+        ctx.engine, author=ctx.user, what="export of the whole clinic" + (f" to {args.output}" if args.output and args.output != "-" else ""),
+        scope="every patient (export)",
+    )
     with read_session(ctx.engine) as session:
         if not args.output or args.output == "-":
             try:

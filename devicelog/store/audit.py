@@ -39,23 +39,23 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import enum
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from decimal import Decimal
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 from sqlalchemy import Boolean, Float, Integer, select, text
 
 from devicelog.store import tables
+from devicelog.store.chain import GENESIS, append_read, canonical, entry_hash, log_read  # noqa: F401  (the trail's API)
+from devicelog.store.chain import head as _head
+from devicelog.store.chain import lock_chain as _lock_chain
+from devicelog.store.chain import plain as _plain
 
-GENESIS = "0" * 64
 CHANGES_PER_ENTRY = 20_000
 #: The tables whose rows the trail accounts for: clinical records and the catalogue.
 AUDITED_TABLES = ("device_model", "drug", "patient", "device", "event")
-_PG_LOCK_KEY = 0x6465_7663  # "devc"
 
 
 @dataclass(frozen=True)
@@ -92,28 +92,6 @@ def row_values(row) -> dict:
     return {str(k): _plain(v) for k, v in items}
 
 
-def _plain(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, enum.Enum):
-        return _plain(value.value)
-    if isinstance(value, dt.datetime):
-        if value.utcoffset() is None:
-            value = value.replace(tzinfo=dt.timezone.utc)
-        return value.astimezone(dt.timezone.utc).isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "model_dump"):
-        return _plain(value.model_dump(mode="json"))
-    raise TypeError(f"cannot record a value of type {type(value).__name__}")
-
-
 _COERCE: dict[str, dict[str, Any]] = {}
 
 
@@ -146,17 +124,8 @@ def typed(table: str, values: dict | None) -> dict | None:
     return out
 
 
-def canonical(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def digest(values: dict | None) -> str | None:
     return None if values is None else hashlib.sha256(canonical(values).encode()).hexdigest()
-
-
-def entry_hash(prev_hash: str, at: dt.datetime, author: str, action: str, payload: str) -> str:
-    head = canonical([prev_hash, _plain(at), author, action])
-    return hashlib.sha256(head.encode() + b"\n" + payload.encode()).hexdigest()
 
 
 # --------------------------------------------------------------------- writing
@@ -191,18 +160,6 @@ def append(session, *, action: str, author: str, changes: list[Change]) -> None:
             )
         )
         prev = h
-
-
-def _lock_chain(session) -> None:
-    bind = session.get_bind() if hasattr(session, "get_bind") else session  # a Session or a Connection
-    if bind.dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
-
-
-def _head(session) -> str:
-    t = tables.AuditEntry.__table__
-    found = session.execute(select(t.c.hash).order_by(t.c.id.desc()).limit(1)).scalar()
-    return found or GENESIS
 
 
 def baseline(conn, *, action: str, author: str, table_names: Iterable[str] = AUDITED_TABLES) -> int:
@@ -320,6 +277,8 @@ class Expected:
 
 
 _CHANGES_PREFIX = '{"changes":['
+#: An entry without changes: a read's (``append_read``), whose payload goes on with what was read.
+_EMPTY_CHANGES = '{"changes":[]'
 
 
 def payload_changes(payload: str) -> Iterator[dict]:
@@ -330,13 +289,11 @@ def payload_changes(payload: str) -> Iterator[dict]:
     exists as one Python structure.  Anything else is decoded whole.  Raises
     ``ValueError``/``KeyError``/``TypeError`` for a payload that is not a list of changes.
     """
-    if not payload.startswith(_CHANGES_PREFIX):
-        yield from json.loads(payload)["changes"]
+    if not payload.startswith(_CHANGES_PREFIX) or payload.startswith(_EMPTY_CHANGES):
+        yield from json.loads(payload)["changes"]  # (a read's entry: no changes, then what was read)
         return
     decode = json.JSONDecoder().raw_decode
     at = len(_CHANGES_PREFIX)
-    if payload[at:] == "]}":
-        return
     while True:
         change, at = decode(payload, at)
         yield change
@@ -358,15 +315,13 @@ def recorded_digests(payload: str) -> Iterator[tuple[str, Any, bytes | None]]:
     its ``after`` encoded canonically.  ``check_rows`` re-checks a row that differs
     through the decoded values, so a payload that is valid but not canonical never
     names a row wrongly.  Raises as :func:`payload_changes` does."""
-    if not payload.startswith(_CHANGES_PREFIX):
+    if not payload.startswith(_CHANGES_PREFIX) or payload.startswith(_EMPTY_CHANGES):
         for c in json.loads(payload)["changes"]:
             yield c["table"], c["id"], _digest_bytes(c["after"])
         return
     decode = json.JSONDecoder().raw_decode
     sha256 = hashlib.sha256
     at = len(_CHANGES_PREFIX)
-    if payload[at:] == "]}":
-        return
     while True:
         found = None
         if payload.startswith('{"after":', at):
@@ -603,6 +558,80 @@ def describe_difference(before: dict | None, after: dict | None, prefix: str = "
         else:
             parts.append(f"{prefix}{key} {old!r} → {new!r}")
     return "; ".join(p for p in parts if p)
+
+
+# --------------------------------------------------------------------- examining the trail
+
+
+@dataclass
+class TrailEntry:
+    """One entry as ``devicelog audit`` shows it: a read (what was seen) or a change."""
+
+    seq: int
+    at: dt.datetime
+    author: str
+    action: str
+    kind: str  # "read" or "change"
+    patients: list[str] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)
+    scope: str = ""
+    changes: list[str] = field(default_factory=list)  # "event 12", "device 4"
+
+    def as_json(self) -> dict:
+        return {
+            "seq": self.seq, "at": _plain(self.at), "author": self.author, "action": self.action, "kind": self.kind,
+            "patients": self.patients, "devices": self.devices, "scope": self.scope, "changes": self.changes,
+        }
+
+
+def trail(conn, *, patient_mrn: str | None = None, login: str | None = None,
+          start: dt.date | None = None, end: dt.date | None = None) -> Iterator[TrailEntry]:
+    """The entries a privacy officer asked for, oldest first: by patient (what was read of
+    them, which of their rows changed, and reads of every patient), by login (the login
+    part of the author: ``jdoe`` finds ``jdoe (Jane Doe)``), from ``start`` to ``end``
+    (dates, UTC, both included).  Raises LookupError for an unknown MRN."""
+    t = tables.AuditEntry.__table__
+    query = select(t.c.id, t.c.at, t.c.author, t.c.action, t.c.payload).order_by(t.c.id)
+    if login:
+        query = query.where((t.c.author == login) | t.c.author.startswith(login + " (", autoescape=True))
+    if start:
+        query = query.where(t.c.at >= dt.datetime.combine(start, dt.time(), dt.timezone.utc))
+    if end:
+        query = query.where(t.c.at < dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.timezone.utc))
+    pid, device_ids, serials = None, set(), set()
+    if patient_mrn is not None:
+        P, D = tables.Patient.__table__, tables.Device.__table__
+        pid = conn.execute(select(P.c.id).where(P.c.mrn == patient_mrn)).scalar()
+        if pid is None:
+            raise LookupError("no patient has this MRN")
+        for did, serial in conn.execute(select(D.c.id, D.c.serial).where(D.c.patient_id == pid)):
+            device_ids.add(did)
+            serials.add(serial)
+    for seq, at, author, action, payload in conn.execute(query):
+        body = json.loads(payload)
+        read = body.get("read")
+        if read is not None:
+            entry = TrailEntry(seq, at, author, action, "read", read.get("patients", []), read.get("devices", []), read.get("scope", ""))
+            if patient_mrn is not None and not (
+                patient_mrn in entry.patients or serials & set(entry.devices) or entry.scope.startswith("every patient")
+            ):
+                continue
+            yield entry
+            continue
+        changes = body.get("changes", [])
+        if patient_mrn is not None:
+            def concerns(c: dict) -> bool:
+                values = c.get("after") or c.get("before") or {}
+                return (
+                    (c["table"] == "patient" and c["id"] == pid)
+                    or (c["table"] == "device" and c["id"] in device_ids)
+                    or (c["table"] == "event" and values.get("device_id") in device_ids)
+                )
+
+            changes = [c for c in changes if concerns(c)]
+            if not changes:
+                continue
+        yield TrailEntry(seq, at, author, action, "change", changes=[f"{c['table']} {c['id']}" for c in changes])
 
 
 # --------------------------------------------------------------------- the whole check

@@ -248,7 +248,7 @@ def write_session(engine: Engine) -> Iterator[Session]:
     from sqlmodel import Session
 
     bind = engine.execution_options(devicelog_write=True)
-    with Session(bind, expire_on_commit=False) as session:
+    with refusals_named(), Session(bind, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
@@ -277,5 +277,22 @@ def read_session(engine: Engine) -> Iterator[Session]:
     """A session whose reads are one consistent snapshot (:func:`snapshot`)."""
     from sqlmodel import Session
 
-    with Session(snapshot(engine), expire_on_commit=False) as session:
+    with refusals_named(), Session(snapshot(engine), expire_on_commit=False) as session:
         yield session
+
+
+@contextlib.contextmanager
+def refusals_named() -> Iterator[None]:
+    """A server's "permission denied" becomes ``access.AccessRefused``: one line naming
+    the role that may do it (an ``InputError``, shown as every refused save is)."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        yield
+    except DBAPIError as exc:
+        from devicelog.store.access import refusal
+
+        refused = refusal(exc)
+        if refused is None:
+            raise
+        raise refused from None

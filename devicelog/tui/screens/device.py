@@ -62,6 +62,8 @@ class DeviceScreen(Screen):
         self._first_view = view
         self.event_rows: list = []
         self.view = None  # devicelog.tui.state.DeviceView, once read
+        self._read_logged = False  # the read entry for opening this screen (once)
+        self.may_amend = True  # False for a login the server lets record but not amend (a nurse)
 
     @property
     def history(self) -> DeviceHistory | None:
@@ -86,6 +88,7 @@ class DeviceScreen(Screen):
         view, self._first_view = self._first_view, None
         if view is not None:
             self.view = view
+            self._log_opened(view)
             self.render_device()
         else:
             self.load()
@@ -103,9 +106,15 @@ class DeviceScreen(Screen):
 
         import devicelog.forms  # noqa: F401 - render_device's therapy summary uses it; imported here, off the UI thread
 
+        from devicelog.problems import InputError
+
         app = self.app
         app.load_catalogue()  # the visit form needs the drugs
-        view = device_view(app.engine, self.device_id, settings=app.settings)
+        try:
+            view = device_view(app.engine, self.device_id, settings=app.settings)
+        except InputError as exc:  # the server refused this login (e.g. a scheduler): one line
+            app.call_from_thread(self.notify, f"Not shown: {exc}", severity="error")
+            return
         if get_current_worker().is_cancelled:
             return
         if view is None:
@@ -116,9 +125,27 @@ class DeviceScreen(Screen):
     def _loaded(self, view) -> None:
         refill_shown = self._is_pump()
         self.view = view
+        self._log_opened(view)
         self.render_device()
         if self._is_pump() != refill_shown:
             self.refresh_bindings()  # the footer is rebuilt only when Refill appears or goes
+
+    def _log_opened(self, view) -> None:
+        if not self._read_logged:
+            self._read_logged = True
+            self._append_read(view.history.device.serial, view.history.patient.mrn)
+
+    @work(thread=True, group="read-log")
+    def _append_read(self, serial: str, mrn: str) -> None:
+        from devicelog.tui.reads import log_opened, may_amend
+
+        log_opened(self.app, f"device screen {serial} (patient {mrn})", patients=[mrn], devices=[serial])
+        if not may_amend(self.app.engine):  # amend and void leave the footer (a clinician's)
+            self.app.call_from_thread(self._offer_amend, False)
+
+    def _offer_amend(self, may: bool) -> None:
+        self.may_amend = may
+        self.refresh_bindings()
 
     def _is_pump(self) -> bool:
         """Refill is offered for a pump: known from the record once read, else from the hint."""
@@ -137,6 +164,8 @@ class DeviceScreen(Screen):
             return self._is_pump()
         if action == "review":
             return self._is_pump()
+        if action in ("amend", "void"):
+            return self.may_amend
         return True
 
     def render_device(self) -> None:
@@ -363,8 +392,14 @@ def open_device(screen: Screen, device_id: int, *, pump: bool | None = None) -> 
         import devicelog.forms  # noqa: F401 - render_device's therapy summary uses it; imported here, off the UI thread
         from devicelog.tui.state import device_view
 
+        from devicelog.problems import InputError
+
         app.load_catalogue()  # the visit form needs the drugs
-        view = device_view(app.engine, device_id, settings=app.settings)
+        try:
+            view = device_view(app.engine, device_id, settings=app.settings)
+        except InputError as exc:  # the server refused this login (e.g. a scheduler): one line
+            app.call_from_thread(screen.notify, f"Not shown: {exc}", severity="error")
+            return
         if get_current_worker().is_cancelled:
             return
         app.call_from_thread(push, view)

@@ -91,11 +91,15 @@ class DueScreen(Screen):
         from devicelog.reports.due_pdf import print_due_pdf
 
         app = self.app
+        from devicelog.tui.reads import log_opened
+
         try:
-            _, message = print_due_pdf(app.engine, app.settings, app.today, within, kinds, Path.cwd())
+            path, message = print_due_pdf(app.engine, app.settings, app.today, within, kinds, Path.cwd())
         except Exception as exc:  # a full disk, an unwritable folder: say so, keep the screen
             app.call_from_thread(app.notify, f"Due list PDF not written: {exc}", severity="error")
             return
+        # names and MRNs of everyone on it, on paper: a logged read (issue 15)
+        log_opened(app, f"due list as of {app.today} (pdf)", scope=f"every patient on the due list as of {app.today}, written to {path}")
         app.call_from_thread(app.notify, message, timeout=12)
 
     @on(Select.Changed)

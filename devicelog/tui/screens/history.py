@@ -113,6 +113,7 @@ class HistoryScreen(Screen):
         self.trends_drawn = False
         self.kind_filter: str | None = None  # None: every kind
         self.timeline_rows: list[tuple[str, object]] = []  # what each table row shows, for the detail pane
+        self._read_logged = False  # the read entry for opening this history (once)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -156,15 +157,22 @@ class HistoryScreen(Screen):
         from devicelog.reports.history import load_report
         from devicelog.store.db import read_session
 
+        from devicelog.problems import InputError
+
         app = self.app
         try:
             with read_session(self.engine) as session:
                 report = load_report(
                     session, device_id=self.device_id, settings=self.settings, as_of=self.today, whole_patient=self.whole_patient
                 )
-        except LookupError as exc:
-            app.call_from_thread(self.notify, str(exc), severity="error")
+        except (LookupError, InputError) as exc:  # InputError: the server refused this login, in one line
+            app.call_from_thread(self.notify, f"Not shown: {exc}", severity="error")
             return
+        if not self._read_logged:
+            from devicelog.tui.reads import log_opened
+
+            self._read_logged = True
+            log_opened(app, f"history of {report.scope}", patients=[report.patient_mrn], devices=[d.serial for d in report.devices], engine=self.engine)
         app.call_from_thread(self.show, report)
 
     # ------------------------------------------------------------------ drawing
