@@ -27,7 +27,7 @@ from devicelog import cli
 from devicelog.cli import main
 from devicelog.store.db import make_engine
 from devicelog.store.schema import prepare
-from tests.conftest import requires_sqlite
+from tests.conftest import recorded_author, requires_sqlite
 from tests.safety_data import make_clinic
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +44,7 @@ NEW_PATIENT_DOC = {
 }
 
 
-COMMAND_NAMES = ["bare", "tui", "init", "verify", "backup", "restore", "due", "history", "mri", "review", "fhir", "demo", "import", "export"]
+COMMAND_NAMES = ["bare", "tui", "init", "verify", "backup", "restore", "due", "history", "mri", "review", "fhir", "demo", "import", "export", "audit", "admin"]
 
 
 def commands(tmp_path: Path) -> dict[str, list[str]]:
@@ -66,6 +66,8 @@ def commands(tmp_path: Path) -> dict[str, list[str]]:
         "demo": ["demo", "--patients", "2"],
         "import": ["import", str(doc)],
         "export": ["export"],
+        "audit": ["audit"],
+        "admin": ["admin", "who"],
     }
 
 
@@ -283,7 +285,7 @@ def test_global_options_work_after_the_command(clinic, tmp_path, capsys):
     out = tmp_path / "out.json"
     assert run(["export", "--db", clinic, "-o", str(out)], capsys)[0] == 0
     authors = {p["mrn"]: p.get("author") for p in json.loads(out.read_text(encoding="utf-8"))["patients"]}
-    assert authors["NEW-1"] == "rn.after"
+    assert authors["NEW-1"] == recorded_author("rn.after")
 
 
 def test_help_still_lists_every_command_and_each_commands_options(capsys):
@@ -468,8 +470,10 @@ def test_a_read_only_database_serves_every_read_and_refuses_a_write(where, sqlit
     codes = json.loads(done.stdout.split("CODES=")[1].splitlines()[0])
     assert codes == {name: 0 for name in READ_COMMANDS}, done.stderr
     assert done.stdout.split("WRITE=")[1].strip() == "2"
-    refusal = [line for line in done.stderr.splitlines() if "read-only" in line]
+    refusal = [line for line in done.stderr.splitlines() if "nothing was written" in line]
     assert refusal == [f"devicelog: {db} is read-only (attempt to write a readonly database); nothing was written"]
+    # A read of a read-only copy goes on, and says it could not be logged (issue 15, section 3).
+    assert "this read was not logged in the audit trail: the database is read-only" in done.stderr
     assert db.read_bytes() == before
 
 

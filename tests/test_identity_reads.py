@@ -144,7 +144,7 @@ def test_audit_command_by_patient_login_dates_and_json(clinic, db_url, capsys):
     assert found[0]["action"] == "add patient" and found[0]["changes"] == ["patient 1"]
     assert not any(e["action"].startswith("catalogue") for e in found)
     assert [e["action"] for e in found[-2:]] == ["read: history of device NGP100", "read: export of the whole clinic"]
-    assert main(["--db", db_url, "audit", "--user", "clerk"]) == 0
+    assert main(["--db", db_url, "audit", "--login", "clerk"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 and "clerk (Pat)" in lines[0] and "read: history of device NGP100  [patient MRN001, device NGP100]" in lines[0]
     assert main(["--db", db_url, "audit", "--from", "2001-01-01", "--to", "2001-12-31"]) == 0
@@ -155,5 +155,7 @@ def test_audit_command_by_patient_login_dates_and_json(clinic, db_url, capsys):
 
 @requires_sqlite
 def test_admin_is_a_servers_command(db_url, capsys):
+    assert main(["init", db_url]) == 0
+    capsys.readouterr()
     assert main(["--db", db_url, "admin", "who"]) == 2
     assert "roles are a database server's (PostgreSQL)" in capsys.readouterr().err

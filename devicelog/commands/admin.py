@@ -32,6 +32,9 @@ def run(args: argparse.Namespace, ctx) -> int:
     from devicelog.store import access
 
     if not is_server(args.db):
+        from devicelog.store.schema import open_database
+
+        open_database(args.db, migrate=False).dispose()  # a missing or foreign file is named first (one line, exit 2)
         print("devicelog admin: roles are a database server's (PostgreSQL); a SQLite file belongs to its OS login", file=sys.stderr)
         return 2
     from devicelog.store.db import make_engine

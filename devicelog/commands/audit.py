@@ -6,7 +6,7 @@ read's action starts with ``read:`` and says which patients or devices, or what 
 Examples::
 
     devicelog audit --patient MRN001                 # everything about one patient
-    devicelog audit --user jdoe --from 2026-11-01 --to 2026-11-30
+    devicelog audit --login jdoe --from 2026-11-01 --to 2026-11-30
     devicelog audit --format json -o trail.json
 """
 
@@ -20,7 +20,7 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
     from devicelog.cli import parse_date
 
     parser.add_argument("--patient", metavar="MRN", help="only what concerns this patient (reads of every patient included)")
-    parser.add_argument("--user", dest="login", metavar="LOGIN", help="only this login's reads and changes")
+    parser.add_argument("--login", dest="login", metavar="LOGIN", help="only this login's reads and changes (a person's own login; --user is the global display name)")
     parser.add_argument("--from", dest="start", type=parse_date, metavar="DATE", help="from this date (UTC), included")
     parser.add_argument("--to", dest="end", type=parse_date, metavar="DATE", help="to this date (UTC), included")
     parser.add_argument("--format", choices=("text", "json"), default="text", help="output format (default: text)")
