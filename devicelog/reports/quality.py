@@ -92,7 +92,7 @@ def render_text(report: QualityReport) -> str:
         add("  no permanent implants")
     for s in report.survival:
         at = " · ".join(f"{d // 365} y {_survival_at(s, d)}" for d in SURVIVAL_DAYS)
-        add(f"  {s.kind.label}: {s.devices} devices, {s.events} failures · {at}")
+        add(f"  {s.kind.label}: {s.devices} devices, {s.events} failure{'' if s.events == 1 else 's'} · {at}")
     add("")
     add("Monthly on-time refills")
     for p in report.monthly_on_time:
@@ -249,7 +249,7 @@ def _km_chart_data(report: QualityReport):
 def _month_chart_data(report: QualityReport):
     points = [(float(i), p.percent / 100) for i, p in enumerate(report.monthly_on_time) if p.percent is not None]
     x_max = float(max(1, len(report.monthly_on_time) - 1))
-    every = max(1, len(report.monthly_on_time) // 8)
+    every = max(1, -(-len(report.monthly_on_time) // 7))  # at most 7 labels: they must not overlap
     ticks = [(float(i), p.month) for i, p in enumerate(report.monthly_on_time) if i % every == 0]
     return [("on time", (31, 119, 180), points)], x_max, ticks
 
@@ -417,7 +417,7 @@ def render_pdf(report: QualityReport, *, page_size: str = "A4") -> bytes:
         chart("Device survival (Kaplan–Meier)", series, x_max, ticks)
         text("Permanent implants up to the period's end; failure = explant, revision, migration or replacement; censored at death or period end.", size=7)
         for s in report.survival:
-            text(f"{s.kind.label}: {s.devices} devices, {s.events} failures · " + " · ".join(f"{d // 365} y {_survival_at(s, d)}" for d in SURVIVAL_DAYS), size=8)
+            text(f"{s.kind.label}: {s.devices} devices, {s.events} failure{'' if s.events == 1 else 's'} · " + " · ".join(f"{d // 365} y {_survival_at(s, d)}" for d in SURVIVAL_DAYS), size=8)
     if report.monthly_on_time:
         series, x_max, ticks = _month_chart_data(report)
         chart("Refills done by their latest safe date, per month", series, x_max, ticks)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Iterator, Sequence
 
-from sqlalchemy import and_, func, or_
+from sqlalchemy import Text, and_, cast, func, or_
 from sqlalchemy import select as sa_select
 
 from devicelog.clinic.history import DeviceHistory, DeviceInfo, PatientInfo, effective_events
@@ -31,9 +31,14 @@ _ALWAYS = (EventKind.reintervention.value, EventKind.trial_start.value, EventKin
 _PUMP = (EventKind.refill.value, EventKind.programming.value)
 
 
-def _wanted(E, period: Period, last_fill_before):
+def _wanted(E, period: Period, last_fill_before, ziconotide_codes: Sequence[str]):
     """The event rows the report reads (see the module's docstring); amendments and the
-    originals they amend are read whatever their date, so ``effective_events`` sees both."""
+    originals they amend are read whatever their date, so ``effective_events`` sees both.
+
+    Older refills are read only when they hold ziconotide: whether a fill is a pump's
+    *first* ziconotide fill (rule 5: first refill within 14 days) depends on them.  The
+    test is a text match on the stored JSON (``"ziconotide"``), which may read a row too
+    many (a note naming the drug), never one too few."""
     wound_until = period.end + dt.timedelta(days=SSI_WINDOW_DAYS + 1)
     since = func.coalesce(last_fill_before.c.since, period.start)
     amended = sa_select(E.c.amends_id).where(E.c.amends_id.is_not(None)).scalar_subquery()
@@ -41,6 +46,7 @@ def _wanted(E, period: Period, last_fill_before):
         and_(E.c.kind.in_(_ALWAYS), E.c.occurred_on <= period.end),
         and_(E.c.kind == EventKind.wound_check.value, E.c.occurred_on >= period.start, E.c.occurred_on <= wound_until),
         and_(E.c.kind.in_(_PUMP), E.c.occurred_on >= since, E.c.occurred_on <= period.end),
+        *(and_(E.c.kind == EventKind.refill.value, E.c.occurred_on < since, cast(E.c.data, Text).like(f'%"{code}"%')) for code in ziconotide_codes),
         E.c.amends_id.is_not(None),
         E.c.id.in_(amended),
     )
@@ -53,6 +59,7 @@ def quality_histories(session, period: Period, kinds: Sequence[DeviceKind] = ())
     P = queries._PATIENT_T.c
     E = queries._tables().EventRow.__table__
     models = {m.code: m for m in queries.device_models(session)}
+    ziconotide_codes = sorted(code for code, drug in queries.drugs_by_code(session).items() if drug.is_ziconotide)
     codes = [code for code, m in models.items() if not kinds or m.kind in kinds]
     ids = [
         r[0]
@@ -78,7 +85,7 @@ def quality_histories(session, period: Period, kinds: Sequence[DeviceKind] = ())
         ).all()
         in_batch = E.c.device_id.in_(batch)
         event_ids = sa_select(E.c.id).select_from(E.outerjoin(last_fill_before, last_fill_before.c.device_id == E.c.device_id)).where(
-            in_batch, _wanted(E, period, last_fill_before)
+            in_batch, _wanted(E, period, last_fill_before, ziconotide_codes)
         )
         events: dict[int, list] = {}
         for event in queries._read_events(session, E.c.id.in_(event_ids)):
