@@ -268,3 +268,35 @@ def test_kind_filter_keeps_only_that_kind(demo_db, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert [s["kind"] for s in doc["survival"]] == ["spinal_cord_stimulator"]
     assert doc["sections"][0]["figures"][0]["denominator"] == 0
+
+
+# ============================================================== the screen
+
+
+async def test_quality_screen_drills_down_with_enter(demo_db):
+    from textual.widgets import DataTable
+
+    from devicelog.settings import Settings
+    from devicelog.tui.app import make_app
+    from devicelog.tui.screens.quality import QualityScreen
+
+    app = make_app(demo_db, Settings(), AS_OF, "nurse")
+    async with app.run_test(size=(120, 50)) as pilot:
+        app.push_screen(QualityScreen())
+        for _ in range(6):
+            await pilot.pause()
+            await app.workers.wait_for_complete()
+        screen = app.screen
+        figures = screen.query_one("#quality-figures", DataTable)
+        assert str(figures.get_row_at(0)[0]) == "Refills done by their latest safe date"
+        late = screen.report.refill_on_time
+        assert figures.get_row_at(0)[2:] == [str(late.numerator), str(late.denominator)]
+        await pilot.press("enter")
+        await pilot.pause()
+        members = screen.query_one("#quality-members", DataTable)
+        assert members.row_count == len(late.members) > 0
+        assert str(members.get_row_at(0)[2]) == late.members[0].serial
+        assert members.has_focus
+        await pilot.press("escape")  # back to the figures, still on the screen
+        await pilot.pause()
+        assert figures.has_focus and app.screen is screen

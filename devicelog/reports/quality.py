@@ -35,7 +35,7 @@ KIND_COLOURS = {
 }
 
 
-def _sections(report: QualityReport) -> list[tuple[str, list[Figure | Median]]]:
+def sections(report: QualityReport) -> list[tuple[str, list[Figure | Median]]]:
     return [
         ("Refills (intrathecal pumps)", [report.refill_on_time, *report.overdue_bands[1:], report.discrepancies, report.pocket_fills]),
         ("Wounds and infection (rule 22)", [report.wound_escalations, report.infections]),
@@ -69,7 +69,7 @@ def render_text(report: QualityReport) -> str:
     add = out.append
     add("devicelog program quality report")
     add(f"Period: {report.period} · {_kinds(report)}")
-    for title, items in _sections(report):
+    for title, items in sections(report):
         add("")
         add(title)
         add("-" * len(title))
@@ -132,7 +132,7 @@ def report_dict(report: QualityReport) -> dict:
     return {
         "period": {"start": report.period.start.isoformat(), "end": report.period.end.isoformat()},
         "kinds": [k.value for k in report.kinds],
-        "sections": [{"title": title, "figures": [_figure_dict(i) for i in items]} for title, items in _sections(report)],
+        "sections": [{"title": title, "figures": [_figure_dict(i) for i in items]} for title, items in sections(report)],
         "overdue_distribution": [_figure_dict(f) for f in report.overdue_bands],
         "reviews": report.reviews,
         "survival": [
@@ -168,7 +168,7 @@ def render_csv(report: QualityReport) -> str:
             w.writerow(["member", key, "", "", "", "", "", start, end, csv_cell(m.mrn), csv_cell(m.name), csv_cell(m.serial), m.on.isoformat() if m.on else "", csv_cell(m.note)])
 
     figures: list[Figure | Median] = [report.refill_on_time, *report.overdue_bands, report.discrepancies, report.pocket_fills]
-    for _title, items in _sections(report)[1:]:
+    for _title, items in sections(report)[1:]:
         figures += items
     for item in figures:
         if isinstance(item, Figure):
@@ -269,7 +269,7 @@ def render_html(report: QualityReport) -> str:
         "<h1>Program quality report</h1>",
         f"<p>Period: {e(str(report.period))} · {e(_kinds(report))}</p>",
     ]
-    for title, items in _sections(report):
+    for title, items in sections(report):
         out.append(f"<h2>{e(title)}</h2>")
         if not items:
             out.append("<p>None in the period.</p>")
@@ -349,7 +349,7 @@ def render_pdf(report: QualityReport, *, page_size: str = "A4") -> bytes:
     text("Program quality report", "B", 15, 8)
     text(f"Period: {report.period} · {_kinds(report)}")
     widths = (width * 0.52, width * 0.2, width * 0.14, width * 0.14)
-    for title, items in _sections(report):
+    for title, items in sections(report):
         need(20)
         pdf.ln(2)
         text(title, "B", 11, 6)
