@@ -12,22 +12,35 @@ import pytest
 
 from devicelog import cli, demo
 from devicelog.clinic.history import DeviceInfo, PatientInfo
-from devicelog.clinic.quality import NOT_RECORDED_REVIEWS, Period, kaplan_meier, quality_report
+from devicelog.clinic.quality import (
+    NOT_RECORDED_REVIEWS,
+    Period,
+    kaplan_meier,
+    quality_report,
+)
 from devicelog.clinic.records import (
+    AnalgesicChange,
     Drainage,
     ImplantType,
     OutcomeData,
-    TrialEndData,
-    TrialStartData,
-    AnalgesicChange,
     ReinterventionData,
     ReinterventionKind,
+    TrialEndData,
+    TrialStartData,
 )
 from devicelog.reports import quality as report
 from devicelog.store import queries
 from devicelog.store.db import read_session
 from devicelog.store.quality import quality_histories
-from tests.clinic_builders import CATALOGUE, SETTINGS, Story, d, refill, simple_program, wound
+from tests.clinic_builders import (
+    CATALOGUE,
+    SETTINGS,
+    Story,
+    d,
+    refill,
+    simple_program,
+    wound,
+)
 
 DRUGS = {drug.code: drug for drug in CATALOGUE.drugs}
 PERIOD = Period(d("2026-01-01"), d("2026-12-31"))

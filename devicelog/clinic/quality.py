@@ -39,12 +39,17 @@ from __future__ import annotations
 import datetime as dt
 import statistics
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
 
 from devicelog.clinic.catalogue import Drug
 from devicelog.clinic.history import DeviceHistory, clinical_order
-from devicelog.clinic.pump import possible_pocket_fill, pump_fills, reconcile_refill, refill_schedule
+from devicelog.clinic.pump import (
+    possible_pocket_fill,
+    pump_fills,
+    reconcile_refill,
+    refill_schedule,
+)
 from devicelog.clinic.records import (
     SURGICAL_REINTERVENTIONS,
     DeviceKind,
@@ -294,7 +299,7 @@ def quality_report(
     A history may hold only the event kinds the report reads (refills, pump programming
     changes, wound checks, reinterventions, trial starts and ends, outcomes)."""
     wanted = set(kinds)
-    on_time: list[Member] = []
+    on_time = 0  # a count: the on-time refills are not listed (the late ones are)
     late: list[Member] = []
     bands: list[list[Member]] = [[] for _ in OVERDUE_BANDS]
     months: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -344,8 +349,7 @@ def quality_report(
                 month[1] += 1
                 if overdue_days <= 0:
                     month[0] += 1
-                    on_time.append(_member(history, on))
-                    bands[0].append(on_time[-1])
+                    on_time += 1
                 else:
                     member = _member(history, on, f"{overdue_days} day{'' if overdue_days == 1 else 's'} after the latest safe date {due.latest_safe_on}")
                     late.append(member)
@@ -412,11 +416,11 @@ def quality_report(
                 record.member = _member(history, point.on)
 
     # ------------------------------------------------------------------ assemble
-    refills_counted = len(on_time) + len(late)
+    refills_counted = on_time + len(late)
     refill_on_time = Figure(
         "refill_on_time",
         "Refills done by their latest safe date",
-        len(on_time),
+        on_time,
         refills_counted,
         100,
         "%",
@@ -426,11 +430,12 @@ def quality_report(
         "refills after their latest safe date",
         tuple(late),
     )
+    bands_counts = [on_time, *(len(members) for members in bands[1:])]
     overdue_bands = [
         Figure(
             f"overdue_{index}",
             f"Days overdue at the visit: {label}",
-            len(members),
+            bands_counts[index],
             refills_counted,
             100,
             "%",

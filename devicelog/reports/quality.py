@@ -18,7 +18,7 @@ import datetime as dt
 import html
 import io
 import json
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from devicelog.clinic.quality import Figure, Median, Member, QualityReport, Survival
 from devicelog.reports.safe import csv_cell, json_text, visible
@@ -262,9 +262,11 @@ def render_html(report: QualityReport) -> str:
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8"><title>devicelog program quality report</title>',
-        "<style>body{font-family:sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse;margin:0.5em 0}"
-        "td,th{border-bottom:1px solid #ccc;padding:0.25em 0.6em;text-align:left;vertical-align:top}"
-        "td.n{text-align:right}.def{color:#555;font-size:0.85em}details{font-size:0.9em}.na{background:#fff4d6;padding:0.5em 1em}</style>",
+        (
+            "<style>body{font-family:sans-serif;margin:2em;max-width:60em}table{border-collapse:collapse;margin:0.5em 0}"
+            "td,th{border-bottom:1px solid #ccc;padding:0.25em 0.6em;text-align:left;vertical-align:top}"
+            "td.n{text-align:right}.def{color:#555;font-size:0.85em}details{font-size:0.9em}.na{background:#fff4d6;padding:0.5em 1em}</style>"
+        ),
         "</head><body>",
         "<h1>Program quality report</h1>",
         f"<p>Period: {e(str(report.period))} · {e(_kinds(report))}</p>",

@@ -15,12 +15,17 @@ the clinic.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 from sqlalchemy import Text, and_, cast, func, or_
 from sqlalchemy import select as sa_select
 
-from devicelog.clinic.history import DeviceHistory, DeviceInfo, PatientInfo, effective_events
+from devicelog.clinic.history import (
+    DeviceHistory,
+    DeviceInfo,
+    PatientInfo,
+    effective_events,
+)
 from devicelog.clinic.quality import SSI_WINDOW_DAYS, Period
 from devicelog.clinic.records import DeviceKind, EventKind
 from devicelog.store import queries
