@@ -58,27 +58,32 @@ def run(args: argparse.Namespace, ctx) -> int:
         drugs = queries.drugs_by_code(session)
         built = quality_report(quality_histories(session, period, kinds), period=period, settings=settings, drugs=drugs, kinds=kinds)
     if args.format == "pdf":
-        data = report.render_pdf(built, page_size=args.page_size or settings.page_size)
-        if args.output:
-            with open(args.output, "wb") as fh:
-                fh.write(data)
-        else:
-            sys.stdout.buffer.write(data)
-            sys.stdout.flush()
+        data: bytes | str = report.render_pdf(built, page_size=args.page_size or settings.page_size)
     else:
         render = {"text": report.render_text, "json": report.render_json, "csv": report.render_csv, "html": report.render_html}[args.format]
-        text = render(built)
-        if args.output:
-            with open(args.output, "w", encoding="utf-8", newline="") as fh:
-                fh.write(text)
-        else:
-            try:
-                sys.stdout.write(text)
-                sys.stdout.flush()
-            except BrokenPipeError:
-                import os
+        data = render(built)
+    if args.output:
+        try:
+            if isinstance(data, bytes):
+                with open(args.output, "wb") as fh:
+                    fh.write(data)
+            else:
+                with open(args.output, "w", encoding="utf-8", newline="") as fh:
+                    fh.write(data)
+        except OSError as exc:
+            print(f"devicelog quality: -o FILE = {args.output!r}: cannot write it ({exc.strerror or exc})", file=sys.stderr)
+            return 1
+    elif isinstance(data, bytes):
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        try:
+            sys.stdout.write(data)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            import os
 
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     if args.output:
         print(f"devicelog quality: {period} written to {args.output}", file=sys.stderr)
     return 0
