@@ -114,29 +114,15 @@ def probe_due(args) -> dict:
     until = (as_of + dt.timedelta(days=args.within)).isoformat()
     baseline = due_inputs_baseline(args.db, until)
 
-    # What `devicelog due --format json` runs: on SQLite the list's JSON read from the
-    # due table (reports.due.json_from_table) and written; else the stored list as rows
-    # (store.due.due_rows) written by render_json_rows; else the DueList path.
+    # What `devicelog due --format json` runs: the list (from the due table when it is
+    # fresh), then render_json.
     t0 = time.perf_counter()
-    table_json = rows = None
     with engine.connect() as conn:
-        if hasattr(report, "json_from_table"):
-            table_json = report.json_from_table(conn, as_of=as_of, settings=settings, within_days=args.within)
-        if table_json is None and hasattr(store_due, "due_rows"):
-            rows = store_due.due_rows(conn, as_of=as_of, settings=settings, within_days=args.within)
-        if table_json is None and rows is None:
-            dl = store_due.due_list(conn, as_of=as_of, settings=settings, within_days=args.within)
+        dl = store_due.due_list(conn, as_of=as_of, settings=settings, within_days=args.within)
     t1 = time.perf_counter()
     out = io.StringIO()
-    if table_json is not None:
-        table_json.write(out)
-        path, items = "json_from_table + write", table_json.count
-    elif rows is not None:
-        report.render_json_rows(rows, out)
-        path, items = "due_rows + render_json_rows", len(rows.rows)
-    else:
-        report.render_json(dl, out)
-        path, items = "due_list + render_json", len(dl.entries)
+    report.render_json(dl, out)
+    path, items = "due_list + render_json", len(dl.entries)
     t2 = time.perf_counter()
     return {
         "baseline": baseline,

@@ -136,6 +136,16 @@ def _pick(r: random.Random, weighted) -> str:
     return weighted[-1][0]
 
 
+#: Rule 26: what the demo clinic's reviews of flagged refills found or did, with a note.
+REVIEW_FINDINGS = (
+    ("no_cause_found", "residual re-read with the patient; no symptoms"),
+    ("no_cause_found", ""),
+    ("pump_interrogated", "pump log read: rate and boluses as programmed"),
+    ("catheter_study_ordered", "CAP dye study booked"),
+    ("pocket_fill_excluded", "no pocket swelling; aspirate clear"),
+)
+
+
 class _Story:
     """Builds one patient's record; ``add`` keeps events in time order within the day."""
 
@@ -190,6 +200,21 @@ class _Story:
         }
         if voided:
             item["voided"] = True
+        self.events.append(item)
+
+    def review(self, refill: dict, limit_ml: float, discrepancy_ml: float) -> None:
+        """Rule 26: most flagged refills were reviewed within days; the last month's stay open."""
+        on = dt.date.fromisoformat(refill["occurred_on"])
+        if abs(discrepancy_ml) <= limit_ml + 0.1 or on > self.as_of - dt.timedelta(days=30):
+            return  # not clearly beyond the limit (rounding), or recent: left for the clinic to review
+        # A generator of its own, so the rest of the clinic is what it was before reviews existed.
+        r = random.Random(f"review {refill['ref']}")
+        finding, note = r.choice(REVIEW_FINDINGS)
+        when = on  # reviewed the same day, after the refill (a later day could fall after an explant)
+        self.per_day[when] = minute = self.per_day.get(when, 0) + 1
+        item = {"ref": self.next_ref(), "device_serial": refill["device_serial"], "occurred_on": when.isoformat(),
+                "author": refill["author"], "recorded_at": _at(when, 700 + minute),
+                "data": {"kind": "refill_review", "finding": finding, "note": note}, "reviews": refill["ref"]}
         self.events.append(item)
 
     def device(self, model: str, implanted_on: dt.date, k: int, **extra) -> dict:
@@ -367,9 +392,13 @@ def _pump(s: _Story, model: str, implanted_on: dt.date, k: int, until: dt.date, 
         if compounded:
             refill["admixture_bud"] = (on + dt.timedelta(days=60)).isoformat()
         item = s.add(serial, on, refill)
+        final_withdrawn = refill["volume_withdrawn_ml"]
         if item is not None and r.random() < 0.02:
             fixed = dict(refill, volume_withdrawn_ml=min(round(withdrawn + 1.0, 1), reservoir))
             s.amend(item, fixed, "volume withdrawn mistyped: syringe read again")
+            final_withdrawn = fixed["volume_withdrawn_ml"]
+        if item is not None:
+            s.review(item, 2.0 if reservoir >= 40 else 1.0, final_withdrawn - expected)
         fill_on, after = on, reservoir
     return device
 
@@ -748,6 +777,8 @@ class _Checker:
             source = e["data"]
             if e.get("voided"):  # a void keeps the original's values (services.void_event)
                 source = next(x["data"] for x in story.events if x["ref"] == e["amends"])
+            if e.get("reviews"):  # rule 26: the document names the refill by ref; a row names it by id
+                source = {**source, "refill_event_id": event_ids[e["reviews"]]}
             typed = self.event_data.validate_python(source)
             device = next(d for d in story.devices if d["serial"] == e["device_serial"])
             occurred_on = dt.date.fromisoformat(e["occurred_on"])

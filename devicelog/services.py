@@ -30,6 +30,7 @@ from devicelog.clinic.records import (
     PumpMode,
     PumpProgram,
     RefillData,
+    RefillReviewData,
     ReinterventionData,
     ReinterventionKind,
 )
@@ -333,6 +334,7 @@ def check_event(
     problems += _after_the_mri(event)
     problems += _drugs_known(session, data, lookups.drugs(session) if lookups is not None else None)
     problems += _volumes_fit(data, model)
+    problems += _review_names_a_refill(session, event, device)
     if device.status in (DeviceStatus.explanted.value, DeviceStatus.replaced.value) and kind not in (
         EventKind.wound_check,
         EventKind.outcome,
@@ -345,6 +347,8 @@ def _fits_device(kind: EventKind, data, model: DeviceModel) -> list[Problem]:
     pump = model.kind is DeviceKind.intrathecal_pump
     if kind is EventKind.refill and not pump:
         return [Problem("data.kind", kind.value, f"a {model.label} is not a pump and has no reservoir")]
+    if kind is EventKind.refill_review and not pump:
+        return [Problem("data.kind", kind.value, f"a {model.label} is not a pump: it has no refills to review")]
     if kind in (EventKind.trial_start, EventKind.trial_end) and pump:
         return [Problem("data.kind", kind.value, "trials are recorded for stimulators")]
     if isinstance(data, ProgrammingData):
@@ -375,6 +379,62 @@ def _fits_device(kind: EventKind, data, model: DeviceModel) -> list[Problem]:
         return [Problem("data.reason", data.reason.value,
                         f"a {model.label} is not a pump: rule 13's post-MRI interrogation is for pumps")]
     return []
+
+
+def _review_names_a_refill(session: Session, event: EventIn, device: tables.Device) -> list[Problem]:
+    """Rule 26: a refill review names a refill of the same device, by its entry id, and
+    is dated on or after it.  (That the refill is flagged is a clinical refusal.)"""
+    data = event.data
+    if not isinstance(data, RefillReviewData):
+        return []
+    field = "data.refill_event_id"
+    if data.refill_event_id is None:
+        return [Problem(field, None, "name the flagged refill this review is of (its entry id)")]
+    row = session.get(tables.EventRow, data.refill_event_id)
+    if row is None or row.amends_id is not None:
+        return [Problem(field, data.refill_event_id, "no refill has this entry id")]
+    if row.kind != EventKind.refill.value:
+        return [Problem(field, data.refill_event_id, f"entry {row.id} is a {EventKind(row.kind).label.lower()}, not a refill")]
+    if row.device_id != device.id:
+        other = session.get(tables.Device, row.device_id)
+        return [Problem(field, data.refill_event_id, f"is a refill of another device ({other.serial if other else row.device_id}), not {device.serial}")]
+    refill_on = row.occurred_on
+    latest = session.exec(
+        select(tables.EventRow).where(tables.EventRow.amends_id == row.id).order_by(tables.EventRow.id.desc()).limit(1)
+    ).first()
+    if latest is not None:
+        if latest.voided:
+            return [Problem(field, data.refill_event_id, f"the refill of {row.occurred_on} was marked entered in error")]
+        refill_on = latest.occurred_on
+    if event.occurred_on < refill_on:
+        return [Problem("occurred_on", event.occurred_on.isoformat(), f"is before the refill it reviews ({refill_on})")]
+    return []
+
+
+def review_refusals(*, session: Session, event: EventIn, settings: Settings) -> list[Problem]:
+    """Rule 26 at the keyboard: the refill a review names must be flagged (a refill
+    discrepancy beyond the limit, rule 8, or a possible pocket fill, rule 9)."""
+    data = event.data
+    if not isinstance(data, RefillReviewData) or data.refill_event_id is None:
+        return []
+    from devicelog.clinic import pump
+
+    history = queries.history_by_serial(session, event.device_serial)
+    fills = pump.pump_fills(history.events)
+    reservoir_ml = history.device.model.reservoir_ml or 20.0
+    for k, fill in enumerate(fills):
+        if fill.event.id == data.refill_event_id:
+            if pump.refill_flags(fills, k, reservoir_ml, settings).any:
+                return []
+            return [
+                Problem(
+                    "data.refill_event_id",
+                    data.refill_event_id,
+                    f"the refill of {fill.event.occurred_on} has no flag to review "
+                    "(no discrepancy beyond the limit, no possible pocket fill)",
+                )
+            ]
+    return [Problem("data.refill_event_id", data.refill_event_id, "no refill of this device has this entry id")]
 
 
 def _after_the_mri(event: EventIn) -> list[Problem]:
@@ -433,12 +493,15 @@ def clinical_refusals(*, session: Session, event: EventIn, settings: Settings) -
 
     Rules 6-7: a dose the forecast blocks (ziconotide step, interval or maximum).
     Rule 9: a possible pocket fill must come with a reason code.
+    Rule 26: a review names a flagged refill (``review_refusals``).
     """
     data = event.data
     if isinstance(data, RefillData):
         program, where = data.program, "data.program"
     elif isinstance(data, ProgrammingData) and data.pump_program is not None:
         program, where = data.pump_program, "data.pump_program"
+    elif isinstance(data, RefillReviewData):
+        return review_refusals(session=session, event=event, settings=settings)
     else:
         return []
     from devicelog.clinic import forecast
@@ -481,6 +544,27 @@ def record_event(
     return row
 
 
+def record_review(
+    *,
+    session: Session,
+    serial: str,
+    refill_event_id: Any,
+    finding: Any,
+    note: str,
+    author: str,
+    today: dt.date,
+    occurred_on: dt.date | None = None,
+    settings: Settings | None = None,
+) -> tables.EventRow:
+    """Rule 26: record the review of a flagged refill (its entry id) on device ``serial``,
+    on ``occurred_on`` (default today): a ``refill_review`` event through
+    :func:`record_event`, so one transaction, audited, the due table refreshed."""
+    data = validate(RefillReviewData, {"refill_event_id": refill_event_id, "finding": finding, "note": note}, "data")
+    event = validate(EventIn, {"device_serial": serial, "occurred_on": occurred_on or today, "author": author,
+                               "data": data.model_dump()})
+    return record_event(session=session, event=event, today=today, settings=settings)
+
+
 def _apply_to_device(session: Session, device: tables.Device, event: EventIn) -> list[audit.Change]:
     data = event.data
     if isinstance(data, ReinterventionData) and data.reintervention in (
@@ -511,6 +595,9 @@ def amend_event(
         raise InputError([Problem("reason", reason, "an amendment must say why")])
     if data.kind != original.kind:
         raise InputError([Problem("data.kind", data.kind, f"the amended event is a {original.kind}")])
+    if isinstance(data, RefillReviewData) and data.refill_event_id != (original.data or {}).get("refill_event_id"):
+        raise InputError([Problem("data.refill_event_id", data.refill_event_id,
+                                  f"the amended review is of refill entry {(original.data or {}).get('refill_event_id')}")])
     device = session.get(tables.Device, original.device_id)
     candidate = EventIn(device_serial=device.serial, occurred_on=occurred_on, author=author, data=data)
     _, problems = check_event(session=session, event=candidate, today=today)

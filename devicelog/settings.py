@@ -106,6 +106,10 @@ class Settings(BaseModel):
     # (catalogue); ERI to EOS likewise.  Rule 12: alarm task horizons.
     critical_alarm_days: Annotated[int, Field(ge=0, le=0)] = 0
     noncritical_alarm_days: Annotated[int, Field(ge=0, le=7)] = 7
+    # Rules 11 and 28: after ERI a pump's replacement is due this many days before its
+    # EOS (ERI + 90 days on a SynchroMed), leaving time to rebook a cancelled operation
+    # before the pump stops [GK]; the latest safe date is EOS itself.
+    eri_replacement_margin_days: Annotated[int, Field(ge=7, le=60)] = 30
     # Rule 18.
     impedance_open_ohm: Annotated[float, Field(ge=1000, le=20000)] = 4000
     impedance_short_ohm: Annotated[float, Field(ge=0, le=1000)] = 250
@@ -133,6 +137,10 @@ class Settings(BaseModel):
     # Issue 6: print the PDF with this command (e.g. "lp"); empty means do not print.
     print_command: Annotated[str, Field(max_length=200)] = ""
     page_size: Literal["A4", "Letter"] = "A4"
+    # Issue 16: a due list PDF longer than this is refused (pointing to csv or html).
+    # A 30-day list of a 100,000-patient clinic (57,000 items) is about 7,900 pages;
+    # its whole list, about 20,800 pages, is refused.
+    due_pdf_max_pages: Annotated[int, Field(ge=1, le=100_000)] = 10_000
 
     @field_validator("follow_up_days", mode="before")
     @classmethod

@@ -59,6 +59,7 @@ from devicelog.clinic.records import (
     EventKind,
     PatientIn,
     Record,
+    RefillReviewData,
 )
 from devicelog.services import InputError, Problem
 from devicelog.store import queries, tables
@@ -88,13 +89,15 @@ class DocDevice(DeviceIn):
 
 
 class DocEvent(EventIn):
-    """An event of a device (by serial); an amendment names the event it corrects by ``ref``."""
+    """An event of a device (by serial); an amendment names the event it corrects by
+    ``ref``, and a refill review (rule 26) the refill it reviews, in ``reviews``."""
 
     ref: Ref | None = None
     amends: Ref | None = None
     amendment_reason: Annotated[str, Field(max_length=500)] | None = None
     voided: bool = False
     recorded_at: AwareDatetime | None = None
+    reviews: Ref | None = None
 
     @model_validator(mode="after")
     def _amendment(self) -> "DocEvent":
@@ -102,6 +105,15 @@ class DocEvent(EventIn):
             raise ValueError("voided: only an amendment (with amends) can void an event")
         if self.amendment_reason is not None and self.amends is None:
             raise ValueError("amendment_reason: only an amendment (with amends) has a reason")
+        review = isinstance(self.data, RefillReviewData)
+        if review and self.reviews is None:
+            raise ValueError("reviews: a refill review names the refill it reviews by that refill's ref")
+        if review and self.data.refill_event_id is not None:
+            raise ValueError(
+                f"data.refill_event_id {self.data.refill_event_id}: a document names the refill by ref, in reviews"
+            )
+        if not review and self.reviews is not None:
+            raise ValueError(f"reviews {self.reviews!r}: only a refill review (data.kind refill_review) names a refill")
         return self
 
 
@@ -479,7 +491,7 @@ class _Spool:
             CREATE TABLE devices (idx INTEGER PRIMARY KEY, valid INTEGER, serial TEXT, implanted_on TEXT,
                                   repl INTEGER, instant TEXT, status TEXT, body TEXT);
             CREATE TABLE events (idx INTEGER PRIMARY KEY, valid INTEGER, ref TEXT, amends TEXT, serial TEXT,
-                                 occurred_on TEXT, instant TEXT, body TEXT);
+                                 occurred_on TEXT, instant TEXT, body TEXT, reviews TEXT);
             """
         )
         self.pending: dict[str, list[tuple]] = {name: [] for name in SECTIONS}
@@ -559,7 +571,7 @@ def _spool_item(spool: _Spool, section: str, i: int, item: Any, text: str | None
         elif section == "devices":
             spool.add(section, (i, 0, raw_key, None, None, None, None, None))
         else:
-            spool.add(section, (i, 0, raw_key, None, None, None, None, None))
+            spool.add(section, (i, 0, raw_key, None, None, None, None, None, None))
         return
     body = _body(item, text, valid)
     if section == "patients":
@@ -569,7 +581,7 @@ def _spool_item(spool: _Spool, section: str, i: int, item: Any, text: str | None
                             _instant_key(valid.recorded_at), valid.status.value, body))
     else:
         spool.add(section, (i, 1, valid.ref, valid.amends, valid.device_serial, valid.occurred_on.isoformat(),
-                            _instant_key(valid.recorded_at), body))
+                            _instant_key(valid.recorded_at), body, valid.reviews))
 
 
 class _Lookups(services.Lookups):
@@ -649,12 +661,24 @@ def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.
             problems.append(Problem(f"$.events[{i}].amends", amends, "no event in the document has this ref"))
         elif target is not None and target_amends is not None:
             problems.append(Problem(f"$.events[{i}].amends", amends, "names an amendment; amend the original event instead"))
-    # The events an amendment names: kept (device id, checked event, new row id) for step 5.
+    # Rule 26: every refill review names an event of the document (that it is a refill of
+    # the same device, dated before, is checked in step 5).
+    review_target: dict[int, int] = {}  # doc index of a review -> doc index of the refill it names
+    for i, reviews, target in spool.rows(
+        "SELECT r.idx, r.reviews, f.idx FROM events r LEFT JOIN first_ref f ON f.ref = r.reviews "
+        "WHERE r.valid AND r.reviews IS NOT NULL ORDER BY r.idx"
+    ):
+        if target is None and reviews not in refused_refs:
+            problems.append(Problem(f"$.events[{i}].reviews", reviews, "no event in the document has this ref"))
+        elif target is not None:
+            review_target[i] = target
+    # The events an amendment or a review names: kept (device id, checked event, new row id) for step 5.
     targets = {
         t for (t,) in db.execute(
             "SELECT DISTINCT f.idx FROM events a JOIN first_ref f ON f.ref = a.amends WHERE a.valid AND a.amends IS NOT NULL"
         )
     }
+    targets |= set(review_target.values())
 
     # 3. Catalogue additions.
     catalogue_before = forecasts.catalogue_hash(session)
@@ -755,6 +779,29 @@ def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.
             "voided": e.voided,
         }
 
+    def review_refill_id(i: int, e: DocEvent) -> int | None:
+        """The row id of the refill review ``i`` names (rule 26), written first if it is
+        still pending; None (with the problem, or skipped) when it cannot be had."""
+        nonlocal skipped
+        target = review_target[i]
+        where = f"$.events[{i}]"
+        if target not in kept:
+            if problems:
+                skipped += 1  # most likely the refill was refused, and reported
+            else:
+                problems.append(Problem(f"{where}.reviews", e.reviews, "names no refill dated on or before this review"))
+            return None
+        _, refill = kept[target]
+        if refill.data.kind != "refill":
+            problems.append(Problem(f"{where}.reviews", e.reviews, f"names a {refill.data.kind.replace('_', ' ')}, not a refill"))
+            return None
+        if refill.device_serial != e.device_serial:
+            problems.append(Problem(f"{where}.reviews", e.reviews, f"names a refill of device {refill.device_serial!r}, not {e.device_serial!r}"))
+            return None
+        if target not in id_of and not problems:
+            write_events()
+        return id_of.get(target)  # None once the import is refused: nothing more is written
+
     timeline = """
         SELECT d.implanted_on AS day, 1 AS prio, d.repl AS repl, d.instant AS instant, d.idx AS idx, 0 AS what, d.body
         FROM devices d WHERE d.valid
@@ -811,6 +858,13 @@ def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.
         if e.device_serial in unchecked_serials:
             skipped += 1
             continue
+        if isinstance(e.data, RefillReviewData):
+            if i not in review_target:
+                continue  # its reviews ref names nothing: reported in step 2
+            refill_id = review_refill_id(i, e)
+            if refill_id is None:
+                continue
+            e = e.model_copy(update={"data": e.data.model_copy(update={"refill_event_id": refill_id})})
         event = _event_in(e)
         device, refused = services.check_event(session=session, event=event, today=today, lookups=lookups)
         if refused:
@@ -852,6 +906,11 @@ def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.
         if e.data.kind != original.data.kind:
             problems.append(Problem(f"{where}.data.kind", e.data.kind, f"the amended event is a {original.data.kind}"))
             continue
+        if isinstance(e.data, RefillReviewData):  # an amended review keeps the refill it reviews
+            if review_target.get(i) != review_target.get(target):
+                problems.append(Problem(f"{where}.reviews", e.reviews, "an amended review names the refill its original names"))
+                continue
+            e = e.model_copy(update={"data": e.data.model_copy(update={"refill_event_id": original.data.refill_event_id})})
         if e.voided:
             event = original  # a void keeps the original's date and values (services.void_event)
         else:
@@ -1142,6 +1201,8 @@ def _ordered_events(session: Session, with_data: bool) -> Iterator:
     )
 
     def tie_key(r, data) -> tuple:
+        if data.get("kind") == "refill_review":  # a row id means nothing in another database
+            data = {k: v for k, v in data.items() if k != "refill_event_id"}
         return (json.dumps(data, sort_keys=True), r.id)
 
     run: list = []
@@ -1179,6 +1240,14 @@ def _events_part(session: Session) -> Iterator[dict]:
     ).scalar()
     ref_of: dict[int, str] = {}
     amended_ids = {i for (i,) in session.execute(select(E.c.amends_id).where(E.c.amends_id.isnot(None)).distinct())}
+    # Rule 26: a review names its refill by ref too (its data's refill_event_id is a row id).
+    reviews = session.execute(select(E.c.id, E.c.recorded_at, E.c.data).where(E.c.kind == "refill_review")).all()
+    reviewed_ids = {r.data["refill_event_id"] for r in reviews}
+    if reviewed_ids:
+        recorded = dict(session.execute(select(E.c.id, E.c.recorded_at).where(E.c.id.in_(sorted(reviewed_ids)))).all())
+        early = early or any(recorded[r.data["refill_event_id"]] >= r.recorded_at for r in reviews)
+        amended_ids |= reviewed_ids
+    del reviews
     if early:
         for n, r in enumerate(_ordered_events(session, with_data=False), start=1):
             if r.id in amended_ids:
@@ -1195,6 +1264,10 @@ def _events_part(session: Session) -> Iterator[dict]:
             "recorded_at": _utc(r.recorded_at),
             "data": r.data,
         }
+        if r.data.get("kind") == "refill_review":
+            data = dict(r.data)
+            item["data"] = data
+            item["reviews"] = ref_of[data.pop("refill_event_id")]
         if r.amends_id is not None:
             item["amends"] = ref_of[r.amends_id]
             item["amendment_reason"] = r.amendment_reason

@@ -76,7 +76,7 @@ def test_default_demo_has_every_kind_of_device_and_story(clinic_doc):
     data = [e["data"] for e in clinic_doc["events"] if "amends" not in e]
     kinds = Counter(d["kind"] for d in data)
     assert set(kinds) == {"refill", "interrogation", "programming", "wound_check", "reintervention", "trial_start",
-                          "trial_end", "outcome"}
+                          "trial_end", "outcome", "refill_review"}
     reinterventions = {d["reintervention"] for d in data if d["kind"] == "reintervention"}
     assert {"pump_replacement", "lead_revision", "explant", "lead_removal"} <= reinterventions
     drugs = {x["drug"] for d in data if d["kind"] == "refill" for x in d["program"]["drugs"]}

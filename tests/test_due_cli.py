@@ -202,3 +202,19 @@ def test_empty_range_in_every_format(engine, tmp_path, capsys):
     )
     assert json.loads(export(engine, tmp_path, "json", "--within", "7"))["items"] == []
     assert export(engine, tmp_path, "csv", "--within", "7").decode("utf-8-sig").strip() == ",".join(FIELDS)
+
+
+def test_a_pdf_over_the_page_limit_is_refused_with_one_line_and_no_file(demo_db, tmp_path, capsys):
+    """The demo clinic's whole list takes more than one page: with due_pdf_max_pages = 1
+    the command says so in one line pointing to csv or html, exits 2 and writes nothing."""
+    settings = tmp_path / "settings.toml"
+    settings.write_text("due_pdf_max_pages = 1\n", encoding="utf-8")
+    target = tmp_path / "due.pdf"
+    code = cli.main(
+        ["--db", url(demo_db), "--settings", str(settings), "due", "--as-of", AS_OF.isoformat(), "--format", "pdf", "-o", str(target)]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert not target.exists() and not any(p.name.startswith("due.pdf") for p in tmp_path.iterdir())
+    assert err.count("\n") == 1 and "more than 1 PDF pages" in err and "csv or html" in err
+    assert "Traceback" not in err

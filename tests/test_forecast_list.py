@@ -50,10 +50,14 @@ def test_survival_under_3_months_also_suppresses_elective_items():
     assert [s.item.code for s in forecast.suppressed] == ["planned_replacement"]
 
 
-def test_hospice_keeps_the_critical_pump_replacement_at_eri():
+def test_hospice_suppresses_the_elective_pump_replacement_at_eri_and_keeps_the_eos_decision():
+    # Rule 28: ERI is non-critical, its replacement elective; the pump still stops at EOS,
+    # so a non-elective decision item stays (intrathecal drug must never lapse unplanned).
     story = old_pump_story(goals=GoalsOfCare.hospice).add("2026-01-05", interrogation(battery_state=BatteryState.eri))
     forecast = forecast_device(story.history, SETTINGS, CATALOGUE)
-    assert "pump_replacement_eos" in codes(forecast)
+    assert "pump_replacement_eos" not in codes(forecast)
+    assert "pump_replacement_eos" in [s.item.code for s in forecast.suppressed]
+    assert "eos_decision" in codes(forecast)
 
 
 def test_hospice_suppresses_stimulator_eri_replacement():

@@ -5,6 +5,7 @@ import pytest
 
 from devicelog.clinic.forecast import forecast_device, refill_preview
 from devicelog.clinic.pump import expected_residual_ml, possible_pocket_fill, refill_discrepancy
+from devicelog.clinic.records import RefillReviewData, ReviewFinding
 from devicelog.settings import Settings
 from tests.clinic_builders import (
     CATALOGUE,
@@ -132,12 +133,23 @@ def test_flagged_discrepancy_creates_a_same_day_high_item():
     assert "5.5 mL expected" in review.why
 
 
-def test_discrepancy_item_satisfied_by_a_later_interrogation():
+def test_discrepancy_flag_stays_after_later_entries_until_a_review():
+    """Rule 26 (issue 13 item 12): a later interrogation or refill does not clear the flag;
+    only a review naming the flagged refill does."""
+    # refill 2025-03-17 (event 102): 5.5 mL expected (as above), 4.0 withdrawn: −1.5 mL > 1.0 limit
     story = (
         first_fill_story()
         .add("2025-03-17", refill(MORPHINE_2, withdrawn_ml=4.0, bolus_since_ml=0.5))
         .add("2025-03-18", interrogation())
     )
+    assert item(forecast_device(story.history, SETTINGS, CATALOGUE), "refill_discrepancy_review").source_event_id == 102
+    # next refill 2025-05-26: 70 days × 0.2 = 14.0 mL from 20.0 → 6.0 expected, 6.0 withdrawn (not flagged)
+    story.add("2025-05-26", refill(MORPHINE_2, withdrawn_ml=6.0))
+    assert item(forecast_device(story.history, SETTINGS, CATALOGUE), "refill_discrepancy_review").source_event_id == 102
+    # a review of another refill (the first fill, 101) does not clear it
+    story.add("2025-05-27", RefillReviewData(refill_event_id=101, finding=ReviewFinding.no_cause_found))
+    assert "refill_discrepancy_review" in codes(forecast_device(story.history, SETTINGS, CATALOGUE))
+    story.add("2025-05-27", RefillReviewData(refill_event_id=102, finding=ReviewFinding.catheter_study_ordered, note="dye study booked"))
     assert "refill_discrepancy_review" not in codes(forecast_device(story.history, SETTINGS, CATALOGUE))
 
 
@@ -168,7 +180,7 @@ def test_pocket_fill_tolerance_is_a_setting():
     assert not possible_pocket_fill(data, Settings(pocket_fill_tolerance_ml=1.0)).flagged
 
 
-def test_pocket_fill_creates_a_monitoring_item_until_a_later_interrogation():
+def test_pocket_fill_creates_a_monitoring_item_until_a_review():
     story = first_fill_story().add(
         "2025-03-17", refill(MORPHINE_2, withdrawn_ml=5.5, bolus_since_ml=0.5, measured_after_ml=18.0, pocket_fill_reason="aspirate mismatch")
     )
@@ -178,6 +190,11 @@ def test_pocket_fill_creates_a_monitoring_item_until_a_later_interrogation():
     assert monitoring.rule == "rule 9"
     assert "2.0 mL" in monitoring.why  # measured 18.0 vs injected 20.0
     story.add("2025-03-17", interrogation())
+    # next refill 2025-04-20: 20.0 − 34 days × 0.2 = 13.2 mL expected, 13.2 withdrawn (no discrepancy)
+    story.add("2025-04-20", refill(MORPHINE_2, withdrawn_ml=13.2))
+    # rule 26: neither the interrogation nor the next refill clears it
+    assert item(forecast_device(story.history, SETTINGS, CATALOGUE), "pocket_fill_monitoring").source_event_id == 102
+    story.add("2025-04-20", RefillReviewData(refill_event_id=102, finding=ReviewFinding.pocket_fill_excluded))
     assert "pocket_fill_monitoring" not in codes(forecast_device(story.history, SETTINGS, CATALOGUE))
 
 

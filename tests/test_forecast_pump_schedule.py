@@ -361,3 +361,55 @@ def test_only_the_latest_fill_gives_a_refill_item():
     forecast = forecast_device(story.history, SETTINGS, CATALOGUE)
     assert [i.due_on for i in forecast.items if i.code == "refill"] == [d("2025-06-21")]
     assert dt.date(2025, 6, 28) == item(forecast, "refill").latest_safe_on
+
+
+# ------------------------------------------------------------------ rule 27: observed over-delivery
+
+# SynchroMed II 20 mL, morphine 4.0 mg/day ÷ 10 mg/mL = 0.4 mL/day (stability 90 days).
+# Filled to 20.0 mL on 2025-01-06; refilled to 20.0 mL on 2025-02-05, 30 days later:
+# expected residual 20.0 − 30 × 0.4 = 8.0 mL.
+MORPHINE_4 = simple_program(4.0)
+
+
+def over_delivery_story(withdrawn_ml: float) -> Story:
+    return (
+        Story()
+        .add("2025-01-06", refill(MORPHINE_4))
+        .add("2025-02-05", refill(MORPHINE_4, withdrawn_ml=withdrawn_ml))
+    )
+
+
+def test_observed_over_delivery_brings_the_next_refill_earlier():
+    """Issue 13 item 13, rule 27: withdrawn 5.0 mL vs 8.0 expected = −3.0 mL, beyond the
+    1.0 mL limit: observed (20.0 − 5.0) ÷ 30 = 0.500 mL/day vs programmed 0.400.
+    Programmed: (20.0 − 2.0) ÷ 0.4 = 45 days → alarm 2025-03-22 (Feb 5 + 23 = Feb 28,
+    + 22 = Mar 22), − 7 days → due 2025-03-15.  Observed: 18.0 ÷ 0.5 = 36 days → alarm
+    2025-03-13, − 7 → due 2025-03-06: the earlier wins; latest safe the observed alarm."""
+    refill_item = item(forecast_device(over_delivery_story(5.0).history, SETTINGS, CATALOGUE), "refill")
+    assert refill_item.due_on == d("2025-03-06")
+    assert refill_item.latest_safe_on == d("2025-03-13")
+    assert "0.500 mL/day" in refill_item.why and "programmed 0.400 mL/day" in refill_item.why
+    assert "refill due 2025-03-06 (observed) vs 2025-03-15 (programmed)" in refill_item.why
+    assert "the earlier, observed, wins → 2025-03-06" in refill_item.why
+
+
+@pytest.mark.parametrize(
+    "withdrawn_ml",
+    [
+        11.0,  # +3.0 mL: more than expected (slower): the programmed rate stands
+        7.2,  # −0.8 mL: faster, but within the 1.0 mL limit
+    ],
+)
+def test_slower_or_unflagged_observed_rate_keeps_the_programmed_date(withdrawn_ml):
+    refill_item = item(forecast_device(over_delivery_story(withdrawn_ml).history, SETTINGS, CATALOGUE), "refill")
+    assert (refill_item.due_on, refill_item.latest_safe_on) == (d("2025-03-15"), d("2025-03-22"))
+    assert "rule 27" not in refill_item.why
+
+
+def test_refill_preview_uses_the_observed_rate_too():
+    from devicelog.clinic.forecast import refill_preview
+
+    story = Story().add("2025-01-06", refill(MORPHINE_4))
+    preview = refill_preview(story.history, refill(MORPHINE_4, withdrawn_ml=5.0), d("2025-02-05"), SETTINGS, CATALOGUE)
+    # as above: the observed rate's date, and its alarm date
+    assert (preview.refill_due_on, preview.low_reservoir_alarm_on) == (d("2025-03-06"), d("2025-03-13"))

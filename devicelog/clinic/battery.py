@@ -155,7 +155,7 @@ def battery_items(history: DeviceHistory, settings: Settings) -> tuple[list[DueI
             )
         )
     elif eri is not None and model.is_pump:
-        items.append(_pump_eri_item(history, eri))
+        items += _pump_eri_items(history, eri, settings)
     elif eri is not None:
         due = plus_days(eri.occurred_on, settings.noncritical_alarm_days)
         items.append(
@@ -174,7 +174,14 @@ def battery_items(history: DeviceHistory, settings: Settings) -> tuple[list[DueI
         )
 
     if model.is_pump and model.planned_replacement_months and not _renewed(events):
-        items.append(_planned_replacement_item(history))
+        # Rule 28: no planned replacement after the pump stops (EOS recorded, or ERI + the
+        # model's ERI-to-EOS days); the ERI replacement item says so.
+        stops_on = eos.occurred_on if eos is not None else None
+        if stops_on is None and eri is not None and model.eri_to_eos_days is not None:
+            stops_on = pump_end_of_service_date(eri.occurred_on, model.eri_to_eos_days)
+        planned = _planned_replacement_item(history, stops_on)
+        if planned is not None:
+            items.append(planned)
 
     if not model.is_pump and model.power is PowerSource.battery and eos is None and eri is None:
         readings = [
@@ -208,39 +215,117 @@ def battery_items(history: DeviceHistory, settings: Settings) -> tuple[list[DueI
     return items, warnings
 
 
-def _pump_eri_item(history: DeviceHistory, eri: Event) -> DueItem:
-    days = history.device.model.eri_to_eos_days
+def pump_replacement_due_date(eri_on: dt.date, eos_on: dt.date, margin_days: int) -> dt.date:
+    """Rule 28 (domain.md, Rules added): after ERI the pump replacement is due a margin
+    (``eri_replacement_margin_days``) before EOS, never before the ERI itself; the
+    latest safe date is EOS."""
+    return max(eri_on, plus_days(eos_on, -margin_days))
+
+
+#: Rule 24: the words of the item kept at the end of life in place of the elective replacement.
+EOS_DECISION = "decide replacement or change to systemic analgesia before then"
+
+
+def _pump_eri_items(history: DeviceHistory, eri: Event, settings: Settings) -> list[DueItem]:
+    """Rules 11 and 28: ERI on a pump is a non-critical alarm.  The replacement is a
+    high-severity (red) elective item due a margin before EOS, latest safe EOS.  At the
+    end of life (hospice or < 3 months expected survival, rule 24) the elective
+    replacement is suppressed, so a non-elective item stays: the pump stops at EOS and
+    intrathecal drug must never lapse unplanned."""
+    model = history.device.model
+    days = model.eri_to_eos_days
+    eri_on = eri.occurred_on
+    items: list[DueItem] = []
     if days is None:
-        return make_item(
-            history,
-            what="Pump replacement (ERI)",
-            code="pump_replacement_eos",
-            due_on=eri.occurred_on,
-            severity="critical",
-            rule="rule 11",
-            why=f"ERI recorded on {eri.occurred_on}; the catalogue gives no ERI-to-EOS interval for "
-            f"{history.device.model.label}: replace as soon as possible",
-            source_event_id=eri.id,
+        why = (
+            f"ERI recorded on {eri_on}; the catalogue gives no ERI-to-EOS interval for {model.label}: "
+            "the day the pump stops is unknown, replace as soon as possible"
         )
-    eos_on = pump_end_of_service_date(eri.occurred_on, days)
-    return make_item(
-        history,
-        what="Pump replacement before EOS",
-        code="pump_replacement_eos",
-        due_on=eos_on,
-        latest_safe_on=eos_on,
-        severity="critical",
-        rule="rule 11",
-        why=f"ERI recorded on {eri.occurred_on} + {days} days = EOS {eos_on}: the pump stops then",
-        source_event_id=eri.id,
+        items.append(
+            make_item(
+                history,
+                what="Pump replacement (ERI)",
+                code="pump_replacement_eos",
+                due_on=eri_on,
+                severity="high",
+                rule="rule 11",
+                why=why,
+                source_event_id=eri.id,
+                elective=True,
+            )
+        )
+        if history.patient.end_of_life:
+            items.append(
+                make_item(
+                    history,
+                    what=f"Pump at ERI, stop date unknown: {EOS_DECISION}",
+                    code="eos_decision",
+                    due_on=eri_on,
+                    severity="high",
+                    rule="rule 28",
+                    why=f"{why}; {history.patient.goals_of_care.value.replace('_', ' ')}: the elective replacement is "
+                    "not listed, but intrathecal drug must never lapse unplanned",
+                    source_event_id=eri.id,
+                )
+            )
+        return items
+    eos_on = pump_end_of_service_date(eri_on, days)
+    margin = settings.eri_replacement_margin_days
+    due = pump_replacement_due_date(eri_on, eos_on, margin)
+    clamp = f" (before the ERI on {eri_on}, so {eri_on})" if due != plus_days(eos_on, -margin) else ""
+    why = (
+        f"ERI recorded on {eri_on} + {days} days ({model.label} ERI to EOS) = EOS {eos_on}: the pump stops then; "
+        f"due EOS − {margin} days (clinic margin eri_replacement_margin_days) = {plus_days(eos_on, -margin)}{clamp} → {due}; "
+        f"latest safe date EOS {eos_on}"
     )
+    if model.planned_replacement_months and not _renewed(clinical_order(history.events)):
+        planned_on = planned_replacement_date(history.device.implanted_on, model.planned_replacement_months)
+        if planned_on > eos_on:
+            why += (
+                f"; the planned replacement (implanted {history.device.implanted_on} + {model.planned_replacement_months} "
+                f"months = {planned_on}) falls after EOS and is not listed"
+            )
+    items.append(
+        make_item(
+            history,
+            what="Pump replacement before EOS",
+            code="pump_replacement_eos",
+            due_on=due,
+            latest_safe_on=eos_on,
+            severity="high",
+            rule="rule 11",
+            why=why,
+            source_event_id=eri.id,
+            elective=True,
+        )
+    )
+    if history.patient.end_of_life:
+        items.append(
+            make_item(
+                history,
+                what=f"Pump stops on {eos_on}: {EOS_DECISION}",
+                code="eos_decision",
+                due_on=due,
+                latest_safe_on=eos_on,
+                severity="high",
+                rule="rule 28",
+                why=f"{why}; {history.patient.goals_of_care.value.replace('_', ' ')}: the elective replacement is not "
+                "listed (rule 24), but intrathecal drug must never lapse unplanned",
+                source_event_id=eri.id,
+            )
+        )
+    return items
 
 
-def _planned_replacement_item(history: DeviceHistory) -> DueItem:
+def _planned_replacement_item(history: DeviceHistory, stops_on: dt.date | None = None) -> DueItem | None:
+    """Rule 11's planned replacement; None when it would fall after the day the pump
+    stops (``stops_on``, rule 28), whose latest safe date also caps it."""
     model, implanted_on = history.device.model, history.device.implanted_on
     months = model.planned_replacement_months
     assert months is not None
     due = planned_replacement_date(implanted_on, months)
+    if stops_on is not None and due > stops_on:
+        return None
     latest = None
     why = f"implanted {implanted_on} + {months} months"
     if model.battery_life_years:
@@ -252,6 +337,9 @@ def _planned_replacement_item(history: DeviceHistory) -> DueItem:
         )
     else:
         why += f" → {due}"
+    if stops_on is not None and (latest is None or stops_on < latest):
+        latest = stops_on
+        why += f"; the pump stops on {stops_on} (EOS): latest safe date {stops_on}"
     return make_item(
         history,
         what="Planned pump replacement",

@@ -135,6 +135,16 @@ def status(item: DueItem, as_of: dt.date, settings: Settings) -> Status:
     return "upcoming"
 
 
+#: Rules 11 and 28: the pump replacement after ERI (and, at the end of life, the decision
+#: before the pump stops) is high severity but shown red, like a critical item.
+RED_CODES = frozenset({"pump_replacement_eos", "eos_decision"})
+
+
+def shown_red(item: DueItem) -> bool:
+    """Whether a screen shows the item in red: critical items, and the tasks of ``RED_CODES``."""
+    return item.severity == "critical" or item.code in RED_CODES
+
+
 def sort_key(item: DueItem, item_status: Status) -> tuple:
     """Overdue first, then by due date, then by severity (critical first)."""
     return (

@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 
 from devicelog.clinic.catalogue import Drug
 from devicelog.clinic.history import DeviceHistory
-from devicelog.clinic.pump import possible_pocket_fill, pump_fills, reconcile_refill
+from devicelog.clinic.pump import possible_pocket_fill, pump_fills, reconcile_refill, refill_reviews
 from devicelog.clinic.records import PumpProgram
 from devicelog.settings import Settings
 
@@ -40,6 +40,23 @@ def drugs_label(program: PumpProgram, drugs: Mapping[str, Drug] | None = None) -
 
 
 @dataclass(frozen=True)
+class LedgerReview:
+    """A review recorded of a flagged refill (rule 26): who, when, what was found or done."""
+
+    event_id: int
+    reviewed_on: dt.date
+    author: str
+    finding: str  # ReviewFinding value
+    finding_label: str
+    note: str
+
+    @property
+    def line(self) -> str:
+        note = f" — {self.note}" if self.note else ""
+        return f"reviewed {self.reviewed_on} by {self.author}: {self.finding_label}{note}"
+
+
+@dataclass(frozen=True)
 class LedgerRow:
     """One refill as the ledger shows it.  ``expected_residual_ml`` and the discrepancy
     are None for the first fill of a device (nothing to reconcile with)."""
@@ -58,12 +75,26 @@ class LedgerRow:
     after_ml: float
     pocket_fill_flagged: bool
     why: str
+    reviews: tuple[LedgerReview, ...] = ()  # rule 26, in the order recorded
+
+    @property
+    def review_open(self) -> bool:
+        """Flagged (discrepancy or possible pocket fill) and not reviewed yet: on the due list."""
+        return (self.flagged or self.pocket_fill_flagged) and not self.reviews
+
+    @property
+    def review_text(self) -> str:
+        """The review column: "" when nothing is flagged, "REVIEW DUE" while open."""
+        if self.reviews:
+            return "; ".join(r.line for r in self.reviews)
+        return "REVIEW DUE" if self.flagged or self.pocket_fill_flagged else ""
 
 
 def refill_ledger(history: DeviceHistory, settings: Settings, drugs: Mapping[str, Drug] | None = None) -> list[LedgerRow]:
     """Every refill of the pump in clinical order with rule 8's reconciliation."""
     fills = pump_fills(history.events)
     reservoir_ml = history.device.model.reservoir_ml or 20.0
+    reviewed = refill_reviews(history.events)
     rows = []
     for k, fill in enumerate(fills):
         data = fill.data
@@ -98,6 +129,10 @@ def refill_ledger(history: DeviceHistory, settings: Settings, drugs: Mapping[str
                 after_ml=data.reservoir_volume_after_ml,
                 pocket_fill_flagged=pocket.flagged,
                 why=why,
+                reviews=tuple(
+                    LedgerReview(e.id, e.occurred_on, e.author, e.data.finding.value, e.data.finding.label, e.data.note)
+                    for e in reviewed.get(fill.event.id, ())
+                ),
             )
         )
     return rows

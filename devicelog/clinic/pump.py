@@ -24,11 +24,11 @@ from devicelog.clinic.due import (
 from devicelog.clinic.history import DeviceHistory, clinical_order
 from devicelog.clinic.records import (
     Event,
-    EventKind,
     ProgrammingData,
     PumpMode,
     PumpProgram,
     RefillData,
+    RefillReviewData,
 )
 from devicelog.settings import Settings
 
@@ -400,7 +400,40 @@ def refill_schedule(
     )
     due = refill_due_date(alarm, limits, settings.refill_margin_days, not_before=anchor_on)
     why = "; ".join(history_parts) + "; " + due.why
-    return RefillDue(due.due_on, due.latest_safe_on, due.alarm_on, due.limit_won, why)
+    observed = None
+    if index > 0:
+        reservoir_ml = history.device.model.reservoir_ml or 20.0
+        observed = observed_over_delivery(fills[index - 1], fill_on, fill.data, reservoir_ml, settings)
+    if observed is None:
+        return RefillDue(due.due_on, due.latest_safe_on, due.alarm_on, due.limit_won, why)
+    # Rule 27: the same limits from the rate observed over the last interval, from the fill.
+    fill_program = fill.data.program
+    allowance = bolus_allowance_ml_per_day(fill_program)
+    observed_alarm = low_reservoir_alarm_date(
+        fill_on, fill.data.reservoir_volume_after_ml, low_alarm, observed.rate_ml_per_day + allowance
+    )
+    by_observed = refill_due_date(observed_alarm, limits, settings.refill_margin_days, not_before=fill_on)
+    rate_text = fmt_ml_per_day(observed.rate_ml_per_day)
+    if allowance > 0:
+        rate_text += f" + boluses {fmt_ml_per_day(allowance)} worst case"
+    observed_why = (
+        f"rule 27: {observed.why}; from the fill at the observed rate {rate_text}: "
+        f"{observed_alarm.why}; refill due {by_observed.due_on} (observed) vs {due.due_on} (programmed)"
+    )
+    if by_observed.due_on < due.due_on:
+        winner, label = by_observed, f"observed rate {fmt_ml_per_day(observed.rate_ml_per_day)}: {by_observed.limit_won}"
+        observed_why += f": the earlier, observed, wins → {by_observed.due_on}"
+    else:
+        winner, label = due, due.limit_won
+        observed_why += f": the earlier, programmed, wins → {due.due_on}"
+    alarms = [a for a in (due.alarm_on, by_observed.alarm_on) if a is not None]
+    return RefillDue(
+        winner.due_on,
+        min(due.latest_safe_on, by_observed.latest_safe_on),
+        min(alarms) if alarms else None,
+        label,
+        f"{why}; {observed_why}",
+    )
 
 
 # ============================================================== rules 8 and 9
@@ -490,6 +523,46 @@ def possible_pocket_fill(data: RefillData, settings: Settings) -> PocketFillChec
     if problems:
         return PocketFillCheck(True, "possible pocket fill: " + "; ".join(problems))
     return PocketFillCheck(False, f"injected, programmed and measured volumes agree within {fmt_ml(tolerance)}")
+
+
+@dataclass(frozen=True)
+class ObservedRate:
+    rate_ml_per_day: float
+    why: str
+
+
+def observed_over_delivery(
+    previous: PumpFill, refill_on: dt.date, data: RefillData, reservoir_ml: float, settings: Settings
+) -> ObservedRate | None:
+    """Rule 27 (domain.md, Rules added): after a flagged shortfall (less withdrawn than
+    expected, rule 8) the daily volume observed over the last interval,
+    ``(volume after the previous fill − withdrawn − boluses logged) ÷ days elapsed``,
+    is faster than the programmed one by more than the flag limit over the interval;
+    the next refill is then computed from it as well.  None when the interval was not
+    flagged as over-delivery (or had no days): the programmed rate stands, since a
+    slower observed rate would only put the refill later.
+
+    The boluses logged are taken out so that the observed rate compares with the
+    programmed continuous one; the worst-case bolus allowance (rule 2) is added back
+    to both alike.
+    """
+    rec = reconcile_refill(previous, refill_on, data, reservoir_ml, settings)
+    days = (refill_on - previous.event.occurred_on).days
+    if days <= 0 or not rec.discrepancy.flagged or rec.discrepancy.discrepancy_ml >= 0:
+        return None
+    after_ml = previous.data.reservoir_volume_after_ml
+    used_ml = after_ml - data.volume_withdrawn_ml - data.bolus_volume_since_last_fill_ml
+    rate = used_ml / days
+    segments = delivery_segments(previous, refill_on)
+    programmed = sum(s.days * daily_volume_ml(s.program) for s in segments) / days
+    boluses = f" − {fmt_ml(data.bolus_volume_since_last_fill_ml)} boluses logged" if data.bolus_volume_since_last_fill_ml else ""
+    why = (
+        f"withdrawn {fmt_ml(data.volume_withdrawn_ml)} is {fmt_ml(-rec.discrepancy.discrepancy_ml)} less than the "
+        f"{fmt_ml(rec.expected_residual_ml)} expected, beyond the {fmt_ml(rec.discrepancy.limit_ml)} limit; observed "
+        f"({fmt_ml(after_ml)} after the fill on {previous.event.occurred_on} − {fmt_ml(data.volume_withdrawn_ml)} withdrawn"
+        f"{boluses}) ÷ {days} days = {fmt_ml_per_day(rate)}, programmed {fmt_ml_per_day(programmed)}"
+    )
+    return ObservedRate(rate, why)
 
 
 @dataclass(frozen=True)
@@ -710,8 +783,45 @@ def dose_warnings(
 # ============================================================== items
 
 
-def _later(events: Sequence[Event], index: int, kinds: set[EventKind]) -> bool:
-    return any(e.kind in kinds for e in events[index + 1 :])
+def refill_reviews(events: Iterable[Event]) -> dict[int, list[Event]]:
+    """Rule 26 (domain.md, Rules added): the reviews recorded of each refill, by the
+    refill's event id, in clinical order.  A flagged refill discrepancy (rule 8) or
+    possible pocket fill (rule 9) stays a due item until a review names the refill; a
+    later refill or interrogation does not clear it."""
+    found: dict[int, list[Event]] = {}
+    for event in clinical_order(events):
+        if isinstance(event.data, RefillReviewData) and event.data.refill_event_id is not None:
+            found.setdefault(event.data.refill_event_id, []).append(event)
+    return found
+
+
+@dataclass(frozen=True)
+class RefillFlags:
+    """What is flagged at one refill (rules 8 and 9): the texts, empty when nothing is."""
+
+    discrepancy: str | None  # the reconciliation and discrepancy text, when flagged
+    pocket_fill: str | None  # the pocket-fill text (and reason given), when flagged
+
+    @property
+    def any(self) -> bool:
+        return self.discrepancy is not None or self.pocket_fill is not None
+
+
+def refill_flags(fills: Sequence[PumpFill], k: int, reservoir_ml: float, settings: Settings) -> RefillFlags:
+    """The flags of the fill at ``k``: its discrepancy with the fill before (rule 8) and
+    a possible pocket fill (rule 9)."""
+    fill = fills[k]
+    discrepancy = None
+    if k > 0:
+        rec = reconcile_refill(fills[k - 1], fill.event.occurred_on, fill.data, reservoir_ml, settings)
+        if rec.discrepancy.flagged:
+            discrepancy = f"{rec.why}; {rec.discrepancy.text}"
+    pocket = possible_pocket_fill(fill.data, settings)
+    pocket_text = None
+    if pocket.flagged:
+        reason = f"; reason given: {fill.data.pocket_fill_reason}" if fill.data.pocket_fill_reason else ""
+        pocket_text = pocket.text + reason
+    return RefillFlags(discrepancy, pocket_text)
 
 
 def pump_items(history: DeviceHistory, settings: Settings, drugs: Mapping[str, Drug]) -> tuple[list[DueItem], list[ClinicalWarning]]:
@@ -763,31 +873,27 @@ def pump_items(history: DeviceHistory, settings: Settings, drugs: Mapping[str, D
     )
     warnings.extend(ClinicalWarning("note", "compounded_bud_missing", "rule 5", n) for n in notes)
 
-    position = {e.id: i for i, e in enumerate(events)}
-    satisfiers = {EventKind.interrogation, EventKind.refill}
+    reviewed = refill_reviews(events)
+    open_until = "stays on the list until a review is recorded (rule 26)"
     for k, fill in enumerate(fills):
-        index = position[fill.event.id]
-        if _later(events, index, satisfiers):
+        if fill.event.id in reviewed:
             continue
-        if k > 0:
-            rec = reconcile_refill(fills[k - 1], fill.event.occurred_on, fill.data, reservoir_ml, settings)
-            if rec.discrepancy.flagged:
-                items.append(
-                    make_item(
-                        history,
-                        what="Review refill discrepancy",
-                        code="refill_discrepancy_review",
-                        due_on=fill.event.occurred_on,
-                        latest_safe_on=fill.event.occurred_on,
-                        severity="high",
-                        rule="rule 8",
-                        why=f"{rec.why}; {rec.discrepancy.text}",
-                        source_event_id=fill.event.id,
-                    )
+        flags = refill_flags(fills, k, reservoir_ml, settings)
+        if flags.discrepancy is not None:
+            items.append(
+                make_item(
+                    history,
+                    what="Review refill discrepancy",
+                    code="refill_discrepancy_review",
+                    due_on=fill.event.occurred_on,
+                    latest_safe_on=fill.event.occurred_on,
+                    severity="high",
+                    rule="rule 8",
+                    why=f"{flags.discrepancy}; {open_until}",
+                    source_event_id=fill.event.id,
                 )
-        pocket = possible_pocket_fill(fill.data, settings)
-        if pocket.flagged:
-            reason = f"; reason given: {fill.data.pocket_fill_reason}" if fill.data.pocket_fill_reason else ""
+            )
+        if flags.pocket_fill is not None:
             items.append(
                 make_item(
                     history,
@@ -797,7 +903,7 @@ def pump_items(history: DeviceHistory, settings: Settings, drugs: Mapping[str, D
                     latest_safe_on=fill.event.occurred_on,
                     severity="high",
                     rule="rule 9",
-                    why=pocket.text + reason,
+                    why=f"{flags.pocket_fill}; {open_until}",
                     source_event_id=fill.event.id,
                 )
             )
@@ -905,6 +1011,8 @@ __all__ = [
     "PocketFillCheck",
     "RefillDue",
     "RefillLimit",
+    "ObservedRate",
+    "RefillFlags",
     "RefillPreview",
     "bolus_allowance_ml_per_day",
     "concentration_check",
@@ -916,10 +1024,13 @@ __all__ = [
     "infumorph_caution_check",
     "low_reservoir_alarm_date",
     "max_dose_check",
+    "observed_over_delivery",
     "possible_pocket_fill",
     "refill_discrepancy",
     "refill_due_date",
+    "refill_flags",
     "refill_preview",
+    "refill_reviews",
     "worst_case_daily_volume_ml",
     "ziconotide_dose_checks",
     "ziconotide_refill_limit_days",

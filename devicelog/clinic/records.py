@@ -83,6 +83,7 @@ class EventKind(str, enum.Enum):
     trial_start = "trial_start"
     trial_end = "trial_end"
     outcome = "outcome"
+    refill_review = "refill_review"
 
     @property
     def label(self) -> str:
@@ -98,6 +99,7 @@ EVENT_LABELS = {
     EventKind.trial_start: "Trial start",
     EventKind.trial_end: "Trial end",
     EventKind.outcome: "Outcome",
+    EventKind.refill_review: "Refill flag review",
 }
 
 
@@ -490,6 +492,43 @@ class ReinterventionData(Record):
         return self
 
 
+class ReviewFinding(str, enum.Enum):
+    """What the review of a flagged refill found or did (rule 26)."""
+
+    pocket_fill_excluded = "pocket_fill_excluded"
+    catheter_study_ordered = "catheter_study_ordered"
+    pump_interrogated = "pump_interrogated"
+    no_cause_found = "no_cause_found"
+
+    @property
+    def label(self) -> str:
+        return REVIEW_FINDING_LABELS[self]
+
+
+REVIEW_FINDING_LABELS = {
+    ReviewFinding.pocket_fill_excluded: "pocket fill excluded",
+    ReviewFinding.catheter_study_ordered: "catheter study ordered",
+    ReviewFinding.pump_interrogated: "pump interrogated",
+    ReviewFinding.no_cause_found: "no cause found",
+}
+
+
+class RefillReviewData(Record):
+    """Rule 26: the review of a flagged refill (a refill discrepancy, rule 8, or a
+    possible pocket fill, rule 9).  Who and when are the event's author and date; the
+    review clears every flag of the refill it names from the due list.
+
+    ``refill_event_id`` is the database id of the refill reviewed (the original entry's,
+    which an amendment keeps).  In the import/export document it is left out: the
+    document names the refill by its ``ref`` in the event's ``reviews``.
+    """
+
+    kind: Literal["refill_review"] = "refill_review"
+    refill_event_id: Annotated[int, Field(ge=1)] | None = None
+    finding: ReviewFinding
+    note: Text = ""
+
+
 Nrs = Annotated[int, Field(ge=0, le=10)]
 
 
@@ -555,6 +594,7 @@ EventData = Annotated[
         TrialStartData,
         TrialEndData,
         OutcomeData,
+        RefillReviewData,
     ],
     Field(discriminator="kind"),
 ]
@@ -568,6 +608,7 @@ DATA_MODELS: dict[EventKind, type[Record]] = {
     EventKind.trial_start: TrialStartData,
     EventKind.trial_end: TrialEndData,
     EventKind.outcome: OutcomeData,
+    EventKind.refill_review: RefillReviewData,
 }
 
 

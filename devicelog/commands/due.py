@@ -17,7 +17,6 @@ FORMATS = ("text", "csv", "json", "pdf", "ics", "html")
 
 
 def _within(text: str) -> int:
-    # From store.forecasts, not store.due: the JSON of a stored list never imports store.due.
     from devicelog.store.forecasts import MAX_WITHIN_DAYS
 
     try:
@@ -85,28 +84,10 @@ def _run(args: argparse.Namespace, ctx) -> int:
         print("devicelog due: --format pdf writes a file: give -o FILE (or pipe the output)", file=sys.stderr)
         return 2
 
+    from devicelog.store.due import due_list
+
     # A plain connection: the list is read from the due table without the ORM (issue 8.2).
     with ctx.engine.connect() as conn:
-        if fmt == "json" and not args.redact:
-            # On SQLite, each item's JSON text comes from the due table when it is fresh
-            # (reports.due.json_from_table: no store.due, no object per item).
-            table_json = report.json_from_table(
-                conn, as_of=as_of, settings=settings, within_days=args.within, kinds=args.kind or ()
-            )
-            if table_json is not None:
-                _write_text(args.output, table_json.write)
-                _say_written(args.output, table_json.count)
-                return 0
-            from devicelog.store.due import due_rows
-
-            # Written from the table's rows, without an object per item (store.due.DueRows).
-            rows = due_rows(conn, as_of=as_of, settings=settings, within_days=args.within, kinds=args.kind or ())
-            if rows is not None:
-                _write_text(args.output, lambda fh: report.render_json_rows(rows, fh))
-                _say_written(args.output, len(rows.rows))
-                return 0
-        from devicelog.store.due import due_list
-
         dl = due_list(conn, as_of=as_of, settings=settings, within_days=args.within, kinds=args.kind or ())
     if args.redact:
         from devicelog.reports.redact import redact_due_list
@@ -137,20 +118,20 @@ def _run(args: argparse.Namespace, ctx) -> int:
 
         _write_text(args.output, lambda fh: write_html(dl, fh, page_size=page_size, group=args.group))
     elif fmt == "pdf":
-        from devicelog.reports.due_pdf import stream_pdf_taking
+        from devicelog.reports.due_pdf import PageLimitExceeded, render_pdf
 
-        # Written as fpdf2 serialises it, each page already compressed, and the list handed
-        # over so each entry is let go once drawn (reports.due_pdf.stream_pdf_taking).
-        listed, box = len(dl.entries), [dl]
-        del dl
+        # Laid out before anything is written: a list over the page limit leaves no file.
+        try:
+            data = render_pdf(dl, page_size=page_size, group=args.group, max_pages=settings.due_pdf_max_pages)
+        except PageLimitExceeded as exc:
+            print(f"devicelog due: {exc}", file=sys.stderr)
+            return 2
         if args.output:
             with open(args.output, "wb") as fh:
-                stream_pdf_taking(box, fh, page_size=page_size, group=args.group)
+                fh.write(data)
         else:
-            stream_pdf_taking(box, sys.stdout.buffer, page_size=page_size, group=args.group)
+            sys.stdout.buffer.write(data)
             sys.stdout.flush()
-        _say_written(args.output, listed)
-        return 0
     elif fmt == "ics":
         import datetime as dt
 

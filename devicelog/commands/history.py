@@ -15,7 +15,7 @@ import argparse
 import sys
 
 FORMATS = ("text", "json", "pdf")
-KINDS = ("refill", "interrogation", "programming", "wound_check", "reintervention", "trial_start", "trial_end", "outcome")
+KINDS = ("refill", "interrogation", "programming", "wound_check", "reintervention", "trial_start", "trial_end", "outcome", "refill_review")
 
 
 def configure(parser: argparse.ArgumentParser, name: str) -> None:

@@ -32,6 +32,7 @@ import hashlib
 from typing import BinaryIO
 
 from devicelog.clinic.due import DueItem
+from devicelog.reports.safe import visible
 from devicelog.store.due import DueList
 
 UID_DOMAIN = "devicelog"
@@ -101,7 +102,7 @@ def write_ics(dl: DueList, out: BinaryIO, *, reminder_days: int, generated_at: d
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
     cal.add("method", "PUBLISH")
-    name = f"{dl.clinic_name or 'Device clinic'}: due list" + (" (redacted)" if dl.redacted else "")
+    name = visible(f"{dl.clinic_name or 'Device clinic'}: due list", one_line=True) + (" (redacted)" if dl.redacted else "")
     cal.add("x-wr-calname", name)
     first = _first_of_task(e.item for e in dl.entries)
     head = cal.to_ical()
@@ -115,10 +116,14 @@ def write_ics(dl: DueList, out: BinaryIO, *, reminder_days: int, generated_at: d
 
 
 def _event(e, dl: DueList, uid: str, stamp: dt.datetime, seq: int, reminder_days: int):
-    """One due item as a VEVENT with its VALARM."""
+    """One due item as a VEVENT with its VALARM; every text from the database shown
+    through ``visible`` (a calendar shows it on a screen: no control character passes)."""
     from icalendar import Alarm, Event
 
     i = e.item
+    what, why = visible(i.what, one_line=True), visible(i.why)
+    name, mrn = visible(i.patient_name, one_line=True), visible(i.patient_mrn, one_line=True)
+    model, serial = visible(i.device_model, one_line=True), visible(i.device_serial, one_line=True)
     ev = Event()
     ev.add("uid", uid)
     ev.add("dtstamp", stamp)
@@ -126,13 +131,13 @@ def _event(e, dl: DueList, uid: str, stamp: dt.datetime, seq: int, reminder_days
     ev.add("sequence", seq)
     ev.add("dtstart", i.due_on)
     ev.add("dtend", i.due_on + dt.timedelta(days=1))
-    ev.add("summary", f"{i.what}: {i.patient_name} ({i.patient_mrn})")
+    ev.add("summary", f"{what}: {name} ({mrn})")
     lines = [
         f"Due {i.due_on.isoformat()}"
         + (f"; latest safe date {i.latest_safe_on.isoformat()}" if i.latest_safe_on else ""),
-        f"Patient {i.patient_name}, MRN {i.patient_mrn}",
-        f"Device {i.device_model}, SN {i.device_serial}",
-        f"Why: {i.why}",
+        f"Patient {name}, MRN {mrn}",
+        f"Device {model}, SN {serial}",
+        f"Why: {why}",
         f"Severity {i.severity}; {e.status} as of {dl.as_of.isoformat()} ({i.rule})",
     ]
     ev.add("description", "\n".join(lines))
@@ -141,7 +146,7 @@ def _event(e, dl: DueList, uid: str, stamp: dt.datetime, seq: int, reminder_days
     ev.add("transp", "TRANSPARENT")
     alarm = Alarm()
     alarm.add("action", "DISPLAY")
-    alarm.add("description", f"Due {i.due_on.isoformat()}: {i.what} ({i.patient_name})")
+    alarm.add("description", f"Due {i.due_on.isoformat()}: {what} ({name})")
     alarm.add("trigger", -dt.timedelta(days=reminder_days))
     ev.add_component(alarm)
     return ev

@@ -11,7 +11,12 @@ Text is set in the shipped DejaVu Sans (``devicelog.reports.fonts``) so "µ", "�
 "≥" and "—" print; nothing is downloaded at run time.  fpdf2 is imported inside the
 functions.
 
-Speed (issue 8): the rows are laid out here, not by fpdf2's ``pdf.table()``.  Its
+"page x of y" is fpdf2's page-count alias (``alias_nb_pages``).  A list longer than the clinic's
+``due_pdf_max_pages`` setting is refused (:class:`PageLimitExceeded`) as soon as the
+layout reaches that page: fpdf2 holds every page until the file is output, and no
+clinic prints a whole 100,000-patient list (csv or html are the formats for that).
+
+Speed: the rows are laid out here, not by fpdf2's ``pdf.table()``.  Its
 line breaker re-measures the whole line for every character it adds (quadratic in the
 line's length) and the table lays each cell out twice, about 12 ms a row: 72 s for
 5,700 items at 10,000 patients, ~12 min for the 57,000 of a 100,000-patient clinic.
@@ -24,13 +29,11 @@ padding 1 mm, 3.8 mm lines, overdue dates bold red, "What" bold), linear in the 
 from __future__ import annotations
 
 import datetime as dt
-import io
 import os
 import shlex
 import subprocess
-import zlib
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Iterator, Literal, Sequence
+from typing import Any, Iterable, Literal, Sequence
 
 from devicelog.store.due import DueEntry, DueList
 
@@ -191,66 +194,52 @@ class RowLayout:
         pdf.set_y(y0 + h)
 
 
-def render_pdf(dl: DueList, *, page_size: PageSize = "A4", group: Group = "week") -> bytes:
-    """The due list as PDF bytes (a large list is better written with :func:`stream_pdf`)."""
-    buf = io.BytesIO()
-    stream_pdf(dl, buf, page_size=page_size, group=group)
-    return buf.getvalue()
+class PageLimitExceeded(ValueError):
+    """The PDF would have more pages than the clinic's ``due_pdf_max_pages``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"the due list would take more than {limit:,} PDF pages (the due_pdf_max_pages setting); "
+            "give a shorter --within or --kind, or write it as csv or html"
+        )
 
 
-def write_pdf(dl: DueList, path: str | os.PathLike, *, page_size: PageSize = "A4", group: Group = "week") -> Path:
+def render_pdf(
+    dl: DueList, *, page_size: PageSize = "A4", group: Group = "week", max_pages: int | None = None
+) -> bytes:
+    """The due list as PDF bytes.  With ``max_pages``, :class:`PageLimitExceeded` as soon
+    as the layout starts page ``max_pages + 1`` (nothing is output)."""
+    return _layout(dl, page_size=page_size, group=group, max_pages=max_pages).output()
+
+
+def write_pdf(
+    dl: DueList, path: str | os.PathLike, *, page_size: PageSize = "A4", group: Group = "week", max_pages: int | None = None
+) -> Path:
+    """:func:`render_pdf` into the file ``path`` (not created when the list is refused)."""
+    data = render_pdf(dl, page_size=page_size, group=group, max_pages=max_pages)
     path = Path(path)
     with open(path, "wb") as fh:
-        stream_pdf(dl, fh, page_size=page_size, group=group)
+        fh.write(data)
     return path
 
 
-def stream_pdf(dl: DueList, out: BinaryIO, *, page_size: PageSize = "A4", group: Group = "week") -> int:
-    """Write the due list as a PDF to the binary file ``out``; the number of bytes written.
-
-    Memory (issue 8): fpdf2 keeps every page's content uncompressed until ``output()``
-    (to put the page count into "page x of y"), then builds the whole file in one
-    buffer: ~2.5 KB a row, 300 MB for a 100,000-patient clinic's 57,000 items due in
-    30 days on top of the list.  Here each page's body is deflated as soon as the page
-    is done (:class:`_PageStore`), the footers are drawn on every page once the count
-    is known, and the file is written to ``out`` object by object
-    (:class:`_StreamingProducer`): what is held is the compressed pages, a tenth of
-    that.  The page content is the same as fpdf2's (body, then footer) and the text
-    the same, except that "page x of y" is right-aligned on its real width (fpdf2's
-    alias reserved three digits).
-    """
-    return _layout([dl], page_size=page_size, group=group).write_to(out)
-
-
-def stream_pdf_taking(box: list[DueList], out: BinaryIO, *, page_size: PageSize = "A4", group: Group = "week") -> int:
-    """:func:`stream_pdf` of the one list in ``box``, taken out of it: when the caller
-    holds no other reference, each entry is let go once drawn.  The whole list of a
-    100,000-patient clinic (206,000 items, ~180 MB) would otherwise be held until the
-    end, beside the 20,000 compressed pages."""
-    return _layout(box, page_size=page_size, group=group).write_to(out)
-
-
-def _layout(box: list[DueList], *, page_size: PageSize, group: Group):
-    """The due list taken out of ``box`` laid out on a :class:`_due_pdf_class` document,
-    every page closed; its entries are dropped from a list of them as they are drawn."""
+def _layout(dl: DueList, *, page_size: PageSize, group: Group, max_pages: int | None):
+    """The due list laid out on a :func:`_due_pdf_class` document."""
     from devicelog.reports import fonts
     from devicelog.reports.due import foot_lines, subtitle, title, when_text
 
-    dl = box.pop()
-    as_of, entries, foot = dl.as_of, list(dl.entries), foot_lines(dl)
-    empty_text = None if entries else dl.empty_text()
-
+    as_of = dl.as_of
     heading_text = title(dl)
     left = f"Printed from devicelog · as of {dl.as_of.isoformat()}"
     if dl.redacted:
         left += " · REDACTED"
     pdf = _due_pdf_class()(
-        heading_text, subtitle(dl), left, orientation="portrait", unit="mm", format=page_size.lower()
+        heading_text, subtitle(dl), left, max_pages, orientation="portrait", unit="mm", format=page_size.lower()
     )
     family = pdf.family = fonts.register(pdf)
     pdf.set_title(heading_text)
     pdf.set_author(dl.clinic_name or "devicelog")
-    del dl  # the entries are in ``entries`` now, let go as they are drawn
     pdf.set_creator("devicelog")
     pdf.set_auto_page_break(auto=True, margin=16)
     pdf.set_margins(12, 12, 12)
@@ -262,13 +251,13 @@ def _layout(box: list[DueList], *, page_size: PageSize, group: Group):
     head_styles = [("B", None)] * len(COLUMNS)
     overdue_style, plain, bold = ("B", (170, 0, 0)), ("", None), ("B", None)
 
-    if empty_text:
+    if not dl.entries:
         pdf.set_font(family, "B", 12)
         pdf.ln(6)
-        pdf.multi_cell(0, 7, empty_text, new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, 7, dl.empty_text(), new_x="LMARGIN", new_y="NEXT")
         pdf.ln(2)
 
-    for heading, rows in _taking_groups(entries, group):
+    for heading, rows in groups(dl.entries, group):
         pdf.set_font(family, "B", 10)
         if pdf.will_page_break(40):
             pdf.add_page()
@@ -291,161 +280,51 @@ def _layout(box: list[DueList], *, page_size: PageSize, group: Group):
             layout.draw(cells, [overdue_style if e.status == "overdue" else plain, plain, plain, plain, bold, plain])
         pdf.ln(3)
 
-    for line in foot:
+    for line in foot_lines(dl):
         write_lines(pdf, family, line, size=9, line_height=5)
     return pdf
 
 
-def _taking_groups(entries: list[DueEntry], group: Group) -> Iterator[tuple[str, list[DueEntry]]]:
-    """:func:`groups`, one at a time, each group's entries cleared from ``entries`` as it is handed out."""
-    start, n = 0, len(entries)
-    while start < n:
-        heading = group_title(entries[start], group)
-        end = start + 1
-        while end < n and group_title(entries[end], group) == heading:
-            end += 1
-        taken = entries[start:end]
-        entries[start:end] = [None] * (end - start)
-        yield heading, taken
-        start = end
-
-
-#: zlib's header for a default-level deflate stream with a 32 KB window (RFC 1950).
-_ZLIB_HEADER = b"\x78\x9c"
-
-
-def _deflate(data: bytes, *, last: bool) -> bytes:
-    """``data`` as raw deflate blocks (no zlib header or checksum).  Not ``last``: ends
-    on a byte boundary with the stream still open (``Z_SYNC_FLUSH``), so other raw
-    deflate blocks can follow it in one zlib stream (as zlib's gzjoin does)."""
-    c = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
-    return c.compress(data) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
-
-
-def _join_deflated(body: bytes, body_adler: int, tail: bytes) -> bytes:
-    """One zlib stream (what a PDF FlateDecode filter reads) of a body already deflated
-    by ``_deflate(last=False)`` (its Adler-32 ``body_adler``) followed by ``tail``."""
-    return _ZLIB_HEADER + body + _deflate(tail, last=True) + zlib.adler32(tail, body_adler).to_bytes(4, "big")
-
-
 _DUE_PDF_CLASS = None
+#: Replaced by the page count when the file is output (fpdf2's ``alias_nb_pages``).
+PAGE_COUNT_ALIAS = "{page-count}"
 
 
 def _due_pdf_class():
-    """``DuePDF``, an ``FPDF`` that keeps each finished page's body deflated and draws
-    every footer at the end (made on first use: fpdf2 is imported only when printing)."""
+    """``DuePDF``, an ``FPDF`` with the list's heading on every page and "page x of y"
+    (fpdf2's page-count alias) at every foot (made on first use: fpdf2 is imported only
+    when printing)."""
     global _DUE_PDF_CLASS
     if _DUE_PDF_CLASS is not None:
         return _DUE_PDF_CLASS
     from fpdf import FPDF
-    from fpdf.output import OutputProducer
-
-    class StreamingProducer(OutputProducer):
-        """fpdf2's producer, with each page's content stream joined from its deflated
-        body and its footer, and the file written to ``fpdf.sink`` as it is serialised."""
-
-        def __init__(self, fpdf) -> None:
-            super().__init__(fpdf)
-            self.buffer = fpdf.sink
-
-        def _add_pages(self, _slice: slice = slice(0, None)):
-            page_objs = super()._add_pages(_slice)  # deflates each page's contents (its footer)
-            bodies = self.fpdf.bodies
-            for page_obj in page_objs:
-                stream = page_obj.contents
-                n = page_obj.index()
-                body, adler, footer = bodies[n]
-                bodies[n] = None  # held once, by the stream
-                joined = _join_deflated(body, adler, footer)
-                stream._contents, stream.length = joined, len(joined)
-            return page_objs
 
     class DuePDF(FPDF):
-        def __init__(self, heading_text: str, sub_text: str, foot_left: str, **kwargs) -> None:
+        def __init__(self, heading_text: str, sub_text: str, foot_left: str, max_pages: int | None, **kwargs) -> None:
             super().__init__(**kwargs)
             self.heading_text, self.sub_text, self.foot_left = heading_text, sub_text, foot_left
+            self.max_pages = max_pages
             self.family = ""
-            # Page number -> (deflated body, its Adler-32, footer bytes once drawn).
-            self.bodies: dict[int, Any] = {}
-            self.footers_drawn = False
-            self.sink = None
-            self.alias_nb_pages(None)  # the count is written in at the end, not substituted
+            # The alias's own width is the room kept for the count: "{nb}" is narrower
+            # than "20764" (fpdf2 warns); this one is wider than 6 digits.
+            self.alias_nb_pages(PAGE_COUNT_ALIAS)
 
         def header(self) -> None:
+            if self.max_pages is not None and self.page_no() > self.max_pages:
+                raise PageLimitExceeded(self.max_pages)
             self.set_font(self.family, "B", 12)
             self.cell(0, 6, self.heading_text, new_x="LMARGIN", new_y="NEXT")
             write_lines(self, self.family, self.sub_text, size=8.5, line_height=4.5)
             self.ln(2)
 
         def footer(self) -> None:
-            # Called as each page ends (add_page) and by output().  The page's body is
-            # done: deflate it and start the page's contents afresh for the footer.
-            if self.footers_drawn:
-                return
-            contents = self.pages[self.page].contents
-            self.bodies[self.page] = (_deflate(contents, last=False), zlib.adler32(contents), None)
-            self.pages[self.page].contents = bytearray()
-
-        def draw_footers(self) -> None:
-            """"page x of y" on every page, now that y is known."""
-            self.footer()  # the last page's body
-            self.footers_drawn = True
-            last = self.page
-            total = self.pages_count
-            for n in range(1, total + 1):
-                self.page = n
-                self.in_footer = True
-                self.current_font_is_set_on_page = False  # its Tf, whatever the body left set
-                self.set_y(-12)
-                self.set_font(self.family, "", 8)
-                self.cell(self.epw / 2, 5, self.foot_left, align="L")
-                self.cell(self.epw / 2, 5, f"page {n} of {total}", align="R")
-                self.in_footer = False
-                body, adler, _ = self.bodies[n]
-                self.bodies[n] = (body, adler, bytes(self.pages[n].contents))
-                self.pages[n].contents = bytearray()
-            self.page = last
-
-        def _default_file_id(self, buffer) -> str:
-            # fpdf2's /ID: the MD5 of the file so far and the creation date; the file
-            # so far has gone to ``out``, its MD5 kept as it was written.
-            if not isinstance(buffer, _Sink):
-                return super()._default_file_id(buffer)
-            id_hash = buffer.md5.copy()
-            if self.creation_date:
-                id_hash.update(self.creation_date.strftime("%Y%m%d%H%M%S").encode("utf8"))
-            hash_hex = id_hash.hexdigest().upper()
-            return f"<{hash_hex}><{hash_hex}>"
-
-        def write_to(self, out: BinaryIO) -> int:
-            self.draw_footers()
-            self.sink = _Sink(out)
-            self.output(output_producer_class=StreamingProducer)
-            return len(self.sink)
+            self.set_y(-12)
+            self.set_font(self.family, "", 8)
+            self.cell(self.epw / 2, 5, self.foot_left, align="L")
+            self.cell(self.epw / 2, 5, f"page {self.page_no()} of {PAGE_COUNT_ALIAS}", align="R")
 
     _DUE_PDF_CLASS = DuePDF
     return DuePDF
-
-
-class _Sink:
-    """Stands in for fpdf2's output ``bytearray``: what is appended goes to the file,
-    ``len()`` is how much was written (fpdf2 takes each object's offset from it) and
-    ``md5`` its MD5 (for the file's /ID)."""
-
-    def __init__(self, out: BinaryIO) -> None:
-        import hashlib
-
-        self.out, self.written = out, 0
-        self.md5 = hashlib.new("md5", usedforsecurity=False)
-
-    def __iadd__(self, data: bytes) -> "_Sink":
-        self.out.write(data)
-        self.md5.update(data)
-        self.written += len(data)
-        return self
-
-    def __len__(self) -> int:
-        return self.written
 
 
 def send_to_printer(path: Path, print_command: str) -> str:
@@ -483,7 +362,8 @@ def print_due_pdf(
     ``settings.print_command`` is set, send it to the printer.
 
     Returns the file's path and a message for the person saying where the file went
-    (and whether it was printed).  For the TUI's due view.
+    (and whether it was printed).  For the TUI's due view.  A list longer than
+    ``settings.due_pdf_max_pages`` raises :class:`PageLimitExceeded` (no file written).
     """
     from devicelog.store.due import load_due_list
 
@@ -493,7 +373,11 @@ def print_due_pdf(
     folder = Path(dest_dir) if dest_dir is not None else Path.cwd()
     folder.mkdir(parents=True, exist_ok=True)
     path = write_pdf(
-        dl, folder / pdf_file_name(as_of, within_days, redact), page_size=page_size or settings.page_size, group=group
+        dl,
+        folder / pdf_file_name(as_of, within_days, redact),
+        page_size=page_size or settings.page_size,
+        group=group,
+        max_pages=settings.due_pdf_max_pages,
     )
     message = f"Due list saved to {path}"
     if settings.print_command.strip():

@@ -16,6 +16,8 @@ leaves devicelog is what the library accepted.
 - **Procedure**: the implant of each device, and each revision, replacement,
   explant, lead removal, dye study or CAP aspiration, with ``focalDevice``; the code
   is text (no CPT/SNOMED code is invented), so no US Core Procedure profile is claimed.
+- **Procedure** also for each review of a flagged refill (rule 26): its finding the
+  ``outcome``, its reason the refill's "volume withdrawn" Observation, its note a note.
 - **Observation**: refill volumes (withdrawn, added, mL) and the programmed daily
   dose of each drug (mg/d) at each refill; battery readings (%, V); pain scores
   (LOINC 72514-3, 0-10).  Units are UCUM.  An amended event's observations have
@@ -68,6 +70,7 @@ from devicelog.clinic.records import (
     InterrogationData,
     OutcomeData,
     RefillData,
+    RefillReviewData,
     ReinterventionData,
     ReinterventionKind,
     SURGICAL_REINTERVENTIONS,
@@ -252,6 +255,34 @@ def reintervention_procedure(
     return procedure
 
 
+def review_procedure(
+    event: Event, history: DeviceHistory, patient_url: str, device_url: str
+) -> dict[str, Any]:
+    """Rule 26: the review of a flagged refill, as a Procedure whose reason is the refill's
+    "volume withdrawn" Observation, its finding the outcome and its note a note."""
+    data: RefillReviewData = event.data  # type: ignore[assignment]
+    refill = next((e for e in history.events if e.id == data.refill_event_id and isinstance(e.data, RefillData)), None)
+    procedure: dict[str, Any] = {
+        "resourceType": "Procedure",
+        "identifier": [{"system": EVENT_SYSTEM, "value": str(event.id)}],
+        "status": "completed",
+        "code": {"text": "review of a flagged pump refill (discrepancy or possible pocket fill)"},
+        "subject": ref(patient_url),
+        "performedDateTime": event.occurred_on.isoformat(),
+        "recorder": {"display": event.author},
+        "outcome": {"text": data.finding.label},
+        "focalDevice": [{"action": {"text": "reviewed"}, "manipulated": ref(device_url, history.device.serial)}],
+    }
+    if refill is not None:
+        procedure["reasonReference"] = [
+            ref(urn("event", refill.id, "withdrawn"), f"refill of {refill.occurred_on}: volume withdrawn")
+        ]
+    notes = [n for n in (data.note, "" if refill is not None else f"refill entry {data.refill_event_id} is not in this export") if n]
+    if notes:
+        procedure["note"] = [{"text": n} for n in notes]
+    return procedure
+
+
 def observation(
     event: Event,
     part: str,
@@ -340,6 +371,8 @@ def iter_entries(
                 data = event.data
                 if isinstance(data, ReinterventionData) and data.reintervention in PROCEDURE_REINTERVENTIONS:
                     yield {"fullUrl": urn("event", event.id), "resource": reintervention_procedure(event, h, patient_url, device_urls)}
+                elif isinstance(data, RefillReviewData):
+                    yield {"fullUrl": urn("event", event.id), "resource": review_procedure(event, h, patient_url, device_url)}
                 for part, obs in event_observations(event, patient_url, device_url, drugs, event.id in amended):
                     yield {"fullUrl": urn("event", event.id, part), "resource": obs}
 

@@ -37,6 +37,7 @@ from devicelog.clinic.records import (
     PumpMode,
     PumpProgram,
     RefillData,
+    RefillReviewData,
     ReinterventionData,
     StimProgram,
     TrialEndData,
@@ -54,6 +55,7 @@ BATTERY_CODES = frozenset(
     {
         "therapy_off_eos",
         "pump_replacement_eos",
+        "eos_decision",
         "ipg_replacement_eri",
         "ipg_replacement_projected_eri",
         "planned_replacement",
@@ -413,6 +415,10 @@ def summarize(event: Event, settings: Settings, drugs: Mapping[str, Drug], memo:
         if d.functional_instrument is not None and d.functional_score is not None:
             parts.append(f"{d.functional_instrument.value} {d.functional_score:g}")
         text = ", ".join(parts)
+    elif isinstance(d, RefillReviewData):
+        text = f"review of refill entry {d.refill_event_id}: {d.finding.label}"
+        if d.note:
+            text += f"; note: {d.note}"
     else:  # pragma: no cover - every kind is handled above
         text = ""
     notes = getattr(d, "notes", "")
@@ -761,6 +767,8 @@ def to_json_dict(report: HistoryReport) -> dict[str, Any]:
         out["trend"].update(
             {"flagged": ledger.trend.flagged, "text": ledger.trend.text}
         )
+        for row, row_out in zip(ledger.rows, out["rows"]):
+            row_out["review_open"] = row.review_open  # rule 26: flagged and not reviewed yet
     for trend in data["device_trends"]:
         for s in trend["series"]:
             s["label"] = s["label"] or None
@@ -806,12 +814,13 @@ def ledger_table_rows(ledger: PumpLedger) -> list[list[str]]:
                 _g(r.added_ml),
                 r.drugs,
                 r.author,
+                r.review_text,
             ]
         )
     return rows
 
 
-LEDGER_HEADERS = ("date", "expected mL", "withdrawn mL", "discrepancy mL", "flag", "added mL", "drug", "by")
+LEDGER_HEADERS = ("date", "expected mL", "withdrawn mL", "discrepancy mL", "flag", "added mL", "drug", "by", "review (rule 26)")
 
 
 def series_line(s: Series) -> str:

@@ -148,7 +148,7 @@ def render_pdf(report: HistoryReport, page_size: str = "A4", kinds: Iterable[str
         )
         rows = ledger_table_rows(ledger)
         flagged = {i for i, r in enumerate(ledger.rows) if r.flagged or r.pocket_fill_flagged}
-        table(LEDGER_HEADERS, rows, (17, 15, 16, 18, 36, 12, 30, 10), bold_rows=flagged)
+        table(LEDGER_HEADERS, rows, (17, 15, 16, 18, 36, 12, 30, 10, 30), bold_rows=flagged)
         para(f"Trend: {ledger.trend.text}", style="B" if ledger.trend.flagged else "")
 
     # -------------------------------------------------------------- trends

@@ -20,11 +20,8 @@ forecast), which is also the reference the tests compare the table with.
 
 The functions take a sqlmodel ``Session`` or a plain SQLAlchemy ``Connection``; the
 stored path imports neither the ORM nor the forecast modules, so ``devicelog due``
-starts fast.
-
-``devicelog due --format json`` on SQLite does not come here at all when the table is
-fresh: SQLite writes each item's JSON text (``reports.due.json_from_table``), in
-this module's order; ``due_rows`` is its path on PostgreSQL.
+starts fast.  Every format of ``devicelog due`` is written from the ``DueList`` made
+here (``reports.due``).
 """
 
 from __future__ import annotations
@@ -267,27 +264,6 @@ class StoredForecasts:
         entries.sort(key=_entry_key)
         return self._list(session, as_of, settings, until, kinds, device_ids, entries, suppressed)
 
-    def rows(self, session, *, as_of: dt.date, settings: Settings, until: dt.date | None, kinds: tuple[DeviceKind, ...]) -> DueRows:
-        """The list as :class:`DueRows`: its listed items left as rows."""
-        kind_values = [k.value for k in kinds]
-        lead = as_of + dt.timedelta(days=settings.lead_time_days)
-        listed: list[tuple] = []
-        suppressed: list[SuppressedItem] = []
-        as_date = forecasts.as_date
-        severity = SEVERITY_ORDER
-        for r in forecasts.read_range(session, until=until, kinds=kind_values, device_ids=None):
-            if r[16] is None:
-                due_on = as_date(r[9])
-                # sort_key's order: its status column follows the due date, so it is left out.
-                listed.append((due_on, severity[r[11]], r[1], r[4], r[8], r[14] or 0, r))
-            else:
-                suppressed.append(SuppressedItem(_item(r), r[16]))
-        listed.sort(key=_row_key)
-        rows = [k[-1] for k in listed]
-        statuses = ["overdue" if k[0] < as_of else ("due" if k[0] <= lead else "upcoming") for k in listed]
-        head = self._list(session, as_of, settings, until, kinds, None, [], suppressed)
-        return DueRows(head, rows, statuses)
-
     @staticmethod
     def _list(session, as_of, settings, until, kinds, device_ids, entries, suppressed) -> DueList:
         notes = [
@@ -309,44 +285,6 @@ def _assemble(as_of, until, kinds, settings, entries, suppressed, notes) -> DueL
         notes=tuple(notes),
         clinic_name=settings.clinic_name,
     )
-
-
-@dataclass(frozen=True)
-class DueRows:
-    """A stored due list whose listed items are still rows: ``head`` is the list without
-    its entries (range, suppressed items, notes), ``rows`` the items' rows
-    (``forecasts.read_range``: ``ITEM_COLUMNS``, dates as the driver gives them) in the
-    list's order, ``statuses`` their statuses.
-
-    Why: ``devicelog due --format json`` writes every item and nothing else of it, and
-    making a ``DueItem`` and a ``DueEntry`` for each of 57,000 items (at 100,000
-    patients) was a fifth of the command's time; ``reports.due.render_json_rows``
-    writes the rows as they are.  ``due_rows(...).entries()`` gives the same entries as
-    ``due_list`` (tested)."""
-
-    head: DueList
-    rows: list[tuple]
-    statuses: list[Status]
-
-    def entries(self) -> list[DueEntry]:
-        return [DueEntry(_item(r), s) for r, s in zip(self.rows, self.statuses)]
-
-
-def _row_key(keyed: tuple) -> tuple:
-    return keyed[:6]
-
-
-def due_rows(
-    session, *, as_of: dt.date, settings: Settings, within_days: int | None = None, kinds: Sequence[DeviceKind] = ()
-) -> DueRows | None:
-    """``due_list`` as :class:`DueRows`, when the maintained table serves the caller's
-    settings (None otherwise: use ``due_list``)."""
-    if within_days is not None and not 0 <= within_days <= MAX_WITHIN_DAYS:
-        raise ValueError(f"within_days = {within_days}: must be 0 to {MAX_WITHIN_DAYS} days")
-    if not _use_table(session, settings, None):
-        return None
-    until = None if within_days is None else as_of + dt.timedelta(days=within_days)
-    return StoredForecasts().rows(session, as_of=as_of, settings=settings, until=until, kinds=tuple(dict.fromkeys(kinds or ())))
 
 
 _KINDS = {k.value: k for k in DeviceKind}
@@ -520,13 +458,11 @@ __all__ = [
     "DeviceNote",
     "DueEntry",
     "DueList",
-    "DueRows",
     "ForecastSource",
     "KIND_ALIASES",
     "clinic_warnings",
     "device_forecast",
     "due_list",
-    "due_rows",
     "load_due_list",
     "most_urgent",
     "parse_kind",

@@ -69,7 +69,6 @@ from typing import Any, Callable, Collection, Iterable, Iterator
 from sqlalchemy import (
     Boolean,
     Column,
-    Connection,
     Date,
     Index,
     Integer,
@@ -95,13 +94,15 @@ MAX_WITHIN_DAYS = 3660
 #: computed by another version is rebuilt on the next open.  A docstring edit changes
 #: nothing.  ``tests/test_forecast_version.py`` fails when the demo clinic's forecast
 #: changes while this number did not.
-FORECAST_VERSION = 2
+FORECAST_VERSION = 3
 #: Devices whose histories are loaded at once (their validated events are the memory
 #: a rebuild holds: about 50 MB per 500 devices of the demo clinic).
 BATCH_DEVICES = 500
 #: Settings that change only how a list is shown or when an item counts as "due",
 #: never a stored due date; changing them does not rebuild the table.
-DISPLAY_ONLY_SETTINGS = frozenset({"clinic_name", "lead_time_days", "calendar_reminder_days", "print_command", "page_size"})
+DISPLAY_ONLY_SETTINGS = frozenset(
+    {"clinic_name", "lead_time_days", "calendar_reminder_days", "print_command", "page_size", "due_pdf_max_pages"}
+)
 _PG_LOCK_KEY = 0x6465_7666  # "devf"
 #: ``session.info`` key: while it holds a set, :func:`refresh_devices` only collects the
 #: device ids (a bulk writer such as the importer refreshes them all at its end).
@@ -597,143 +598,6 @@ def read_device(session, device_id: int) -> tuple[list[tuple], list[tuple]]:
         session.execute(select(n.level, n.code, n.rule, n.message).where(n.device_id == device_id).order_by(n.seq))
     )
     return items, notes
-
-
-# --------------------------------------------------------------------- the due list as JSON text (SQLite)
-
-#: Each field of a JSON due item (``reports.due.FIELDS``) as SQLite SQL over ``due_item``
-#: giving the field's JSON text: what ``reports.due.items_json`` writes for it.  Named
-#: parameters: ``:as_of``, ``:lead`` (ISO dates).  ``json_quote`` escapes exactly what
-#: Python's ``json.encoder.encode_basestring`` does (``"``, ``\``, the control characters:
-#: ``\b \t \n \f \r`` short, the others ``\u00xx``) and leaves other characters
-#: as they are (UTF-8), as ``ensure_ascii=False`` does; ``json_quote(NULL)`` is ``null``.
-#: Dates are stored as ISO text (SQLAlchemy's ``Date`` on SQLite), so the days are a
-#: difference of Julian day numbers (whole, both at midnight).
-JSON_ITEM_SQL: dict[str, str] = {
-    "status": "CASE WHEN due_on < :as_of THEN '\"overdue\"' WHEN due_on <= :lead THEN '\"due\"' ELSE '\"upcoming\"' END",
-    "due_on": "json_quote(due_on)",
-    "latest_safe_on": "json_quote(latest_safe_on)",
-    "days_until_due": "CAST(julianday(due_on) - julianday(:as_of) AS INTEGER)",
-    "severity": "json_quote(severity)",
-    "what": "json_quote(what)",
-    "why": "json_quote(why)",
-    "patient_name": "json_quote(patient_name)",
-    "patient_mrn": "json_quote(patient_mrn)",
-    "device_kind": "json_quote(device_kind)",
-    "device_model": "json_quote(device_model)",
-    "device_serial": "json_quote(device_serial)",
-    "code": "json_quote(code)",
-    "rule": "json_quote(rule)",
-    "item_key": "json_quote(device_id || ':' || code || ':' || coalesce(source_event_id, ''))",
-}
-
-#: ``store.due``'s orders in SQL.  Listed items: ``clinic.due.sort_key`` (its status
-#: follows the due date, so it is left out); suppressed ones: ``store.due._suppressed_key``.
-#: Python compares strings by code point and SQLite's BINARY collation (these columns
-#: have no other) compares UTF-8 bytes, which is the same order; ``id`` last is the order
-#: ``read_range`` reads rows in (the table's, rowid), which Python's stable sort keeps
-#: between items the key cannot tell apart.
-_LISTED_ORDER = (
-    "due_on, CASE severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'routine' THEN 2 END, "
-    "patient_mrn, device_serial, code, coalesce(source_event_id, 0), id"
-)
-_SUPPRESSED_ORDER = "due_on, patient_mrn, device_serial, code, id"
-
-
-def read_range_json(
-    conn: Connection,
-    *,
-    fields: tuple[str, ...],
-    as_of: dt.date,
-    lead: dt.date,
-    until: dt.date | None,
-    kinds: Collection[str] = (),
-    indent: str = "",
-) -> tuple[list[bytes | None], int, list[tuple[str | None, str]]]:
-    """The due list's items in ``read_range``'s range, each already its JSON text
-    (SQLite only; ``conn`` a SQLAlchemy ``Connection``): ``(listed, overdue, suppressed)``,
-    listed as texts (UTF-8 bytes) in the due list's order, how many of them are overdue, suppressed as (text with ``"status": "suppressed"`` and the
-    ``"reason"`` last, reason) in ``store.due``'s order for them.  ``fields`` in the
-    order wanted (:data:`JSON_ITEM_SQL` names), each text starting with ``indent``.
-
-    Why: at 100,000 patients ``devicelog due --format json`` writes 57,000 items
-    (42 MB).  Reading each row into Python (19 values) and formatting it there was
-    most of the command; here SQLite formats each item while it scans the table, and
-    Python gets one string per item.  The table is read once, without an index, for
-    the reason ``read_range`` gives (``+`` keeps the planner off
-    ``ix_due_item_listed``, whose walk then fetches each row from another page); the
-    suppressed items, a tenth of as many, are found through it (0.06 s where a second
-    scan took 0.1 s at 100,000 patients).  The
-    caller must have checked :func:`is_fresh`; a test holds the bytes equal to
-    ``reports.due.render_json`` of ``store.due.due_list``.
-    """
-    # One literal between two values (', "due_on": '): each || copies the text so far.
-    def item_json(sql: dict[str, str], tail: str = "") -> str:
-        out = f"'{indent}{{"
-        for n, name in enumerate(fields):
-            out += ("" if n == 0 else ", ") + f"\"{name}\": ' || {sql[name]} || '"
-        return out + tail + "}'"
-
-    listed_json = item_json(JSON_ITEM_SQL)
-    suppressed_json = item_json(
-        {**JSON_ITEM_SQL, "status": "'\"suppressed\"'"}, ", \"reason\": ' || json_quote(suppressed_reason) || '"
-    )
-    where = "" if until is None else " AND +due_on <= :until"
-    params: dict[str, Any] = {"as_of": as_of.isoformat(), "lead": lead.isoformat()}
-    if until is not None:
-        params["until"] = until.isoformat()
-    if kinds:
-        names = sorted(kinds)
-        where += " AND device_kind IN (" + ", ".join(f":k{n}" for n in range(len(names))) + ")"
-        params.update({f"k{n}": name for n, name in enumerate(names)})
-    # The DBAPI cursor, in the connection's own transaction (the one ``is_fresh`` read
-    # in; begun here if it was not, so both queries see one snapshot): 57,000
-    # one-string rows need nothing of SQLAlchemy's result rows.
-    if not conn.in_transaction():
-        conn.begin()
-    cursor = conn.connection.cursor()
-    # The sort holds the texts (42 MB at 100,000 patients): in memory rather than spilled
-    # to a temporary file (0.06 s of system time), and the connection's setting put
-    # back.  SQLite refuses the change inside a transaction once the connection has a
-    # temporary database; the sort then spills as it would have.  Not for a list without
-    # an end date (every item, 155 MB of texts at 100,000 patients): the sorter in memory
-    # and the rows fetched from it would be two copies at once (369 MB peak).
-    temp_store = cursor.execute("PRAGMA temp_store").fetchone()[0] if until is not None else None
-    temp_store = temp_store if temp_store is not None and _set_temp_store(cursor, 2) else None
-    try:
-        # The texts alone kept, as the cursor yields them (no list of row tuples beside
-        # them), and as their UTF-8 bytes: a text with one character past Latin-1 (the
-        # "→" of every reason) is two bytes a character as a Python string, and a whole
-        # list at 100,000 patients (206,000 items, 128 MB of JSON) held 255 MB of them.
-        listed, overdue = [], 0
-        keep = listed.append
-        for text, late in cursor.execute(
-            f"SELECT CAST({listed_json} AS BLOB), due_on < :as_of FROM due_item WHERE +suppressed_reason IS NULL{where} "
-            f"ORDER BY {_LISTED_ORDER}",
-            params,
-        ):
-            keep(text)
-            overdue += late
-        suppressed = cursor.execute(
-            f"SELECT {suppressed_json}, suppressed_reason FROM due_item WHERE suppressed_reason IS NOT NULL"
-            f"{where.replace('+', '')} ORDER BY {_SUPPRESSED_ORDER}",
-            params,
-        ).fetchall()
-    finally:
-        if temp_store is not None:
-            _set_temp_store(cursor, int(temp_store))
-        cursor.close()
-    return listed, overdue, suppressed
-
-
-def _set_temp_store(cursor, value: int) -> bool:
-    import sqlite3
-
-    try:
-        cursor.execute(f"PRAGMA temp_store = {value}")
-        return True
-    except sqlite3.OperationalError:  # "temporary storage cannot be changed from within a transaction"
-        return False
 
 
 # --------------------------------------------------------------------- checking (devicelog verify)

@@ -4,7 +4,7 @@ Clinical events live in one table, ``event``: the columns every event shares
 (device, kind, dates, author, amendment links) are real columns and the kind's own
 fields are a JSON document validated by the kind's Create model
 (``devicelog.clinic.records``).  One table keeps amendments, the audit trail, the
-timeline and import/export uniform across the eight kinds; the forecast reads
+timeline and import/export uniform across the nine kinds; the forecast reads
 whole device histories, never a column across all refills.
 
 Rows are append-only for clinical records: an amendment is a new row that points

@@ -15,7 +15,7 @@ import datetime as dt
 
 from rich.text import Text
 
-from devicelog.clinic.due import DueItem
+from devicelog.clinic.due import DueItem, shown_red
 from devicelog.clinic.history import DeviceHistory
 from devicelog.clinic.records import (
     Event,
@@ -23,6 +23,7 @@ from devicelog.clinic.records import (
     OutcomeData,
     ProgrammingData,
     RefillData,
+    RefillReviewData,
     ReinterventionData,
     TrialEndData,
     TrialStartData,
@@ -96,7 +97,10 @@ def item_line(item: DueItem, item_status: str, today: dt.date, *, with_patient: 
     text.append(" ")
     if with_patient:
         text.append(one_line(f"{item.patient_mrn} {item.patient_name} {item.device_serial} "), style="bold")
-    text.append(one_line(item.what), style="bold" if item_status != "upcoming" else "")
+    style = "bold" if item_status != "upcoming" else ""
+    if shown_red(item):
+        style = "bold red"
+    text.append(one_line(item.what), style=style)
     text.append(f"  {item.due_on} ({when(item.due_on, today)})")
     if item.severity == "critical":
         text.append("  CRITICAL", style="bold red")
@@ -105,7 +109,7 @@ def item_line(item: DueItem, item_status: str, today: dt.date, *, with_patient: 
 
 def short_item(item: DueItem, item_status: str, today: dt.date) -> Text:
     text = Text(f"{one_line(item.what)} {item.due_on}", style=STATUS_STYLE[item_status] if item_status != "upcoming" else "green")
-    if item.severity == "critical":
+    if shown_red(item):
         text.append(" !", style="bold red")
     return text
 
@@ -161,6 +165,9 @@ def event_summary(event: Event) -> str:
     if isinstance(d, OutcomeData):
         mme = f", oral MME {_n(d.oral_mme_mg_per_day, 'mg/day')}" if d.oral_mme_mg_per_day is not None else ""
         return f"pain NRS {d.pain_nrs}/10{mme}"
+    if isinstance(d, RefillReviewData):
+        note = f" — {d.note}" if d.note else ""
+        return f"review of refill entry {d.refill_event_id}: {d.finding.label}{note}"
     return event.kind.label  # pragma: no cover
 
 

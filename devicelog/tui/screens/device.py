@@ -28,7 +28,8 @@ RECENT = 12
 def kinds_for(history: DeviceHistory) -> list[EventKind]:
     """The entries that fit the device (the store refuses the others anyway)."""
     pump = history.device.model.is_pump
-    kinds = [k for k in EventKind]
+    # A refill review (rule 26) names a flagged refill: recorded from its own screen (f).
+    kinds = [k for k in EventKind if k is not EventKind.refill_review]
     if pump:
         return [k for k in kinds if k not in (EventKind.trial_start, EventKind.trial_end)]
     return [k for k in kinds if k is not EventKind.refill]
@@ -42,6 +43,7 @@ class DeviceScreen(Screen):
         Binding("x", "void", "Entered in error"),
         Binding("h", "history", "Full history"),
         Binding("m", "mri", "MRI checklist"),
+        Binding("f", "review", "Review refill flag"),
         Binding("d", "tab('tab-due')", "Due", show=False),
         Binding("e", "tab('tab-events')", "Entries", show=False),
         Binding("escape", "app.pop_screen", "Back"),
@@ -130,6 +132,8 @@ class DeviceScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action == "log" and parameters and parameters[0] == "refill":
+            return self._is_pump()
+        if action == "review":
             return self._is_pump()
         return True
 
@@ -262,6 +266,10 @@ class DeviceScreen(Screen):
         if current is None:
             self.notify("This entry was marked entered in error; it cannot be amended.", severity="warning")
             return
+        if current.kind is EventKind.refill_review:
+            self.notify("A refill review is not amended: mark it entered in error (x) and record the review again (f).",
+                        severity="warning")
+            return
         self._open_form(current.kind, amend=current)
 
     def action_void(self) -> None:
@@ -295,6 +303,19 @@ class DeviceScreen(Screen):
             return
         app.call_from_thread(self.notify, "Marked entered in error; the original stays on the record.")
         app.call_from_thread(app.changed, [self.device_id])
+
+    def action_review(self) -> None:
+        """Rule 26: review a flagged refill (its flag stays on the due list until then)."""
+        from devicelog.tui.screens.review import ReviewScreen, open_flags
+
+        history = self.history
+        if history is None or not history.device.model.is_pump:
+            return
+        flags = open_flags(history, self.app.settings)
+        if not flags:
+            self.notify("No open refill flag on this pump: nothing to review.", severity="warning")
+            return
+        self.app.push_screen(ReviewScreen(history, flags))
 
     def action_mri(self) -> None:
         from devicelog.tui.screens.mri import MriScreen

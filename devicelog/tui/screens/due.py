@@ -11,6 +11,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Label, Select, Static
 
+from devicelog.clinic.due import shown_red
 from devicelog.clinic.records import DeviceKind
 from devicelog.tui.format import STATUS_STYLE, STATUS_WORD, one_line, plain, shown, when
 from devicelog.tui.widgets.footer import ClinicFooter
@@ -125,7 +126,7 @@ class DueScreen(Screen):
     @staticmethod
     def _cells(item, status, today) -> tuple:
         what = plain(item.what + ("  CRITICAL" if item.severity == "critical" else ""),
-                     style="bold red" if item.severity == "critical" else "")
+                     style="bold red" if shown_red(item) else "")
         return (Text(STATUS_WORD[status], style=STATUS_STYLE[status]), str(item.due_on), when(item.due_on, today),
                 plain(f"{item.patient_mrn} {item.patient_name}"), plain(item.device_serial), what)
 

@@ -274,7 +274,8 @@ class HistoryScreen(Screen):
             body.mount(table)
             table.add_columns(*LEDGER_HEADERS)
             for row, source in zip(ledger_table_rows(ledger), ledger.rows):
-                style = "bold red" if source.flagged or source.pocket_fill_flagged else ""
+                # Red while the flag is open (rule 26); bold once reviewed, the review beside it.
+                style = "bold red" if source.review_open else ("bold" if source.flagged or source.pocket_fill_flagged else "")
                 table.add_row(*(plain(cell, style=style) for cell in row))
             trend = Static(plain(f"Trend: {ledger.trend.text}"), classes="ledger-trend")
             if ledger.trend.flagged:
