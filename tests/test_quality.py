@@ -13,7 +13,6 @@ import pytest
 from devicelog import cli, demo
 from devicelog.clinic.history import DeviceInfo, PatientInfo
 from devicelog.clinic.quality import (
-    NOT_RECORDED_REVIEWS,
     Period,
     kaplan_meier,
     quality_report,
@@ -155,8 +154,22 @@ def test_discrepancies_and_pocket_fills_per_1000_refills():
     assert (q.discrepancies.numerator, q.discrepancies.denominator, q.discrepancies.value) == (1, 4, 250.0)
     assert (q.pocket_fills.numerator, q.pocket_fills.denominator, q.pocket_fills.value) == (1, 5, 200.0)
     assert q.pocket_fills.members[0].serial == "SN-2"
-    assert q.reviews == NOT_RECORDED_REVIEWS
-    assert any("rule 26" in line for line in q.not_available)
+    assert q.reviews == "reviews: none of 2 flagged refills reviewed"
+
+
+def test_reviews_of_flagged_refills_and_the_days_they_took():
+    """Flagged: A Jul 8 (discrepancy) and B May 1 (pocket fill).  A's is reviewed on
+    Jul 11: 3 days.  B's is reviewed on 2027-01-04, after the period: not counted.
+    Reviewed 1 / 2 = 50 %; the open one (B) is listed."""
+    from devicelog.clinic.records import RefillReviewData, ReviewFinding
+
+    a, b = constructed_clinic()
+    a.add("2026-07-11", RefillReviewData(refill_event_id=a.events[2].id, finding=ReviewFinding.no_cause_found))
+    b.add("2027-01-04", RefillReviewData(refill_event_id=b.events[2].id, finding=ReviewFinding.pump_interrogated))
+    q = run(a, b)
+    assert (q.review_figure.numerator, q.review_figure.denominator, q.review_figure.value) == (1, 2, 50.0)
+    assert [(m.serial, m.on) for m in q.review_figure.members] == [("SN-2", d("2026-05-01"))]
+    assert q.reviews == "reviews: 1 of 2 flagged refills reviewed; days to review: median 3, longest 3"
 
 
 def test_a_figure_with_nothing_to_divide_by_is_not_zero():
@@ -265,7 +278,7 @@ def test_every_format_for_the_demo_clinic(demo_db, tmp_path, capsys):
     from pypdf import PdfReader
 
     pdf_text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(out["pdf"])).pages)
-    assert "Program quality report" in pdf_text and "Kaplan" in pdf_text and "not recorded in this version" in pdf_text
+    assert "Program quality report" in pdf_text and "Kaplan" in pdf_text and "Flagged refills reviewed" in pdf_text
     assert doc["period"] == {"start": "2025-11-24", "end": "2026-11-23"}
 
 

@@ -9,7 +9,7 @@ can check any number against the charts.
 What the records of this version cannot give is said, not invented
 (:attr:`QualityReport.not_available`): outcome completion at registry time points and
 responder rates at 3, 6 and 12 months need the scheduled outcome time points of
-issue 17 section 1, and the review of a flagged refill (rule 26) needs a review record.
+issue 17 section 1.
 
 Definitions (each also written in the figure's ``definition``):
 
@@ -19,6 +19,8 @@ Definitions (each also written in the figure's ``definition``):
   previous fill and is not counted.  Days overdue = refill date − latest safe date.
 * **Flagged discrepancy** (rule 8) and **possible pocket fill** (rule 9): recomputed
   from each refill and the fill before it, per 1,000 refills done in the period.
+  **Reviewed** (rule 26): a review naming the flagged refill recorded by the period's
+  end; days to review = review date − refill date.
 * **Wound escalation** (rule 22): a wound check within 90 days of an implant made in
   the period with a same-day escalation finding (``wounds.wound_escalation_findings``).
   **Infection**: such a check with a culture organism recorded, or an explant or
@@ -48,6 +50,7 @@ from devicelog.clinic.pump import (
     possible_pocket_fill,
     pump_fills,
     reconcile_refill,
+    refill_reviews,
     refill_schedule,
 )
 from devicelog.clinic.records import (
@@ -79,7 +82,6 @@ OVERDUE_BANDS: tuple[tuple[str, int, int | None], ...] = (
 #: Reinterventions counted as explants or revisions (by reason).
 EXPLANT_OR_REVISION = SURGICAL_REINTERVENTIONS
 
-NOT_RECORDED_REVIEWS = "reviews: not recorded in this version"
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,8 @@ class QualityReport:
     discrepancies: Figure
     pocket_fills: Figure
     reviews: str
+    review_figure: Figure
+    reviewed: tuple[Member, ...]  # the flagged refills reviewed, with the review date and days
     wound_escalations: Figure
     infections: Figure
     explants_revisions: list[Figure]
@@ -224,6 +228,7 @@ class QualityReport:
             *self.overdue_bands,
             self.discrepancies,
             self.pocket_fills,
+            self.review_figure,
             self.wound_escalations,
             self.infections,
             *self.explants_revisions,
@@ -291,7 +296,6 @@ def quality_report(
     settings: Settings,
     drugs: Mapping[str, Drug],
     kinds: Sequence[DeviceKind] = (),
-    reviews_recorded: bool = False,
 ) -> QualityReport:
     """The program quality figures over ``period`` for the devices of ``kinds`` (all
     when empty), from one pass over ``histories`` (which may be a stream).
@@ -306,6 +310,9 @@ def quality_report(
     refills_in_period = 0
     flagged: list[Member] = []
     pocket: list[Member] = []
+    reviewed: list[Member] = []  # flagged refills reviewed by the period's end
+    unreviewed: list[Member] = []
+    review_days: list[int] = []
     implants: list[Member] = []
     escalations: list[Member] = []
     infections: list[Member] = []
@@ -330,19 +337,31 @@ def quality_report(
         if device.model.is_pump:
             fills = pump_fills(events)
             reservoir_ml = device.model.reservoir_ml or 20.0
+            reviews = refill_reviews(events)
             for index, fill in enumerate(fills):
                 on = fill.event.occurred_on
                 if on not in period:
                     continue
                 refills_in_period += 1
+                flags = []
                 if possible_pocket_fill(fill.data, settings).flagged:
                     pocket.append(_member(history, on, "possible pocket fill"))
+                    flags.append("possible pocket fill")
+                if index > 0:
+                    reconciliation = reconcile_refill(fills[index - 1], on, fill.data, reservoir_ml, settings)
+                    if reconciliation.discrepancy.flagged:
+                        flagged.append(_member(history, on, reconciliation.discrepancy.text))
+                        flags.append("discrepancy")
+                if flags:
+                    review = next((r for r in reviews.get(fill.event.id, []) if r.occurred_on <= period.end), None)
+                    if review is None:
+                        unreviewed.append(_member(history, on, " and ".join(flags) + ": no review recorded"))
+                    else:
+                        days = max(0, (review.occurred_on - on).days)
+                        review_days.append(days)
+                        reviewed.append(_member(history, on, f"{' and '.join(flags)}: reviewed {review.occurred_on} by {review.author} ({days} days)"))
                 if index == 0:
                     continue
-                previous = fills[index - 1]
-                reconciliation = reconcile_refill(previous, on, fill.data, reservoir_ml, settings)
-                if reconciliation.discrepancy.flagged:
-                    flagged.append(_member(history, on, reconciliation.discrepancy.text))
                 due = refill_schedule(history, fills, index - 1, settings, drugs)
                 overdue_days = (on - due.latest_safe_on).days
                 month = months[on.strftime("%Y-%m")]
@@ -598,9 +617,30 @@ def quality_report(
         "outcome completion at each time point (% done within its window): needs scheduled outcome time points (issue 17, section 1)",
         "responder rates at 3, 6 and 12 months (IMMPACT): needs baseline and scheduled time points (issue 17, section 1)",
     ]
-    reviews = "reviews: recorded" if reviews_recorded else NOT_RECORDED_REVIEWS
-    if not reviews_recorded:
-        not_available.append("reviews of flagged refills and how many days they took (rule 26): not recorded in this version")
+    flagged_count = len(reviewed) + len(unreviewed)
+    reviews_figure = Figure(
+        "reviews",
+        "Flagged refills reviewed by the period's end",
+        len(reviewed),
+        flagged_count,
+        100,
+        "%",
+        period,
+        "refills in the period with a flagged discrepancy or possible pocket fill, and a review recorded (rule 26) "
+        "on or before the period's end; days = review date − refill date",
+        "flagged refills with no review recorded",
+        tuple(unreviewed),
+    )
+    if review_days:
+        ordered = sorted(review_days)
+        reviews = (
+            f"reviews: {len(reviewed)} of {flagged_count} flagged refills reviewed; days to review: "
+            f"median {statistics.median(ordered):g}, longest {ordered[-1]}"
+        )
+    elif flagged_count:
+        reviews = f"reviews: none of {flagged_count} flagged refills reviewed"
+    else:
+        reviews = "reviews: no flagged refills in the period"
     return QualityReport(
         period=period,
         kinds=tuple(kinds),
@@ -610,6 +650,8 @@ def quality_report(
         discrepancies=discrepancies,
         pocket_fills=pocket_fills,
         reviews=reviews,
+        review_figure=reviews_figure,
+        reviewed=tuple(reviewed),
         wound_escalations=wound,
         infections=infection,
         explants_revisions=explants_revisions,

@@ -37,7 +37,10 @@ KIND_COLOURS = {
 
 def sections(report: QualityReport) -> list[tuple[str, list[Figure | Median]]]:
     return [
-        ("Refills (intrathecal pumps)", [report.refill_on_time, *report.overdue_bands[1:], report.discrepancies, report.pocket_fills]),
+        (
+            "Refills (intrathecal pumps)",
+            [report.refill_on_time, *report.overdue_bands[1:], report.discrepancies, report.pocket_fills, report.review_figure],
+        ),
         ("Wounds and infection (rule 22)", [report.wound_escalations, report.infections]),
         ("Explants and revisions by reason", list(report.explants_revisions)),
         ("Trial-to-permanent conversion", list(report.trial_conversion)),
@@ -135,6 +138,7 @@ def report_dict(report: QualityReport) -> dict:
         "sections": [{"title": title, "figures": [_figure_dict(i) for i in items]} for title, items in sections(report)],
         "overdue_distribution": [_figure_dict(f) for f in report.overdue_bands],
         "reviews": report.reviews,
+        "reviewed": _plain([dataclasses.asdict(m) for m in report.reviewed]),
         "survival": [
             {
                 "kind": s.kind.value,
@@ -168,6 +172,7 @@ def render_csv(report: QualityReport) -> str:
             w.writerow(["member", key, "", "", "", "", "", start, end, csv_cell(m.mrn), csv_cell(m.name), csv_cell(m.serial), m.on.isoformat() if m.on else "", csv_cell(m.note)])
 
     figures: list[Figure | Median] = [report.refill_on_time, *report.overdue_bands, report.discrepancies, report.pocket_fills]
+    figures.append(report.review_figure)
     for _title, items in sections(report)[1:]:
         figures += items
     for item in figures:
@@ -179,6 +184,7 @@ def render_csv(report: QualityReport) -> str:
             w.writerow(["median", item.key, csv_cell(item.label), "", item.count, value, item.unit, start, end, "", "", "", "", csv_cell(item.definition)])
         members(item.key, item.members)
     w.writerow(["note", "reviews", csv_cell(report.reviews), "", "", "", "", start, end, "", "", "", "", ""])
+    members("reviewed", report.reviewed)
     for s in report.survival:
         for step in s.steps:
             w.writerow(["km", s.kind.value, f"day {step.day}", step.events, step.at_risk, f"{step.survival:.6f}", "survival", start, end, "", "", "", "", f"censored {step.censored}"])

@@ -1,6 +1,6 @@
 """Reading what the quality report needs (issue 17, section 3), in a stream.
 
-The report reads refills and pump programming changes (from each pump's last fill
+The report reads refills, their reviews (rule 26) and pump programming changes (from each pump's last fill
 before the period, so the first refill of the period has the fill it is measured
 against), wound checks up to 90 days after the period, and every reinterventions,
 trial start and end and outcome up to the period's end.  Interrogations, the bulk of a
@@ -32,7 +32,7 @@ from devicelog.store import queries
 
 BATCH = 2000
 
-_ALWAYS = (EventKind.reintervention.value, EventKind.trial_start.value, EventKind.trial_end.value, EventKind.outcome.value)
+_ALWAYS = (EventKind.refill_review.value, EventKind.reintervention.value, EventKind.trial_start.value, EventKind.trial_end.value, EventKind.outcome.value)
 _PUMP = (EventKind.refill.value, EventKind.programming.value)
 
 
