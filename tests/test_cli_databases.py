@@ -44,7 +44,7 @@ NEW_PATIENT_DOC = {
 }
 
 
-COMMAND_NAMES = ["bare", "tui", "init", "verify", "backup", "restore", "due", "history", "mri", "review", "fhir", "demo", "import", "export", "audit", "admin"]
+COMMAND_NAMES = ["bare", "tui", "init", "verify", "backup", "restore", "due", "history", "mri", "review", "fhir", "demo", "import", "export", "audit", "admin", "quality"]
 
 
 def commands(tmp_path: Path) -> dict[str, list[str]]:
@@ -68,6 +68,7 @@ def commands(tmp_path: Path) -> dict[str, list[str]]:
         "export": ["export"],
         "audit": ["audit"],
         "admin": ["admin", "who"],
+        "quality": ["quality"],
     }
 
 

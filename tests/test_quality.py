@@ -304,11 +304,10 @@ async def test_quality_screen_drills_down_with_enter(demo_db):
 
     from devicelog.settings import Settings
     from devicelog.tui.app import make_app
-    from devicelog.tui.screens.quality import QualityScreen
 
     app = make_app(demo_db, Settings(), AS_OF, "nurse")
     async with app.run_test(size=(120, 50)) as pilot:
-        app.push_screen(QualityScreen())
+        await pilot.press("f6")  # from the main screen, as a clinician would
         for _ in range(6):
             await pilot.pause()
             await app.workers.wait_for_complete()

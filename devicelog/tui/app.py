@@ -146,6 +146,11 @@ class DeviceLogApp(App):
 
         self.push_screen(DueScreen())
 
+    def action_quality(self) -> None:
+        from devicelog.tui.screens.quality import QualityScreen
+
+        self.push_screen(QualityScreen())
+
     def action_register_patient(self) -> None:
         from devicelog.tui.screens.register import PatientScreen
 

@@ -79,6 +79,7 @@ class MainScreen(Screen):
         Binding("f3", "app.register_device", "New device"),
         Binding("f4", "app.due", "Due list"),
         Binding("f5", "app.reload", "Reload"),
+        Binding("f6", "app.quality", "Quality report", show=False),
         Binding("down", "to_table", "Results", show=False),
     ]
 
