@@ -171,7 +171,7 @@ def test_redaction_scrubs_names_mrns_and_drug_names_in_every_format(dl):
             assert not re.search(rf"\b{word}\b", low), (fmt, word)
         assert "…0001" in out and "A.L." in out, fmt
         assert "[drug]" in out, fmt
-    refill = next(i for i in red.items if i.device_serial == "NGP100" and i.code == "refill")
+    refill = next(i for i in red.items if i.device_serial == "…P100" and i.code == "refill")
     assert "2 mg/day ÷ 10 mg/mL [drug] = 0.200 mL/day" in refill.why
     assert json.loads(outputs["json"])["redacted"] is True
 
@@ -321,3 +321,22 @@ def test_text_table_shows_escape_sequences_instead_of_running_them(dl, color):
     assert "\x07" not in shown and "\r" not in shown
     plain = re.sub(r"\x1b\[[0-9;]*m", "", shown)
     assert "␛]52;c;ZXZpbA==␇Bob" in plain and "Eve␛[2J␛[H Park" in plain
+
+
+def test_a_redacted_copy_keeps_4_characters_of_a_serial_and_no_date_of_death(dl):
+    """Issue 15, section 5: a serial is a HIPAA identifier, and so is a date of death."""
+    from dataclasses import replace
+
+    from devicelog.clinic.due import SuppressedItem
+
+    item = dl.entries[0].item
+    serial = item.device_serial
+    suppressed = SuppressedItem(replace(item, why=f"{item.why}; {serial} to be explanted"), "patient deceased on 2026-10-01")
+    odd = replace(dl, suppressed=(suppressed,))
+    red = redact_due_list(odd, shipped_catalogue().drugs)
+    out = report.text(red) + json.dumps(report.document(red), ensure_ascii=False) + render_html(red)
+    assert serial not in out
+    assert "deceased on" not in out
+    assert red.entries[0].item.device_serial == "…" + serial[-4:]
+    assert red.suppressed[0].reason == "patient deceased"
+    assert red.suppressed[0].item.why.endswith(f"; …{serial[-4:]} to be explanted")

@@ -45,20 +45,20 @@ def base_uid(serial: str, code: str, source_event_id: int | None = None) -> str:
     return f"{hashlib.sha256(text.encode('utf-8')).hexdigest()[:32]}@{UID_DOMAIN}"
 
 
-def uids(items: list[DueItem]) -> dict[str, str]:
+def uids(items: list[DueItem], *, redacted: bool = False) -> dict[str, str]:
     """UID of each item (by ``DueItem.key``); see the module docstring for the rule."""
     first = _first_of_task(items)
-    return {i.key: _uid(i, first) for i in items}
+    return {i.key: _uid(i, first, redacted) for i in items}
 
 
-def _first_of_task(items) -> dict[tuple[str, str], DueItem]:
+def _first_of_task(items) -> dict[tuple[int, str], DueItem]:
     """The item of each (serial, code) that keeps the plain UID: the one from the
     earliest record (no record first), then the earliest due; the list's order between
     equals.  Only the winner is kept per task, not a UID per item: a whole list at
     100,000 patients (206,000 items) held ~70 MB of keys and UIDs."""
-    first: dict[tuple[str, str], DueItem] = {}
+    first: dict[tuple[int, str], DueItem] = {}
     for i in items:
-        task = (i.device_serial, i.code)
+        task = (i.device_id, i.code)
         held = first.get(task)
         if held is None or _rank(i) < _rank(held):
             first[task] = i
@@ -69,10 +69,13 @@ def _rank(i: DueItem) -> tuple:
     return (i.source_event_id is not None, i.source_event_id or 0, i.due_on)
 
 
-def _uid(i: DueItem, first: dict[tuple[str, str], DueItem]) -> str:
-    if first[(i.device_serial, i.code)] is i:
-        return base_uid(i.device_serial, i.code)
-    return base_uid(i.device_serial, i.code, i.source_event_id if i.source_event_id is not None else -1)
+def _uid(i: DueItem, first: dict[tuple[int, str], DueItem], redacted: bool = False) -> str:
+    # A redacted copy shows only a serial's last 4 characters, which two devices may
+    # share: its UIDs are made from the device's id instead, never from the serial.
+    serial = f"device {i.device_id}" if redacted else i.device_serial
+    if first[(i.device_id, i.code)] is i:
+        return base_uid(serial, i.code)
+    return base_uid(serial, i.code, i.source_event_id if i.source_event_id is not None else -1)
 
 
 def sequence(generated_at: dt.datetime) -> int:
@@ -111,7 +114,7 @@ def write_ics(dl: DueList, out: BinaryIO, *, reminder_days: int, generated_at: d
         raise RuntimeError("unexpected iCalendar layout")
     out.write(head[: -len(end)])
     for e in dl.entries:
-        out.write(_event(e, dl, _uid(e.item, first), stamp, seq, reminder_days).to_ical())
+        out.write(_event(e, dl, _uid(e.item, first, dl.redacted), stamp, seq, reminder_days).to_ical())
     out.write(end)
 
 

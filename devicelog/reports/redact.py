@@ -1,7 +1,8 @@
 """The redacted copy of a due list: the one that leaves the clinic room (issue 6.4).
 
-A redacted list shows the patient's initials and the last 4 characters of the MRN
-instead of the name and the full MRN, and no drug names: every drug's catalogue name,
+A redacted list shows the patient's initials and the last 4 characters of the MRN and
+of the device serial (a serial is a HIPAA identifier) instead of the name, the full MRN
+and the full serial, no date of death, and no drug names: every drug's catalogue name,
 the words inside it ("Morphine (Infumorph)" → morphine, infumorph) and its code are
 replaced by "[drug]" in the texts people read (what, why, notes).  A patient's own
 name or MRN inside a text is replaced too.  Every format is written from the redacted
@@ -31,8 +32,12 @@ def initials(name: str) -> str:
 
 
 def short_mrn(mrn: str) -> str:
-    """The last 4 characters of the MRN after an ellipsis: "MRN001234" → "…1234"."""
+    """The last 4 characters of an MRN or a serial after an ellipsis: "MRN001234" → "…1234"."""
     return "…" + mrn[-4:]
+
+
+#: A date of death in a text ("patient deceased on 2026-10-01", "died 2026-10-01").
+_DEATH_DATE = re.compile(r"\b(deceased|died)( on)? \d{4}-\d{2}-\d{2}", re.IGNORECASE)
 
 
 def drug_words(drugs: Iterable[Drug]) -> list[str]:
@@ -61,11 +66,13 @@ class Redactor:
             else None
         )
 
-    def text(self, text: str, *, name: str = "", mrn: str = "") -> str:
+    def text(self, text: str, *, name: str = "", mrn: str = "", serial: str = "") -> str:
         if self._drugs is not None:
             text = self._drugs.sub(DRUG_PLACEHOLDER, text)
-        if mrn:
-            text = re.sub(re.escape(mrn), short_mrn(mrn), text, flags=re.IGNORECASE)
+        text = _DEATH_DATE.sub(r"\1", text)
+        for code in (mrn, serial):
+            if code:
+                text = re.sub(re.escape(code), short_mrn(code), text, flags=re.IGNORECASE)
         for part in {name, *name.split()} if name else ():
             if len(part) >= 2:
                 text = re.sub(r"(?<![\w])" + re.escape(part) + r"(?![\w])", NAME_PLACEHOLDER, text, flags=re.IGNORECASE)
@@ -73,33 +80,38 @@ class Redactor:
 
 
 def redact_item(item, redactor: Redactor):
-    name, mrn = item.patient_name, item.patient_mrn
+    name, mrn, serial = item.patient_name, item.patient_mrn, item.device_serial
     return replace(
         item,
         patient_name=initials(name),
         patient_mrn=short_mrn(mrn),
-        what=redactor.text(item.what, name=name, mrn=mrn),
-        why=redactor.text(item.why, name=name, mrn=mrn),
+        device_serial=short_mrn(serial),
+        what=redactor.text(item.what, name=name, mrn=mrn, serial=serial),
+        why=redactor.text(item.why, name=name, mrn=mrn, serial=serial),
     )
 
 
 def redact_due_list(dl: DueList, drugs: Iterable[Drug]) -> DueList:
-    """The same list with names, full MRNs and drug names taken out."""
+    """The same list with names, full MRNs and serials, dates of death and drug names taken out."""
     if dl.redacted:
         return dl
     r = Redactor(drugs)
     entries = tuple(DueEntry(redact_item(e.item, r), e.status) for e in dl.entries)
     suppressed = tuple(
-        replace(s, item=redact_item(s.item, r), reason=r.text(s.reason, name=s.item.patient_name, mrn=s.item.patient_mrn))
+        replace(
+            s,
+            item=redact_item(s.item, r),
+            reason=r.text(s.reason, name=s.item.patient_name, mrn=s.item.patient_mrn, serial=s.item.device_serial),
+        )
         for s in dl.suppressed
     )
     notes = tuple(
         DeviceNote(
             initials(n.patient_name),
             short_mrn(n.patient_mrn),
-            n.device_serial,
+            short_mrn(n.device_serial),
             n.device_model,
-            replace(n.warning, message=r.text(n.warning.message, name=n.patient_name, mrn=n.patient_mrn)),
+            replace(n.warning, message=r.text(n.warning.message, name=n.patient_name, mrn=n.patient_mrn, serial=n.device_serial)),
         )
         for n in dl.notes
     )
