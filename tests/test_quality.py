@@ -330,7 +330,7 @@ async def test_quality_screen_drills_down_with_enter(demo_db):
 def test_an_output_file_that_cannot_be_written_is_a_message_not_a_traceback(demo_db, tmp_path, capsys):
     url = demo_db.url.render_as_string(hide_password=False)
     target = tmp_path / "missing-folder" / "quality.pdf"
-    assert cli.main(["--db", url, "quality", "--format", "pdf", "-o", str(target)]) == 1
+    assert cli.main(["--db", url, "quality", "--format", "pdf", "-o", str(target)]) == 2
     err = capsys.readouterr().err
-    assert f"-o FILE = {str(target)!r}: cannot write it (No such file or directory)" in err
+    assert err == f"devicelog: cannot write {target}: the folder {target.parent} does not exist\n"
     assert "Traceback" not in err

@@ -33,7 +33,7 @@ from devicelog.settings import Settings
 from devicelog.store import tables
 from devicelog.store.db import read_session, write_session
 from devicelog.store.due import ComputedForecasts, due_list
-from tests.conftest import TODAY
+from tests.conftest import TODAY, recorded_author
 from tests.test_transfer import other_engine  # noqa: F401  (fixture)
 
 D = dt.date
@@ -232,7 +232,7 @@ def test_cli_lists_flags_and_records_a_review(clinic, db_url, capsys):
     assert main(["--db", db_url, "--user", "dr.kim", "review", "NGP100", "--refill", str(ids["flagged"]),
                  "--finding", "pocket_fill_excluded", "--note", "ultrasound: no pocket fluid", "--on", "2025-03-17"]) == 0
     out = capsys.readouterr().out
-    assert "reviewed 2025-03-17 by dr.kim: pocket fill excluded — ultrasound: no pocket fluid" in out
+    assert f"reviewed 2025-03-17 by {recorded_author('dr.kim')}: pocket fill excluded — ultrasound: no pocket fluid" in out
     assert review_items(engine) == []
 
 

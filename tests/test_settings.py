@@ -68,7 +68,7 @@ def test_a_folder_as_settings_file_is_refused_in_one_line(tmp_path):
     # Issue 19: `--settings` pointing at a folder gave an IsADirectoryError traceback.
     with pytest.raises(SettingsError) as info:
         load_settings(tmp_path)
-    assert str(info.value) == f"settings file {tmp_path} cannot be read: Is a directory"
+    assert str(info.value) == f"settings file {tmp_path} is a folder: give the TOML file inside it"
 
 
 def test_dates_and_age_limits_are_settings(tmp_path):

@@ -31,7 +31,7 @@ def _writer(engine, stop: threading.Event, errors: list[str]) -> None:
         n += 1
         try:
             with write_session(engine) as s:
-                services.add_patient(session=s, patient=PatientIn(mrn=f"W{n:05d}", name=f"Writer Patient {n}", birth_date=dt.date(1960, 1, 1)), author="rn.w")
+                services.add_patient(session=s, patient=PatientIn(mrn=f"W{n:05d}", name=f"Writer Patient {n}", birth_date=dt.date(1960, 1, 1)), author="rn.w", today=TODAY)
             with write_session(engine) as s:
                 services.add_device(
                     session=s,

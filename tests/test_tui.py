@@ -865,3 +865,23 @@ async def test_a_refused_visit_names_fields_as_labelled_and_counts_them(clinic, 
         assert isinstance(app.screen, VisitScreen)
         assert said[-1] == "Not saved: Date of visit '2027-01-15': is after today (2026-11-23)"
     assert len(events(clinic, "NGP100")) == before
+
+
+async def test_device_summary_puts_the_udi_on_its_own_line(engine):
+    """The UDI line follows the battery line; its line break is a line break, not a
+    visible ␊ mark (the summary's values are shown one line each, the break between
+    them is the screen's own)."""
+    from devicelog.clinic.records import DeviceIn, UdiIn
+
+    seed_clinic(engine)
+    udi = UdiIn(raw="(01)09504000059118(17)281120(10)L7654(21)NGP777", device_identifier="09504000059118",
+                lot="L7654", serial="NGP777", expiry=dt.date(2028, 11, 20))
+    with write_session(engine) as s:
+        services.add_device(session=s, device=DeviceIn(patient_mrn="MRN001", model="synchromed-ii-20", serial="NGP777",
+                                                       implanted_on=dt.date(2026, 1, 5), udi=udi), author="rn", today=TODAY)
+    app = make(engine)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_device(pilot, "NGP777")
+        summary = str(screen.query_one("#summary").render())
+        assert "␊" not in summary
+        assert "\nUDI DI 09504000059118 lot L7654 expiry 2028-11-20" in summary

@@ -55,7 +55,9 @@ def run(args: argparse.Namespace, ctx) -> int:
             lines.append(f"{e.seq:>7}  {at} UTC  {e.author:<20}  {e.action}  [{what}]")
         text = "\n".join(lines) + "\n" if lines else "no audit entries match\n"
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
+        from devicelog.output import private_file
+
+        with private_file(args.output) as fh:  # owner-only, whole or not at all (devicelog.output)
             fh.write(text)
         print(f"devicelog audit: {len(found)} entries written to {args.output}", file=sys.stderr)
     else:

@@ -52,6 +52,10 @@ def run(args: argparse.Namespace, ctx) -> int:
         print(f"devicelog quality: --from {start} is after --to {end}", file=sys.stderr)
         return 2
     period = Period(start, end)
+    if args.output:
+        from devicelog.output import check_target
+
+        check_target(args.output)  # a bad -o is refused (one line, exit 2) before the report is built
     kinds = tuple(DeviceKind(k) for k in (args.kind or ()))
     settings = ctx.settings
     with read_session(ctx.engine) as session:
@@ -63,16 +67,11 @@ def run(args: argparse.Namespace, ctx) -> int:
         render = {"text": report.render_text, "json": report.render_json, "csv": report.render_csv, "html": report.render_html}[args.format]
         data = render(built)
     if args.output:
-        try:
-            if isinstance(data, bytes):
-                with open(args.output, "wb") as fh:
-                    fh.write(data)
-            else:
-                with open(args.output, "w", encoding="utf-8", newline="") as fh:
-                    fh.write(data)
-        except OSError as exc:
-            print(f"devicelog quality: -o FILE = {args.output!r}: cannot write it ({exc.strerror or exc})", file=sys.stderr)
-            return 1
+        from devicelog.output import private_file
+
+        # Owner-only, whole or not at all; a bad -o is one line, exit 2 (devicelog.output).
+        with private_file(args.output, binary=isinstance(data, bytes)) as fh:
+            fh.write(data)
     elif isinstance(data, bytes):
         sys.stdout.buffer.write(data)
         sys.stdout.flush()

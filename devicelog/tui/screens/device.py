@@ -196,7 +196,7 @@ class DeviceScreen(Screen):
         summary.append("Battery: ", style="bold")
         summary.append(one_line(battery_summary(history)))
         if d.udi_di:
-            summary.append(one_line(f"\nUDI DI {d.udi_di} lot {d.udi_lot or '—'} expiry {d.udi_expiry or '—'}"), style="dim")
+            summary.append("\n" + one_line(f"UDI DI {d.udi_di} lot {d.udi_lot or '—'} expiry {d.udi_expiry or '—'}"), style="dim")
         self.query_one("#summary", Static).update(shown(summary))
 
         items = Text()
