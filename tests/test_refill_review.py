@@ -33,7 +33,7 @@ from devicelog.settings import Settings
 from devicelog.store import tables
 from devicelog.store.db import read_session, write_session
 from devicelog.store.due import ComputedForecasts, due_list
-from tests.conftest import TODAY, recorded_author
+from tests.conftest import TODAY, recorded_author, user_args
 from tests.test_transfer import other_engine  # noqa: F401  (fixture)
 
 D = dt.date
@@ -219,17 +219,17 @@ def test_import_refuses_a_review_naming_a_refill_of_another_device_or_nothing(cl
 
 def test_cli_lists_flags_and_records_a_review(clinic, db_url, capsys):
     engine, ids = clinic
-    assert main(["--db", db_url, "--user", "dr.kim", "review", "NGP100"]) == 0
+    assert main(["--db", db_url, *user_args("dr.kim"), "review", "NGP100"]) == 0
     out = capsys.readouterr().out
     assert f"entry {ids['flagged']}  2025-03-16  discrepancy -2.00 mL" in out and "REVIEW DUE" in out
     # a refill without a flag: refused, naming the option and value, nothing written
     before = counts(engine)
-    assert main(["--db", db_url, "--user", "dr.kim", "review", "NGP100", "--refill", str(ids["first"]),
+    assert main(["--db", db_url, *user_args("dr.kim"), "review", "NGP100", "--refill", str(ids["first"]),
                  "--finding", "no_cause_found"]) == 1
     err = capsys.readouterr().err
     assert f"--refill = {ids['first']}: the refill of 2025-01-05 has no flag to review" in err
     assert counts(engine) == before
-    assert main(["--db", db_url, "--user", "dr.kim", "review", "NGP100", "--refill", str(ids["flagged"]),
+    assert main(["--db", db_url, *user_args("dr.kim"), "review", "NGP100", "--refill", str(ids["flagged"]),
                  "--finding", "pocket_fill_excluded", "--note", "ultrasound: no pocket fluid", "--on", "2025-03-17"]) == 0
     out = capsys.readouterr().out
     assert f"reviewed 2025-03-17 by {recorded_author('dr.kim')}: pocket fill excluded — ultrasound: no pocket fluid" in out
