@@ -25,6 +25,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("mri", "devicelog.commands.mri", "before an MRI: a pump's checklist (rule 13) with its figures; record it done, log the post-MRI interrogation"),
     ("review", "devicelog.commands.review", "a pump's flagged refills and their reviews (rule 26); record a review that clears a flag"),
     ("quality", "devicelog.commands.quality", "the program quality report: refills, wounds, explants, device survival, trials, MME (text, json, csv, html, pdf)"),
+    ("advisory", "devicelog.commands.advisory", "safety notices: import an advisory or openFDA recall, list and show affected devices, acknowledge"),
     ("fhir", "devicelog.commands.fhir", "export patients, devices, procedures and observations as a FHIR R4 Bundle (JSON)"),
     ("demo", "devicelog.commands.demo", "build a realistic demo clinic in a new database (--open to open it)"),
     ("import", "devicelog.commands.transfer", "add a devicelog JSON document to the database, all or nothing"),

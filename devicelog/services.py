@@ -334,6 +334,12 @@ def add_devices(
         if replaced is not None:
             entries.append((author, audit.Change("device", replaced.id, before, audit.row_values(replaced))))
     _audit_runs(session, "add device", entries)
+    # Issue 18: a device registered after a safety notice was imported is matched to it now
+    # (its due item comes with the refresh below).
+    from devicelog.store.advisories import match_new_devices
+
+    for author in dict.fromkeys(a for a, _, _, _ in added):
+        match_new_devices(session, [row.id for a, row, _, _ in added if a == author], author, today)
     forecasts.refresh_devices(
         session, [i for _, row, replaced, _ in added for i in (row.id, replaced.id if replaced is not None else None)]
     )

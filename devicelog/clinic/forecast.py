@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Iterable
 
+from devicelog.clinic.advisory import advisory_items
 from devicelog.clinic.alarms import alarm_items, alarm_task_date, impedance_items, impedance_out_of_range
 from devicelog.clinic.battery import (
     battery_items,
@@ -187,6 +188,7 @@ def forecast_device(history: DeviceHistory, settings: Settings, drugs: DrugLooku
         items += pns_items(history)
         items += post_mri_items(history)
         items += _follow_up_items(history, settings)
+        items += advisory_items(history)
     wounds, notes = wound_items(history, settings)
     items += wounds
     warnings += notes

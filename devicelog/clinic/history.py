@@ -12,6 +12,7 @@ from typing import Iterable
 
 from pydantic import BaseModel, ConfigDict
 
+from devicelog.clinic.advisory import AdvisoryFlag
 from devicelog.clinic.catalogue import DeviceModel
 from devicelog.clinic.records import (
     DeviceStatus,
@@ -69,6 +70,8 @@ class DeviceHistory(Plain):
     patient: PatientInfo
     device: DeviceInfo
     events: tuple[Event, ...] = ()  # effective events, in clinical order
+    #: Safety notices recorded as matching this device, with any acknowledgement (issue 18).
+    advisories: tuple[AdvisoryFlag, ...] = ()
 
     def of_kind(self, kind: EventKind) -> list[Event]:
         return [e for e in self.events if e.kind is kind]

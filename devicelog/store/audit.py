@@ -55,7 +55,7 @@ from devicelog.store.chain import plain as _plain
 
 CHANGES_PER_ENTRY = 20_000
 #: The tables whose rows the trail accounts for: clinical records and the catalogue.
-AUDITED_TABLES = ("device_model", "drug", "patient", "device", "event")
+AUDITED_TABLES = ("device_model", "drug", "patient", "device", "event", "advisory", "advisory_match", "advisory_action")
 
 
 @dataclass(frozen=True)

@@ -255,6 +255,9 @@ def load_histories(session: Session, device_ids: Iterable[int] | None = None) ->
             serials[r.id] = r.serial
     replaces = {r.replaced_by_id: r.serial for r in rows if r.replaced_by_id}
     events = raw_events(session, [r.id for r in rows])
+    from devicelog.store.advisories import flags_by_device
+
+    flags = flags_by_device(session, [r.id for r in rows])
     patient_names = [f"p_{c.name}" for c in _PATIENT_T.c]
     patients: dict[int, PatientInfo] = {}
     for r in rows:
@@ -272,6 +275,7 @@ def load_histories(session: Session, device_ids: Iterable[int] | None = None) ->
             patient=patient,
             device=DeviceInfo.model_validate(device, context=STORED),
             events=tuple(effective_events(events.get(r.id, []))),
+            advisories=tuple(flags.get(r.id, ())),
         )
 
 

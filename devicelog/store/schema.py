@@ -21,7 +21,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 #: The newest revision this devicelog knows (a test checks it is the migrations' head).
-HEAD = "0008"
+HEAD = "0013"
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK_KEY = 0x6465_7673  # "devs"
 
@@ -33,6 +33,7 @@ PROTECTIONS = [
     ("audit_no_delete", "audit", "DELETE"),
     ("patient_no_delete", "patient", "DELETE"),
     ("device_no_delete", "device", "DELETE"),
+    *((f"{t}_no_{op.lower()}", t, op) for t in ("advisory", "advisory_match", "advisory_action") for op in ("UPDATE", "DELETE")),
 ]
 
 
@@ -301,7 +302,12 @@ REPLACE_GUARDS = [
     ("audit_no_replace", "audit", "id = NEW.id OR hash = NEW.hash OR prev_hash = NEW.prev_hash"),
     ("patient_no_replace", "patient", "id = NEW.id OR mrn = NEW.mrn"),
     ("device_no_replace", "device", "id = NEW.id OR serial = NEW.serial"),
+    ("advisory_no_replace", "advisory", "id = NEW.id"),
+    ("advisory_match_no_replace", "advisory_match", "id = NEW.id OR (advisory_id = NEW.advisory_id AND device_id = NEW.device_id)"),
+    ("advisory_action_no_replace", "advisory_action", "id = NEW.id"),
 ]
+#: The safety-notice tables (revision 0013): append-only like ``event``.
+ADVISORY_TABLES = ("advisory", "advisory_match", "advisory_action")
 
 #: PostgreSQL: the one function every append-only trigger calls.
 _PG_REFUSE_BODY = " BEGIN RAISE EXCEPTION 'devicelog: % rows are never changed by %', TG_TABLE_NAME, TG_OP; END "
@@ -340,19 +346,28 @@ def pg_protection_sql() -> dict[str, str]:
     return sql
 
 
+def _on_table(sql: str) -> str:
+    """The table a trigger's SQL is ON."""
+    return sql.split(" ON ", 1)[1].split(" ", 1)[0]
+
+
 def create_protections(conn) -> None:
-    """Triggers refusing UPDATE, DELETE (and on SQLite REPLACE) of append-only rows."""
+    """Triggers refusing UPDATE, DELETE (and on SQLite REPLACE) of append-only rows, on
+    the tables that exist (a migration run before a later table was added skips its
+    triggers; the revision adding the table creates them)."""
+    present = _tables_present(conn, tuple({t for _, t, _ in PROTECTIONS} | {t for _, t, _ in REPLACE_GUARDS}))
     if conn.dialect.name == "sqlite":
         have = {r[0] for r in conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'"))}
         for name, sql in sqlite_protection_sql().items():
-            if name not in have:
+            if name not in have and _on_table(sql) in present:
                 conn.execute(text(sql))
     elif conn.dialect.name == "postgresql":
         conn.execute(
             text(f"CREATE OR REPLACE FUNCTION devicelog_refuse() RETURNS trigger LANGUAGE plpgsql AS $${_PG_REFUSE_BODY}$$")
         )
         for sql in pg_protection_sql().values():
-            conn.execute(text(sql))
+            if _on_table(sql) in present:
+                conn.execute(text(sql))
 
 
 def drop_protections(conn) -> None:
@@ -370,7 +385,10 @@ def create_replace_guards(conn) -> None:
     """Revision 0006: the REPLACE guards on a database made before them (SQLite only)."""
     if conn.dialect.name == "sqlite":
         sql = sqlite_protection_sql()
-        for name, _, _ in REPLACE_GUARDS:
+        present = _tables_present(conn, tuple(t for _, t, _ in REPLACE_GUARDS))
+        for name, table, _ in REPLACE_GUARDS:
+            if table not in present:
+                continue  # a later revision adds the table and its guard
             conn.execute(text(sql[name].replace("CREATE TRIGGER", "CREATE TRIGGER IF NOT EXISTS", 1)))
 
 

@@ -114,6 +114,59 @@ class EventRow(SQLModel, table=True):
     voided: bool = False
 
 
+class AdvisoryRow(SQLModel, table=True):
+    """A safety notice (advisory, recall) as imported (issue 18): ``clinic.advisory.AdvisoryIn``.
+    Append-only: the migration adds triggers refusing UPDATE and DELETE."""
+
+    __tablename__ = "advisory"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    title: str = Field(max_length=200)
+    issued_on: dt.date
+    source: str = Field(max_length=200)
+    reference: str = Field(default="", max_length=60)
+    recommended_action: str = Field(sa_column=Column(Text, nullable=False))
+    notice_class: str = Field(max_length=3)
+    rules: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    unparsed: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    form: str = Field(max_length=20)
+    author: str
+    recorded_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class AdvisoryMatchRow(SQLModel, table=True):
+    """A device a notice concerns, at its tier, with the evidence: recorded when the notice
+    is imported, and when a matching device is registered later.  Append-only."""
+
+    __tablename__ = "advisory_match"
+    __table_args__ = (Index("ix_advisory_match_pair", "advisory_id", "device_id", unique=True),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    advisory_id: int = Field(foreign_key="advisory.id")
+    device_id: int = Field(foreign_key="device.id", index=True)
+    tier: int
+    evidence: str = Field(sa_column=Column(Text, nullable=False))
+    matched_on: dt.date
+    author: str
+    recorded_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class AdvisoryActionRow(SQLModel, table=True):
+    """What was done about a notice for one device (the acknowledgement that closes its due
+    item): the actions (``clinic.advisory.ACTIONS``), a note, who, when.  Append-only."""
+
+    __tablename__ = "advisory_action"
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    advisory_id: int = Field(foreign_key="advisory.id")
+    device_id: int = Field(foreign_key="device.id", index=True)
+    done_on: dt.date
+    actions: list[str] = Field(sa_column=Column(JSON, nullable=False))
+    note: str = Field(default="", sa_column=Column(Text, nullable=False))
+    author: str
+    recorded_at: dt.datetime = Field(default_factory=utcnow)
+
+
 class AuditEntry(SQLModel, table=True):
     """One link of the tamper-evident audit trail (``devicelog.store.audit``).
 

@@ -47,7 +47,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("prev_hash"),
     )
     conn = op.get_bind()
-    audit.baseline(conn, action="start of the audit trail: rows already recorded", author="devicelog migration 0002")
+    # The tables audited at this revision (later revisions add tables of their own, empty).
+    audit.baseline(conn, action="start of the audit trail: rows already recorded", author="devicelog migration 0002",
+                   table_names=("device_model", "drug", "patient", "device", "event"))
     create_protections(conn)
 
 
