@@ -19,6 +19,7 @@ REGENERATE = "python -m devicelog.schemas"
 
 
 def _models() -> dict[str, type]:
+    from devicelog.clinic.advisory import AdvisoryIn
     from devicelog.clinic.catalogue import Catalogue
     from devicelog.settings import Settings
     from devicelog.transfer import Document
@@ -27,6 +28,7 @@ def _models() -> dict[str, type]:
         "document.schema.json": Document,
         "settings.schema.json": Settings,
         "catalogue.schema.json": Catalogue,
+        "advisory.schema.json": AdvisoryIn,
     }
 
 
@@ -34,6 +36,7 @@ TITLES = {
     "document.schema.json": ("devicelog import/export document", "What `devicelog export` writes and `devicelog import` reads."),
     "settings.schema.json": ("devicelog clinic settings", "The clinic settings file (TOML), as its values."),
     "catalogue.schema.json": ("devicelog device and drug catalogue", "devicelog/data/catalogue.json and catalogue additions."),
+    "advisory.schema.json": ("devicelog safety notice", "A notice for `devicelog advisory import` (docs/advisories.md)."),
 }
 
 

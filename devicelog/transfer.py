@@ -51,6 +51,7 @@ from sqlalchemy import Engine, func, select
 from sqlmodel import Session
 
 from devicelog import services
+from devicelog.clinic.advisory import AdvisoryIn
 from devicelog.clinic.catalogue import DeviceModel, Drug, shipped_catalogue
 from devicelog.clinic.records import (
     DeviceIn,
@@ -126,12 +127,46 @@ class DocCatalogue(BaseModel):
     drugs: list[Drug] = []
 
 
+class DocAdvisoryMatch(Record):
+    """A device a safety notice concerns, as recorded (issue 18)."""
+
+    device_serial: Annotated[str, Field(min_length=1, max_length=40)]
+    tier: Annotated[int, Field(ge=1, le=4)]
+    evidence: Annotated[str, Field(min_length=1)]
+    matched_on: dt.date
+    author: Author
+    recorded_at: AwareDatetime
+
+
+class DocAdvisoryAction(Record):
+    """What was done about a safety notice for one device (its acknowledgement)."""
+
+    device_serial: Annotated[str, Field(min_length=1, max_length=40)]
+    done_on: dt.date
+    actions: list[Annotated[str, Field(min_length=1, max_length=40)]]
+    note: str = ""
+    author: Author
+    recorded_at: AwareDatetime
+
+
+class DocAdvisory(AdvisoryIn):
+    """A safety notice with its recorded matches and acknowledgements (issue 18)."""
+
+    author: Author
+    recorded_at: AwareDatetime
+    matches: list[DocAdvisoryMatch] = []
+    acknowledgements: list[DocAdvisoryAction] = []
+
+
 class Document(Record):
     """The devicelog import/export document, version 1."""
 
     format: Literal["devicelog"]
     version: Literal[1]
     catalogue: DocCatalogue = DocCatalogue()
+    #: Safety notices (issue 18), after the catalogue; their devices are named by serial
+    #: and must be in the database or the document.  Absent from a document without any.
+    advisories: list[DocAdvisory] = []
     patients: list[DocPatient] = []
     devices: list[DocDevice] = []
     events: list[DocEvent] = []
@@ -704,6 +739,15 @@ def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.
         catalogue = DocCatalogue.model_validate(header.get("catalogue", {}))
     except ValidationError as exc:
         problems += _validation_problems(exc, "$.catalogue")
+    advisories: list[DocAdvisory] = []
+    if not isinstance(header.get("advisories", []), list):
+        problems.append(Problem("$.advisories", None, "must be a list"))
+    else:
+        for i, item in enumerate(header.get("advisories", [])):
+            try:
+                advisories.append(DocAdvisory.model_validate(item))
+            except ValidationError as exc:
+                problems += _validation_problems(exc, f"$.advisories[{i}]")
     for name in SECTIONS:
         problems += found[name]
     del found
@@ -1032,6 +1076,8 @@ def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.
             )
         raise InputError(problems)
 
+    touched |= _import_advisories(session, advisories, audit_action)
+
     spool.close()  # before the due table's refresh, which needs memory of its own
     # The due table, in this same transaction: every device added or given events.
     if added_catalogue:
@@ -1045,6 +1091,72 @@ def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.
         session.expunge_all()
         gc.collect()
     return ImportSummary(added_patients, len(device_ids), written, added_catalogue)
+
+
+def _import_advisories(session: Session, advisories: list["DocAdvisory"], audit_action: str) -> set[int]:
+    """The document's safety notices with their matches and acknowledgements, as recorded
+    (audited like every imported row); returns the devices whose due items they change."""
+    from devicelog.store import audit
+
+    if not advisories:
+        return set()
+    D = tables.Device.__table__
+    serials = {m.device_serial for a in advisories for m in [*a.matches, *a.acknowledgements]}
+    ids = dict(session.execute(select(D.c.serial, D.c.id).where(D.c.serial.in_(sorted(serials)))).all())
+    problems = [
+        Problem(f"$.advisories[{i}].{part}[{j}].device_serial", x.device_serial, "no device has this serial")
+        for i, a in enumerate(advisories) for part, xs in (("matches", a.matches), ("acknowledgements", a.acknowledgements))
+        for j, x in enumerate(xs) if x.device_serial not in ids
+    ]
+    if problems:
+        raise InputError(problems)
+    touched: set[int] = set()
+    for a in advisories:
+        values = a.model_dump(exclude={"author", "recorded_at", "matches", "acknowledgements"})
+        values["rules"] = a.rules.model_dump(mode="json")
+        row = tables.AdvisoryRow(**values, author=a.author, recorded_at=a.recorded_at)
+        session.add(row)
+        session.flush()
+        rows: list = [row]
+        for m in a.matches:
+            rows.append(tables.AdvisoryMatchRow(advisory_id=row.id, device_id=ids[m.device_serial], tier=m.tier, evidence=m.evidence,
+                                                matched_on=m.matched_on, author=m.author, recorded_at=m.recorded_at))
+        for x in a.acknowledgements:
+            rows.append(tables.AdvisoryActionRow(advisory_id=row.id, device_id=ids[x.device_serial], done_on=x.done_on,
+                                                 actions=list(x.actions), note=x.note, author=x.author, recorded_at=x.recorded_at))
+        session.add_all(rows[1:])
+        session.flush()
+        touched |= {r.device_id for r in rows[1:]}
+        _audit_rows(session, audit_action, a.author, [(r.__tablename__, r) for r in rows])
+    return touched
+
+
+def _advisories_part(session: Session) -> list[dict]:
+    """Every safety notice with its matches and acknowledgements, in import order (the
+    order of their content: date imported, then title), devices by serial."""
+    A, M, X, D = (tables.AdvisoryRow.__table__, tables.AdvisoryMatchRow.__table__, tables.AdvisoryActionRow.__table__,
+                  tables.Device.__table__)
+    out = []
+    for r in session.execute(select(A).order_by(A.c.recorded_at, A.c.title, A.c.id)):
+        item = {
+            "title": r.title, "issued_on": r.issued_on.isoformat(), "source": r.source, "reference": r.reference,
+            "recommended_action": r.recommended_action, "notice_class": r.notice_class, "rules": r.rules,
+            "unparsed": list(r.unparsed or []), "form": r.form, "author": r.author, "recorded_at": _utc(r.recorded_at),
+            "matches": [
+                {"device_serial": m.serial, "tier": m.tier, "evidence": m.evidence, "matched_on": m.matched_on.isoformat(),
+                 "author": m.author, "recorded_at": _utc(m.recorded_at)}
+                for m in session.execute(select(M, D.c.serial).join(D, D.c.id == M.c.device_id)
+                                         .where(M.c.advisory_id == r.id).order_by(D.c.serial))
+            ],
+            "acknowledgements": [
+                {"device_serial": x.serial, "done_on": x.done_on.isoformat(), "actions": list(x.actions), "note": x.note,
+                 "author": x.author, "recorded_at": _utc(x.recorded_at)}
+                for x in session.execute(select(X, D.c.serial).join(D, D.c.id == X.c.device_id)
+                                         .where(X.c.advisory_id == r.id).order_by(X.c.recorded_at, D.c.serial))
+            ],
+        }
+        out.append(item)
+    return out
 
 
 def _refresh_chunks(session: Session, device_ids: Iterable[int]) -> Iterator[list[int]]:
@@ -1361,6 +1473,9 @@ def write_document(session: Session, out: IO[str], tick=_noop) -> dict[str, int]
 
     out.write('{"format": "devicelog", "version": 1,\n')
     out.write(f'"catalogue": {dumps(_catalogue_part(session))},\n')
+    notices = _advisories_part(session)
+    if notices:  # a document without safety notices is written as before
+        out.write('"advisories": [' + ",\n".join(dumps(n) for n in notices) + "],\n")
     counts: dict[str, int] = {}
     for name, items, last in (
         ("patients", _patients_part(session), False),

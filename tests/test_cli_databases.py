@@ -44,7 +44,7 @@ NEW_PATIENT_DOC = {
 }
 
 
-COMMAND_NAMES = ["bare", "tui", "init", "verify", "backup", "restore", "due", "history", "mri", "review", "fhir", "demo", "import", "export", "audit", "admin", "quality"]
+COMMAND_NAMES = ["bare", "tui", "init", "verify", "backup", "restore", "due", "history", "mri", "review", "advisory", "fhir", "demo", "import", "export", "audit", "admin", "quality"]
 
 
 def commands(tmp_path: Path) -> dict[str, list[str]]:
@@ -62,6 +62,7 @@ def commands(tmp_path: Path) -> dict[str, list[str]]:
         "history": ["history", "NGP100"],
         "mri": ["mri", "NGP100"],
         "review": ["review", "NGP100"],
+        "advisory": ["advisory", "list"],
         "fhir": ["fhir"],
         "demo": ["demo", "--patients", "2"],
         "import": ["import", str(doc)],

@@ -476,3 +476,35 @@ def test_import_does_not_keep_rows_in_the_session(engine):
     with write_session(engine) as s:
         transfer.import_document(s, document(), author="importer", today=TODAY)
         assert len(s.identity_map) <= 5
+
+
+def test_safety_notices_their_matches_and_acknowledgements_round_trip(engine, other_engine):
+    """Issue 18: export -> import -> export carries notices, matches and acknowledgements
+    byte for byte, and the imported acknowledgement still closes the device's due item."""
+    from devicelog.clinic.advisory import AdvisoryIn
+    from devicelog.settings import Settings
+    from devicelog.store import advisories
+    from devicelog.store.db import write_session
+    from devicelog.store.due import due_list
+
+    do_import(engine, document())
+    notice = AdvisoryIn.model_validate({
+        "title": "Motor stall", "issued_on": "2019-08-01", "source": "Medtronic", "recommended_action": "Inform",
+        "notice_class": "I", "rules": {"models": ["synchromed-ii-40"], "serials": ["NGP2"]}, "unparsed": ["lots 4 to 9"],
+    })
+    with write_session(engine) as s:
+        row, pairs = advisories.import_notice(s, notice=notice, author="rn", today=TODAY)
+    assert [m.tier for _, _, m in pairs] == [1]  # NGP2 is listed
+    with write_session(engine) as s:
+        advisories.acknowledge(s, advisory_id=row.id, serial="NGP2", actions=["patient_informed"], note="told",
+                               author="rn", done_on=TODAY, today=TODAY)
+    first = transfer.export_text(engine)
+    transfer.import_text(other_engine, first, author="someone-else", today=TODAY)
+    assert transfer.export_text(other_engine) == first
+    [exported] = json.loads(first)["advisories"]
+    assert [(m["device_serial"], m["tier"]) for m in exported["matches"]] == [("NGP2", 1)]
+    assert exported["unparsed"] == ["lots 4 to 9"]
+    assert [(a["device_serial"], a["actions"]) for a in exported["acknowledgements"]] == [("NGP2", ["patient_informed"])]
+    with read_session(other_engine) as s:
+        items = due_list(s, as_of=TODAY, settings=Settings()).entries
+    assert not [e for e in items if e.item.code.startswith("advisory_")]  # acknowledged
