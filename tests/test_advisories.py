@@ -281,3 +281,68 @@ def test_cli_import_list_show_ack(clinic, db_url, tmp_path, capsys):
     assert "acknowledged 2026-11-23" in out and "interrogation" in out and "NOT READ (check by hand)" in out
     assert main(["--db", db_url, *user_args("rn"), "advisory", "ack", "9", "NGP1", "--done", "interrogation"]) == 1
     assert "no safety notice has this number" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- the TUI
+
+
+async def test_tui_notices_screen_acknowledge_and_flag_at_registration(clinic):
+    """F7 opens the notices; the affected device is listed with its tier; k, space, ctrl+s
+    records what was done (checked in the database); the device screen names the notice;
+    a device typed on the registration form that matches a notice is flagged before saving."""
+    from devicelog.tui.app import make_app
+    from devicelog.tui.screens.advisories import AcknowledgeScreen, AdvisoriesScreen
+    from devicelog.tui.screens.register import DeviceRegisterScreen
+    from tests.test_tui import settle, type_into
+
+    with write_session(clinic) as s:
+        advisories.import_notice(s, notice=notice({"models": ["synchromed-ii-40"], "lots": ["L1"], "serials": ["NGP5"]}),
+                                 author="rn", today=TODAY)
+    app = make_app(clinic, Settings(), TODAY, "nurse")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("f7")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, AdvisoriesScreen)
+        assert [(a.serial, a.tier) for a in screen.affected] == [("NGP1", 2)]  # lot L10 (NGP10) is not lot L1
+        await pilot.press("tab", "k")
+        await settle(pilot)
+        assert isinstance(app.screen, AcknowledgeScreen)
+        await pilot.press("space", "down", "space")  # patient informed, alarm education
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert app.screen is screen
+        assert screen.affected[0].acknowledged_on == TODAY
+        await pilot.press("escape")
+        await settle(pilot)
+
+        await pilot.press("f3")
+        await settle(pilot)
+        form = app.screen
+        assert isinstance(form, DeviceRegisterScreen)
+        form.rows["model"].control.value = "synchromed-ii-40"
+        await type_into(pilot, form.rows["serial"], "NGP5")
+        await settle(pilot)
+        flag = form.query_one("#advisory-flag")
+        assert flag.display and "SAFETY NOTICE" in str(flag.render()) and "match 1" in str(flag.render())
+        # NGP55 is not NGP5; with no lot recorded it may still be of lot L1: a possible match.
+        await type_into(pilot, form.rows["serial"], "NGP55")
+        await settle(pilot)
+        shown_now = str(form.query_one("#advisory-flag").render())
+        assert "match 4 (possible" in shown_now and "match 1" not in shown_now
+        form.rows["model"].control.value = "synchromed-ii-20"  # another model: no notice concerns it
+        await settle(pilot)
+        assert not form.query_one("#advisory-flag").display
+    with read_session(clinic) as s:
+        [ack] = s.execute(select(tables.AdvisoryActionRow.__table__)).all()
+        assert (ack.device_id, ack.actions, ack.author, ack.done_on) == (1, ["patient_informed", "alarm_education"], "nurse", TODAY)
+    assert advisory_items(clinic) == []
+
+
+def test_the_device_screen_line_names_the_notice(clinic):
+    from devicelog.clinic.advisory import AdvisoryFlag
+
+    flag = AdvisoryFlag(advisory_id=3, title="Motor stall", reference="FA872", source="Medtronic", notice_class="II",
+                        recommended_action="Inform", tier=2, evidence="lot (10) L1", matched_on=TODAY)
+    assert flag.line == "Safety notice 3 (class II, match: lot): Motor stall · NOT ACKNOWLEDGED"

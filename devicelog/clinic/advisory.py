@@ -64,6 +64,9 @@ TIER_LABELS: dict[int, str] = {
     4: "possible (model only)",
 }
 
+#: The tiers in a table column or a one-line summary.
+TIER_SHORT: dict[int, str] = {1: "serial/UDI", 2: "lot", 3: "model+date", 4: "possible"}
+
 Code = Annotated[str, Field(min_length=1, max_length=60)]
 Gtin = Annotated[str, Field(pattern=r"^\d{14}$")]
 
@@ -567,6 +570,10 @@ class AdvisoryFlag:
     @property
     def severity(self) -> str:
         return SEVERITY_BY_CLASS[self.notice_class]
+
+    @property
+    def tier_short(self) -> str:
+        return TIER_SHORT[self.tier]
 
     @property
     def line(self) -> str:

@@ -132,15 +132,25 @@ def match_new_devices(session, device_ids: Iterable[int], author: str, today: dt
     return pairs
 
 
+def load_notices(session) -> list[tuple[int, AdvisoryIn]]:
+    """(id, notice) of every notice, for a form that matches as the person types."""
+    return [(row.id, notice_of(row)) for row in notices(session)]
+
+
+def matches_for(loaded: list[tuple[int, AdvisoryIn]], facts: DeviceFacts) -> list[tuple[int, str, Match]]:
+    """(notice id, title, match) of every loaded notice ``facts`` match."""
+    found = []
+    for notice_id, notice in loaded:
+        match = match_device(notice, facts)
+        if match is not None:
+            found.append((notice_id, notice.title, match))
+    return found
+
+
 def preview_matches(session, facts: DeviceFacts) -> list[tuple[int, str, Match]]:
     """(notice id, title, match) of every notice a device on the form would match: shown
     in the registration preview, before saving."""
-    found = []
-    for row in notices(session):
-        match = match_device(notice_of(row), facts)
-        if match is not None:
-            found.append((row.id, row.title, match))
-    return found
+    return matches_for(load_notices(session), facts)
 
 
 def acknowledge(session, *, advisory_id: int, serial: str, actions: list[str], note: str, author: str,

@@ -57,6 +57,7 @@ class ClinicCommands(Provider):
             ("Due list", "Everything due in the clinic, by kind and range (F4)", app.action_due),
             ("Search", "Find a patient by MRN, name or device serial (ctrl+f)", app.action_search),
             ("Log visit", "Log an entry for the device on screen (v)", app.action_log_visit),
+            ("Safety notices", "Advisories and recalls, and the devices they concern (F7)", app.action_advisories),
             ("Reload", "Read the database again (F5)", app.action_reload),
         ]
         return commands
@@ -145,6 +146,11 @@ class DeviceLogApp(App):
         from devicelog.tui.screens.due import DueScreen
 
         self.push_screen(DueScreen())
+
+    def action_advisories(self) -> None:
+        from devicelog.tui.screens.advisories import AdvisoriesScreen
+
+        self.push_screen(AdvisoriesScreen())
 
     def action_quality(self) -> None:
         from devicelog.tui.screens.quality import QualityScreen

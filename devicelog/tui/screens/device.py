@@ -46,6 +46,7 @@ class DeviceScreen(Screen):
         Binding("h", "history", "Full history"),
         Binding("m", "mri", "MRI checklist"),
         Binding("f", "review", "Review refill flag"),
+        Binding("f7", "app.advisories", "Safety notices", show=False),
         Binding("d", "tab('tab-due')", "Due", show=False),
         Binding("e", "tab('tab-events')", "Entries", show=False),
         Binding("escape", "app.pop_screen", "Back"),
@@ -197,6 +198,14 @@ class DeviceScreen(Screen):
         summary.append(one_line(battery_summary(history)))
         if d.udi_di:
             summary.append("\n" + one_line(f"UDI DI {d.udi_di} lot {d.udi_lot or '—'} expiry {d.udi_expiry or '—'}"), style="dim")
+        flags = history.advisories  # issue 18: every notice matching this device, open or done
+        if len(flags) == 1:
+            summary.append("\n" + one_line(flags[0].line), style="dim" if flags[0].acknowledged_on else "bold red")
+        elif flags:  # one line whatever their number (the screen is 24 lines at the least)
+            summary.append("\nSafety notices: " + "; ".join(
+                f"{f.advisory_id} class {f.notice_class} {f.tier_short} "
+                + ("done" if f.acknowledged_on else "OPEN") for f in flags) + " (F7: notices)",
+                style="bold red" if any(f.acknowledged_on is None for f in flags) else "dim")
         self.query_one("#summary", Static).update(shown(summary))
 
         items = Text()

@@ -80,6 +80,7 @@ class MainScreen(Screen):
         Binding("f4", "app.due", "Due list"),
         Binding("f5", "app.reload", "Reload"),
         Binding("f6", "app.quality", "Quality report", show=False),
+        Binding("f7", "app.advisories", "Safety notices", show=False),
         Binding("down", "to_table", "Results", show=False),
     ]
 

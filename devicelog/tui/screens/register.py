@@ -199,6 +199,67 @@ class DeviceRegisterScreen(RegisterScreen):
         self.patient_mrn = patient_mrn
         self._fields: list[forms.FormField] | None = None
         self._model_from_scan: str | None = None  # the model a scan chose, not the person
+        #: The imported safety notices (issue 18), read once as the form opens: a device
+        #: that matches one is flagged on the form, before it is saved.
+        self._notices: list | None = None
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        flag = Static("", id="advisory-flag")
+        flag.display = False
+        self.mount(flag, after="#preview")
+        self._load_notices()
+
+    @work(thread=True, exclusive=True, group="notices")
+    def _load_notices(self) -> None:
+        from devicelog.store.advisories import load_notices
+        from devicelog.store.db import read_session
+
+        with read_session(self.app.engine) as session:
+            notices = load_notices(session)
+        self.app.call_from_thread(self._notices_loaded, notices)
+
+    def _notices_loaded(self, notices: list) -> None:
+        self._notices = notices
+        self._flag_advisories()
+
+    def _flag_advisories(self) -> None:
+        """Name every notice the device on the form matches (tier and evidence), or hide."""
+        from devicelog.clinic.advisory import DeviceFacts, TIER_LABELS
+        from devicelog.store.advisories import matches_for
+
+        box = self.query_one("#advisory-flag", Static)
+        if not self._notices:
+            box.display = False
+            return
+        # From what is typed so far (the rest of the form need not be complete yet).
+        raw = self.raw()
+        serial, code = str(raw.get("serial") or "").strip(), str(raw.get("model") or "").strip()
+        try:
+            udi = forms.parse_udi_field("udi", raw.get("udi"))
+        except InputError:
+            udi = None
+        if not serial or not code:
+            box.display = False
+            return
+        model = next((m for m in self.models if m.code == code), None)
+        lot = (udi.lot if udi else None) or str(raw.get("udi_lot") or "").strip() or None
+        facts = DeviceFacts(serial=serial, model_code=code, model_identifiers=tuple(model.device_identifiers) if model else (),
+                            udi_di=(udi.device_identifier if udi else None) or str(raw.get("udi_di") or "").strip() or None,
+                            udi_lot=lot, udi_serial=udi.serial if udi else None,
+                            udi_manufactured=udi.manufactured if udi else None)
+        found = matches_for(self._notices, facts)
+        if not found:
+            box.display = False
+            return
+        text = Text("SAFETY NOTICE: this device matches ", style="bold white on dark_red")
+        text.append(plural(len(found), "notice"), style="bold white on dark_red")
+        text.append(" (a due item is made when it is saved)", style="bold")
+        for notice_id, title, match in found:
+            text.append(f"\n  {notice_id}: {one_line(title)} · match {match.tier} ({TIER_LABELS[match.tier]}): "
+                        f"{one_line(match.evidence)}")
+        box.update(shown(text))
+        box.display = True
 
     def field_list(self) -> list[forms.FormField]:
         if self._fields is None:
@@ -221,6 +282,7 @@ class DeviceRegisterScreen(RegisterScreen):
             event.stop()
             self._udi_typed(event.row)
         super()._changed(event)
+        self._flag_advisories()
 
     def _udi_typed(self, row: FieldRow) -> None:
         preview = self.query_one("#preview", Static)
