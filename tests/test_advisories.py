@@ -346,3 +346,15 @@ def test_the_device_screen_line_names_the_notice(clinic):
     flag = AdvisoryFlag(advisory_id=3, title="Motor stall", reference="FA872", source="Medtronic", notice_class="II",
                         recommended_action="Inform", tier=2, evidence="lot (10) L1", matched_on=TODAY)
     assert flag.line == "Safety notice 3 (class II, match: lot): Motor stall · NOT ACKNOWLEDGED"
+
+
+def test_openfda_text_with_line_breaks_and_a_long_reason_is_read_and_the_cut_reported():
+    data = json.loads(json.dumps(OPENFDA))
+    data["results"][0]["product_description"] = "SynchroMed II\nImplantable Infusion Pump\r\nModel 8637-40"
+    data["results"][0]["reason_for_recall"] = "x" * 2500
+    n, report = read_notice(json.dumps(data), catalogue=CAT.device_models)
+    assert n.title == "Medtronic Neuromodulation recall 84000: SynchroMed II Implantable Infusion Pump Model 8637-40"
+    assert len(n.recommended_action) <= 2000 and n.recommended_action.endswith("[…]")
+    assert any("cut to 2,000 characters" in line for line in report)
+    with pytest.raises(NoticeError, match="are for openFDA files"):
+        read_notice(json.dumps(notice({"serials": ["A1"]}).model_dump(mode="json")), models=["synchromed-ii-40"])

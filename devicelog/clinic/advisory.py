@@ -232,8 +232,16 @@ def read_notice(text: str, *, name: str = "", models: list[str] | None = None, n
             raise NoticeError([("file", name, f"is not valid JSON ({exc.msg}, line {exc.lineno})")]) from None
         if isinstance(data, dict) and "results" in data:
             return from_openfda(data, models=models, notice_class=notice_class, catalogue=catalogue)
+        _own_format_names_them(models, notice_class)
         return _validated(data), []
+    _own_format_names_them(models, notice_class)
     return from_csv(stripped), []
+
+
+def _own_format_names_them(models, notice_class) -> None:
+    if models or notice_class:
+        raise NoticeError([("--model/--class", ", ".join([*(models or []), notice_class or ""]).strip(", "),
+                            "are for openFDA files; a devicelog notice names its models and class itself")])
 
 
 def _validated(data: Any) -> AdvisoryIn:
@@ -492,12 +500,16 @@ def from_openfda(data: dict, *, models: list[str] | None = None, notice_class: s
     reason = str(first.get("reason_for_recall") or "").strip()
     action = str(first.get("action") or "").strip()
     description = str(first.get("product_description") or "").strip()
+    action_text = (action or "see the recall notice") + (f"\n\nReason for recall: {reason}" if reason else "")
+    if len(action_text) > 2000:  # a record's longest text: say so, never cut silently
+        action_text = action_text[:1990].rstrip() + " […]"
+        report.append("action and reason_for_recall were cut to 2,000 characters: read the rest on the FDA recall page")
     notice = {
-        "title": (f"{first.get('recalling_firm') or 'FDA'} recall {reference}: {description}"[:200]).strip(),
+        "title": " ".join(f"{first.get('recalling_firm') or 'FDA'} recall {reference}: {description}".split())[:200],
         "issued_on": _openfda_date(str(date)),
-        "source": f"openFDA device recall {reference}".strip() + (f" ({first.get('recall_status')})" if first.get("recall_status") else ""),
-        "reference": reference[:60],
-        "recommended_action": (action or "see the recall notice") + (f"\n\nReason for recall: {reason}" if reason else ""),
+        "source": " ".join((f"openFDA device recall {reference}" + (f" ({first.get('recall_status')})" if first.get("recall_status") else "")).split())[:200],
+        "reference": " ".join(reference.split())[:60],
+        "recommended_action": action_text,
         "notice_class": chosen_class,
         "rules": {
             "models": chosen_models,
@@ -507,7 +519,7 @@ def from_openfda(data: dict, *, models: list[str] | None = None, notice_class: s
             "manufactured_from": codes.manufactured_from.isoformat() if codes.manufactured_from else None,
             "manufactured_to": codes.manufactured_to.isoformat() if codes.manufactured_to else None,
         },
-        "unparsed": codes.unparsed,
+        "unparsed": [" ".join(u.split()) for u in codes.unparsed],
         "form": "openfda",
     }
     report.append(f"code_info read: {len(codes.serials)} serial(s), {len(codes.lots)} lot(s), "
