@@ -36,7 +36,10 @@ When it is written
 * In the same transaction as every write that can change a forecast:
   ``services.record_event`` / ``amend_event`` / ``void_event`` / ``add_device`` (the
   new device and the one it replaces), ``transfer.import_document`` and the demo's bulk
-  build (computed in batches after the rows are inserted) — :func:`refresh_devices`.
+  build (computed in batches after the rows are inserted), and the safety-notice writes
+  of ``store.advisories`` (an import refreshes every device it matched, an
+  acknowledgement its device: their due items come from ``advisory_match`` and
+  ``advisory_action``) — :func:`refresh_devices`.
   A write uses the cache's own settings, so the table stays one consistent forecast.
 * Whole, when it is stale: ``store.schema.prepare(engine, settings=...)`` (every
   command opening the database) compares the fingerprint of its settings, the code
