@@ -64,6 +64,7 @@ _WRITER_TABLES = {
     "patient": "SELECT, INSERT",
     "device": "SELECT, INSERT, UPDATE (status, replaced_by_id)",
     "event": "SELECT, INSERT",
+    "due_ack": "SELECT, INSERT",
     "audit": "SELECT (id, hash), INSERT",
     "due_item": "SELECT, INSERT, DELETE",
     "device_note": "SELECT, INSERT, DELETE",
@@ -79,10 +80,11 @@ RIGHTS: dict[str, dict[str, str]] = {
         "device": "SELECT",
         "due_item": "SELECT",
         "device_note": "SELECT",
+        "due_ack": "SELECT",  # the due list hides what is acknowledged or snoozed
         "audit": "SELECT (id, hash), INSERT",
     },
     AUDITOR: {
-        **{t: "SELECT" for t in _CATALOGUE + _DERIVED + ("patient", "device", "event")},
+        **{t: "SELECT" for t in _CATALOGUE + _DERIVED + ("patient", "device", "event", "due_ack")},
         "audit": "SELECT, INSERT",
     },
     ADMIN: {},

@@ -21,7 +21,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 #: The newest revision this devicelog knows (a test checks it is the migrations' head).
-HEAD = "0008"
+HEAD = "0010"
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK_KEY = 0x6465_7673  # "devs"
 
@@ -33,6 +33,12 @@ PROTECTIONS = [
     ("audit_no_delete", "audit", "DELETE"),
     ("patient_no_delete", "patient", "DELETE"),
     ("device_no_delete", "device", "DELETE"),
+]
+#: Revision 0010: the acknowledgements and snoozes of due items (``store.acks``), append-only.
+#: Apart from :data:`PROTECTIONS` because revision 0002 creates those before the table exists.
+ACK_PROTECTIONS = [
+    ("due_ack_no_update", "due_ack", "UPDATE"),
+    ("due_ack_no_delete", "due_ack", "DELETE"),
 ]
 
 
@@ -302,22 +308,26 @@ REPLACE_GUARDS = [
     ("patient_no_replace", "patient", "id = NEW.id OR mrn = NEW.mrn"),
     ("device_no_replace", "device", "id = NEW.id OR serial = NEW.serial"),
 ]
+ACK_REPLACE_GUARDS = [("due_ack_no_replace", "due_ack", "id = NEW.id")]
 
 #: PostgreSQL: the one function every append-only trigger calls.
 _PG_REFUSE_BODY = " BEGIN RAISE EXCEPTION 'devicelog: % rows are never changed by %', TG_TABLE_NAME, TG_OP; END "
 
 
-def sqlite_protection_sql() -> dict[str, str]:
-    """Each append-only trigger's SQL exactly as SQLite keeps it in ``sqlite_master``."""
+def sqlite_protection_sql(protections=None, guards=None) -> dict[str, str]:
+    """Each append-only trigger's SQL exactly as SQLite keeps it in ``sqlite_master``
+    (every one devicelog makes, or those of ``protections`` and ``guards``)."""
+    protections = PROTECTIONS + ACK_PROTECTIONS if protections is None else protections
+    guards = REPLACE_GUARDS + ACK_REPLACE_GUARDS if guards is None else guards
     sql = {
         name: (
             f"CREATE TRIGGER {name} BEFORE {op} ON {table} BEGIN "
             f"SELECT RAISE(ABORT, 'devicelog: {table} rows are never {op.lower()}d "
             f"(record an amendment instead)'); END"
         )
-        for name, table, op in PROTECTIONS
+        for name, table, op in protections
     }
-    for name, table, condition in REPLACE_GUARDS:
+    for name, table, condition in guards:
         sql[name] = (
             f"CREATE TRIGGER {name} BEFORE INSERT ON {table} "
             f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {condition}) BEGIN "
@@ -327,43 +337,49 @@ def sqlite_protection_sql() -> dict[str, str]:
     return sql
 
 
-def pg_protection_sql() -> dict[str, str]:
+def pg_protection_sql(protections=None) -> dict[str, str]:
     """Each append-only trigger's definition as ``pg_get_triggerdef`` gives it (table unqualified)."""
+    protections = PROTECTIONS + ACK_PROTECTIONS if protections is None else protections
     sql = {
         name: f"CREATE TRIGGER {name} BEFORE {op} ON {table} FOR EACH ROW EXECUTE FUNCTION devicelog_refuse()"
-        for name, table, op in PROTECTIONS
+        for name, table, op in protections
     }
-    for table in sorted({t for _, t, _ in PROTECTIONS}):
+    for table in sorted({t for _, t, _ in protections}):
         sql[f"{table}_no_truncate"] = (
             f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION devicelog_refuse()"
         )
     return sql
 
 
-def create_protections(conn) -> None:
-    """Triggers refusing UPDATE, DELETE (and on SQLite REPLACE) of append-only rows."""
+def create_protections(conn, protections=None, guards=None) -> None:
+    """Triggers refusing UPDATE, DELETE (and on SQLite REPLACE) of append-only rows:
+    revision 0002's (:data:`PROTECTIONS`, :data:`REPLACE_GUARDS`), or those given."""
+    protections = PROTECTIONS if protections is None else protections
+    guards = REPLACE_GUARDS if guards is None else guards
     if conn.dialect.name == "sqlite":
         have = {r[0] for r in conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'"))}
-        for name, sql in sqlite_protection_sql().items():
+        for name, sql in sqlite_protection_sql(protections, guards).items():
             if name not in have:
                 conn.execute(text(sql))
     elif conn.dialect.name == "postgresql":
         conn.execute(
             text(f"CREATE OR REPLACE FUNCTION devicelog_refuse() RETURNS trigger LANGUAGE plpgsql AS $${_PG_REFUSE_BODY}$$")
         )
-        for sql in pg_protection_sql().values():
+        for sql in pg_protection_sql(protections).values():
             conn.execute(text(sql))
 
 
-def drop_protections(conn) -> None:
+def drop_protections(conn, protections=None, guards=None, keep_function: bool = False) -> None:
+    protections = PROTECTIONS if protections is None else protections
     if conn.dialect.name == "sqlite":
-        for name in sqlite_protection_sql():
+        for name in sqlite_protection_sql(protections, REPLACE_GUARDS if guards is None else guards):
             conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
     elif conn.dialect.name == "postgresql":
-        for name, sql in pg_protection_sql().items():
+        for name, sql in pg_protection_sql(protections).items():
             table = sql.split(" ON ", 1)[1].split(" ", 1)[0]
             conn.execute(text(f"DROP TRIGGER IF EXISTS {name} ON {table}"))
-        conn.execute(text("DROP FUNCTION IF EXISTS devicelog_refuse()"))
+        if not keep_function:
+            conn.execute(text("DROP FUNCTION IF EXISTS devicelog_refuse()"))
 
 
 def create_replace_guards(conn) -> None:

@@ -47,7 +47,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("prev_hash"),
     )
     conn = op.get_bind()
-    audit.baseline(conn, action="start of the audit trail: rows already recorded", author="devicelog migration 0002")
+    audit.baseline(conn, action="start of the audit trail: rows already recorded", author="devicelog migration 0002",
+                   table_names=audit.BASELINE_TABLES)
     create_protections(conn)
 
 
