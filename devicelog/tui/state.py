@@ -132,6 +132,9 @@ class Warnings:
 
     rows: tuple[Row, ...]
     total: int
+    #: Overdue or critical items an acknowledgement or snooze hides: not counted in
+    #: ``total`` (not active), but said on the banner so none is lost (issue 14.2).
+    acknowledged: int = 0
 
     @property
     def complete(self) -> bool:
@@ -143,7 +146,8 @@ def opening_warnings(engine: Engine, *, as_of: dt.date, settings: Settings, limi
 
     with engine.connect() as conn:
         rows, total = due.clinic_warnings(conn, as_of=as_of, settings=settings, limit=limit)
-    return Warnings(rows=tuple(rows), total=total)
+        acknowledged = len(due.hidden_warnings(conn, as_of=as_of, settings=settings))
+    return Warnings(rows=tuple(rows), total=total, acknowledged=acknowledged)
 
 
 # ----------------------------------------------------------------------------- one device
@@ -190,10 +194,13 @@ def due_view(
     settings: Settings,
     within_days: int | None,
     kinds: Sequence[DeviceKind] = (),
+    show_acknowledged: bool = False,
 ) -> DueList:
-    """The due list with its suppressed items and forecast notes (``store.due.due_list``)."""
+    """The due list with its suppressed items and forecast notes (``store.due.due_list``);
+    acknowledged and snoozed items counted, and listed with ``show_acknowledged``."""
     from devicelog.store import due
     from devicelog.store.db import read_session
 
     with read_session(engine) as session:
-        return due.due_list(session, as_of=as_of, settings=settings, within_days=within_days, kinds=tuple(kinds or ()))
+        return due.due_list(session, as_of=as_of, settings=settings, within_days=within_days, kinds=tuple(kinds or ()),
+                            show_acknowledged=show_acknowledged)
