@@ -32,6 +32,7 @@ from devicelog.store.db import read_session, write_session
 from devicelog.store.due import clinic_warnings, due_list, hidden_warnings
 from tests.conftest import TODAY, recorded_author, user_args
 from tests.test_due_clinic import build_clinic
+from tests.test_transfer import other_engine  # noqa: F401  (fixture)
 
 D = dt.date
 REASON = "E2 programmed off, impedance accepted"
@@ -371,3 +372,50 @@ async def test_the_due_screen_acknowledges_the_highlighted_item_after_a_preview(
         rows = conn.execute(select(acks.due_ack.c.item_key, acks.due_ack.c.kind, acks.due_ack.c.reason,
                                    acks.due_ack.c.author)).all()
     assert [tuple(r) for r in rows] == [(imp.key, "acknowledge", REASON, "rn.kim")]
+
+
+# ----------------------------------------------------------------------------- import / export
+
+
+def test_export_import_export_carries_acknowledgements_identically(clinic, other_engine):  # noqa: F811
+    from devicelog import transfer
+
+    imp = item_of(clinic, "SCS300", "impedance")
+    refill = item_of(clinic, "NGP100", "refill")
+    follow = item_of(clinic, "NGP100", "follow_up")
+    ack(clinic, imp.key)
+    snooze(clinic, refill.key, D(2027, 1, 10))
+    ack(clinic, follow.key, "seen in another clinic")
+    with write_session(clinic) as s:
+        services.withdraw_ack(session=s, item_key=follow.key, reason="not so: book it", author="dr.lee")
+    first = transfer.export_text(clinic)
+    doc = json.loads(first)
+    assert [(a["ref"], a["device_serial"], a["code"], a["kind"], a.get("withdraws")) for a in doc["due_acks"]] == [
+        ("a1", "SCS300", "impedance", "acknowledge", None), ("a2", "NGP100", "refill", "snooze", None),
+        ("a3", "NGP100", "follow_up", "acknowledge", None), ("a4", "NGP100", "follow_up", "withdraw", "a3")]
+    by_ref = {e["ref"]: e for e in doc["events"]}
+    assert by_ref[doc["due_acks"][0]["source_event"]]["data"]["kind"] == "interrogation"
+    assert "source_event" not in doc["due_acks"][2]  # a follow-up comes from no one event
+
+    transfer.import_text(other_engine, first, author="someone-else", today=TODAY)
+    assert transfer.export_text(other_engine) == first
+    hidden = {(e.item.device_serial, e.item.code, e.ack.kind) for e in listed(other_engine).hidden}
+    assert hidden == {("SCS300", "impedance", "acknowledge"), ("NGP100", "refill", "snooze")}
+    assert audit.verify(other_engine).problems == []
+
+
+def test_an_import_naming_an_unknown_event_or_record_is_refused(clinic, other_engine):  # noqa: F811
+    from devicelog import transfer
+
+    ack(clinic, item_of(clinic, "SCS300", "impedance").key)
+    doc = json.loads(transfer.export_text(clinic))
+    doc["due_acks"][0]["source_event"] = "e99999"
+    doc["due_acks"].append({**doc["due_acks"][0], "ref": "a2", "kind": "withdraw", "withdraws": "a7",
+                            "source_event": doc["events"][0]["ref"]})
+    with pytest.raises(InputError) as refused:
+        transfer.import_text(other_engine, json.dumps(doc), author="x", today=TODAY)
+    paths = [(p.field, p.value) for p in refused.value.problems]
+    assert ("$.due_acks[0].source_event", "e99999") in paths
+    assert ("$.due_acks[1].withdraws", "a7") in paths
+    with other_engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(acks.due_ack)).scalar() == 0

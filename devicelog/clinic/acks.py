@@ -8,8 +8,9 @@ event) and carry a reason, so any due item (an advisory's too) can use them.
 What "its inputs changed" means
 -------------------------------
 A record keeps, beside the item's key, the item's **fingerprint** at the time it was
-recorded (:func:`fingerprint`): a hash of the key, the due date, the latest safe date,
-the severity and the why.  The why holds every input of the item with its unit (the
+recorded (:func:`fingerprint`): a hash of the item's code, due date, latest safe date,
+severity and why (not of the key itself, whose ids are the database's own: an
+export imported elsewhere keeps its acknowledgements).  The why holds every input of the item with its unit (the
 reading, its date, the program, the limit that won), so a new interrogation, a new
 refill or a new program changes either the key (a new source event) or the why and
 the dates, and the record no longer applies: the item is back on the list, active.
@@ -45,8 +46,8 @@ MAX_REASON_CHARS = 500
 
 def fingerprint(item: DueItem) -> str:
     """The item's inputs as the forecast saw them: 16 hex characters of SHA-256 over
-    key, due date, latest safe date, severity and why (see the module docstring)."""
-    parts = (item.key, item.due_on.isoformat(), item.latest_safe_on.isoformat() if item.latest_safe_on else "",
+    code, due date, latest safe date, severity and why (see the module docstring)."""
+    parts = (item.code, item.due_on.isoformat(), item.latest_safe_on.isoformat() if item.latest_safe_on else "",
              item.severity, item.why)
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
