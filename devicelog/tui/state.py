@@ -161,6 +161,8 @@ class DeviceView:
     history: DeviceHistory
     forecast: Forecast
     entries: tuple[Event, ...] = ()
+    #: Item key -> the acknowledgement or snooze in force (issue 14.2; ``clinic.acks.hides`` says if it applies).
+    acks: dict = field(default_factory=dict)
 
     def items(self, as_of: dt.date, settings: Settings) -> list[Row]:
         """The device's due items with their status, in the due list's order."""
@@ -181,7 +183,10 @@ def device_view(engine: Engine, device_id: int, *, settings: Settings) -> Device
             return None
         forecast = due.device_forecast(session, device_id=device_id, settings=settings)
         entries = queries.raw_events(session, [device_id]).get(device_id, [])
-    return DeviceView(history=history, forecast=forecast, entries=tuple(entries))
+        from devicelog.store import acks
+
+        in_force = acks.in_force(session, device_ids=[device_id])
+    return DeviceView(history=history, forecast=forecast, entries=tuple(entries), acks=in_force)
 
 
 # ----------------------------------------------------------------------------- due list
