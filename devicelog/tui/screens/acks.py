@@ -33,6 +33,14 @@ class AckScreen(ModalScreen["str | None"]):
         Binding("escape", "cancel", "Cancel"),
         Binding("ctrl+s", "save", "Save"),
     ]
+    # Compact, so the snooze form (two fields, preview, refusal) fits a 80x24 terminal.
+    DEFAULT_CSS = """
+    AckScreen #ack-form { padding: 0 1; }
+    AckScreen #ack-form .question { margin-bottom: 0; }
+    AckScreen #ack-why { max-height: 3; color: $text-muted; }
+    AckScreen Input { margin-bottom: 1; }
+    AckScreen #ack-preview { margin-bottom: 1; }
+    """
 
     def __init__(self, item: DueItem, kind: str) -> None:
         super().__init__()
@@ -47,15 +55,15 @@ class AckScreen(ModalScreen["str | None"]):
             yield Static(plain(f"due {i.due_on}" + (f", latest safe {i.latest_safe_on}" if i.latest_safe_on else "")
                                + f" · {i.why}", style="dim"), id="ack-why")
             yield Label(LABELS["reason"])
-            yield Input(placeholder="what was done or decided (required)", id="ack-reason")
+            yield Input(placeholder="what was done or decided (required)", id="ack-reason", compact=True)
             if self.kind == "snooze":
                 yield Label(f"{LABELS['until']} (YYYY-MM-DD: the item is back on that day)")
-                yield Input(placeholder="YYYY-MM-DD", id="ack-until")
+                yield Input(placeholder="YYYY-MM-DD", id="ack-until", compact=True)
             yield Static("", id="ack-preview")
             yield Static("", id="ack-problem", classes="problem")
             with Horizontal(classes="buttons"):
-                yield Button("Save (ctrl+s)", variant="primary", id="ack-save")
-                yield Button("Cancel (Esc)", id="ack-cancel")
+                yield Button("Save (ctrl+s)", variant="primary", id="ack-save", compact=True)
+                yield Button("Cancel (Esc)", id="ack-cancel", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#ack-reason", Input).focus()
@@ -73,10 +81,10 @@ class AckScreen(ModalScreen["str | None"]):
         who = f"by {self.app.user} on {self.app.today}"
         if self.kind == "acknowledge":
             text = plain(f"Preview: acknowledged {who}: {reason.strip() or '…'}", style="bold")
-            text.append("\nIt leaves the active list, stays in the device's history, and comes back if its inputs change.")
+            text.append("\nIt leaves the active list, stays in the history, and comes back if its inputs change.")
         else:
             text = plain(f"Preview: snoozed until {until.strip() or '…'} {who}: {reason.strip() or '…'}", style="bold")
-            text.append("\nIt leaves the active list until that day, or until its inputs change.")
+            text.append("\nBack on the list that day, or sooner if its inputs change.")
         self.query_one("#ack-preview", Static).update(text)
         self.query_one("#ack-problem", Static).update("")
 

@@ -29,9 +29,9 @@ class DueScreen(Screen):
         Binding("k", "focus_kind", "Kind"),
         Binding("g", "focus_range", "Range"),
         Binding("p", "print_due", "Print"),
-        Binding("a", "acknowledge", "Acknowledge"),
+        Binding("a", "acknowledge", "Ack"),
         Binding("z", "snooze", "Snooze"),
-        Binding("h", "toggle_acknowledged", "Show ack'd"),
+        Binding("h", "toggle_acknowledged", "Ack'd"),
     ]
 
     def __init__(self) -> None:

@@ -197,7 +197,7 @@ class MainScreen(Screen):
         # Critical items first, then overdue ones in the due list's order (store.due.clinic_warnings).
         rows = list(found.rows)
         acked = getattr(found, "acknowledged", 0)
-        acked_text = f"  {acked} acknowledged or snoozed (F4, h)" if acked else ""
+        acked_text = f"  {acked} acknowledged/snoozed" if acked else ""
         if not found.total:
             text = Text(" No overdue or critical items. ", style="bold black on green")
             text.append(acked_text, style="dim")
