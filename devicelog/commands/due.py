@@ -226,6 +226,8 @@ def _act(args: argparse.Namespace, ctx) -> int:
                 services.withdraw_ack(session=session, item_key=args.item, reason=args.reason, author=ctx.user)
                 said = "acknowledgement withdrawn: the item is active again"
     except InputError as exc:
+        if type(exc) is not InputError:  # a server refusal (AccessRefused): exit 2, as it is
+            raise
         raise InputError([Problem(OPTION_OF.get(p.field, p.field), p.value, p.message) for p in exc.problems]) from None
     print(f"devicelog due: {args.item}: {said}", file=sys.stderr)
     return 0
