@@ -152,6 +152,10 @@ def test_an_acknowledged_item_leaves_the_active_list_and_stays_reachable(clinic)
         entry = conn.execute(text("SELECT author, action FROM audit ORDER BY id DESC LIMIT 1")).one()
     assert tuple(entry) == ("rn.kim", f"acknowledge due item {imp.key}")
     assert audit.verify(clinic).problems == []
+    # The privacy officer's view of Cara Diaz (MRN0003, SCS300) shows the acknowledgement.
+    with clinic.connect() as conn:
+        trail = list(audit.trail(conn, patient_mrn="MRN0003"))
+    assert trail[-1].action == f"acknowledge due item {imp.key}" and trail[-1].changes == [f"due_ack {record_id}"]
 
 
 def test_warnings_do_not_count_an_acknowledged_overdue_item_but_say_it_is_there(clinic):
