@@ -138,7 +138,7 @@ class DueList:
         noun = "item" if acked + snoozed == 1 else "items"
         if self.show_acknowledged:
             return f"{' and '.join(parts)} {noun} listed, marked as such (not counted as active)."
-        return f"{' and '.join(parts)} {noun} not listed (devicelog due --show-acknowledged, or a on the due screen, lists them)."
+        return f"{' and '.join(parts)} {noun} not listed (devicelog due --show-acknowledged, or h on the due screen, lists them)."
 
     @property
     def within_days(self) -> int | None:
