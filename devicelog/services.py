@@ -748,3 +748,116 @@ def parse_event_data(kind: str, values: dict, prefix: str = "data"):
     except ValueError:
         raise InputError([Problem(f"{prefix}.kind", kind, "unknown event kind")]) from None
     return validate(model, {**values, "kind": kind}, prefix)
+
+
+# --------------------------------------------------------------------- following a due item through (issue 14.2)
+
+
+def find_due_item(session: Session, item_key: Any, settings: Settings | None = None):
+    """The listed due item with this key (``DueItem.key``, as ``devicelog due --format json``
+    shows it in ``item_key``); ``InputError`` naming ``item`` when there is none."""
+    from devicelog.store import due
+
+    key = str(item_key or "").strip()
+    device_part = key.split(":", 1)[0]
+    if key.count(":") != 2 or not device_part.isdigit():
+        raise InputError([Problem("item", key, "is not an item key (DEVICE:CODE:EVENT, as item_key in devicelog due --format json)")])
+    forecast = due.device_forecast(session, device_id=int(device_part), settings=settings or Settings())
+    for item in forecast.items:
+        if item.key == key:
+            return item
+    raise InputError([Problem("item", key, "no due item on the list has this key (it may have been done, or its inputs changed)")])
+
+
+def _ack_row(session: Session, item, *, kind: str, reason: str, author: str, until: dt.date | None = None,
+             withdraws_id: int | None = None) -> int:
+    from devicelog.clinic.acks import MAX_REASON_CHARS, fingerprint
+
+    text = (reason or "").strip()
+    if not text:
+        raise InputError([Problem("reason", reason, "say why (it stays on the device's record)")])
+    if len(text) > MAX_REASON_CHARS:
+        raise InputError([Problem("reason", text[:40] + "…", f"at most {MAX_REASON_CHARS} characters")])
+    values = {
+        "device_id": item.device_id,
+        "item_key": item.key,
+        "fingerprint": fingerprint(item),
+        "kind": kind,
+        "until": until,
+        "withdraws_id": withdraws_id,
+        "what": item.what,
+        "due_on": item.due_on,
+        "reason": text,
+        "author": author,
+        "recorded_at": tables.utcnow(),
+    }
+    return _append_ack(session, values)
+
+
+def _append_ack(session: Session, values: dict) -> int:
+    """Insert one ``due_ack`` row and its audit entry (the caller's transaction)."""
+    from devicelog.store import acks
+
+    new_id = acks.insert(session, values)
+    row = session.execute(select(acks.due_ack).where(acks.due_ack.c.id == new_id)).first()
+    audit.append(session, action=f"{values['kind']} due item {values['item_key']}", author=values["author"],
+                 changes=[audit.Change("due_ack", new_id, None, audit.row_values(row))])
+    return new_id
+
+
+def acknowledge_item(*, session: Session, item_key: Any, reason: str, author: str, settings: Settings | None = None) -> int:
+    """Record that a person dealt with a due item, and why: it leaves the active list
+    while its inputs stay as they are (``clinic.acks``).  Returns the record's id."""
+    item = find_due_item(session, item_key, settings)
+    return _ack_row(session, item, kind="acknowledge", reason=reason, author=author)
+
+
+def snooze_item(*, session: Session, item_key: Any, until: dt.date, reason: str, author: str, today: dt.date,
+                settings: Settings | None = None) -> int:
+    """Put a due item off until ``until`` (it is back on that day), with a reason; refused
+    for a critical item, past its latest safe date, or for a refill up to its pump's
+    low-reservoir alarm date (``clinic.acks.snooze_refusals``).  Returns the record's id."""
+    from devicelog.clinic.acks import snooze_refusals
+
+    settings = settings or Settings()
+    item = find_due_item(session, item_key, settings)
+    if not isinstance(until, dt.date):
+        raise InputError([Problem("until", until, "give a date (YYYY-MM-DD)")])
+    alarm_on = _refill_alarm_on(session, item, settings) if item.code == "refill" else None
+    refused = snooze_refusals(item, until, today, alarm_on=alarm_on)
+    if not (reason or "").strip():
+        refused.append(("reason", reason, "say why (it stays on the device's record)"))
+    if refused:
+        raise InputError([Problem(*r) for r in refused])
+    return _ack_row(session, item, kind="snooze", reason=reason, author=author, until=until)
+
+
+def withdraw_ack(*, session: Session, item_key: Any, reason: str, author: str) -> int:
+    """Take back the acknowledgement or snooze in force for an item (an amendment: both
+    records stay); the item is active again.  Returns the withdrawal's id."""
+    from devicelog.store import acks
+
+    key = str(item_key or "").strip()
+    device_part = key.split(":", 1)[0]
+    record = acks.in_force(session, device_ids=[int(device_part)]).get(key) if device_part.isdigit() else None
+    if record is None:
+        raise InputError([Problem("item", key, "has no acknowledgement or snooze in force to withdraw")])
+    text = (reason or "").strip()
+    if not text:
+        raise InputError([Problem("reason", reason, "say why (it stays on the device's record)")])
+    values = {
+        "device_id": record.device_id, "item_key": key, "fingerprint": record.fingerprint, "kind": "withdraw",
+        "until": None, "withdraws_id": record.id, "what": record.what, "due_on": record.due_on, "reason": text,
+        "author": author, "recorded_at": tables.utcnow(),
+    }
+    return _append_ack(session, values)
+
+
+def _refill_alarm_on(session: Session, item, settings: Settings) -> dt.date | None:
+    """The pump's low-reservoir alarm date as the refill item was computed (rule 2)."""
+    from devicelog.clinic.acks import refill_alarm_on
+
+    history = next(queries.load_histories(session, [item.device_id]), None)
+    if history is None:
+        return None
+    return refill_alarm_on(history, settings, queries.drugs_by_code(session))

@@ -119,6 +119,38 @@ class DocEvent(EventIn):
         return self
 
 
+class DocDueAck(BaseModel):
+    """A due item acknowledged, snoozed or withdrawn (issue 14.2), in the order recorded.
+
+    The item is named by its device's serial, its code and the ref of the event it came
+    from (``source_event``; none for an item no event gave rise to): its key in the
+    database it is imported into.  ``fingerprint`` is the item's as acknowledged
+    (``clinic.acks.fingerprint``); a withdrawal names the record it takes back by ref."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    ref: Ref
+    device_serial: Annotated[str, Field(min_length=1, max_length=40)]
+    code: Annotated[str, Field(min_length=1, max_length=60)]
+    source_event: Ref | None = None
+    fingerprint: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+    kind: Literal["acknowledge", "snooze", "withdraw"]
+    until: dt.date | None = None
+    withdraws: Ref | None = None
+    what: Annotated[str, Field(max_length=500)] = ""
+    due_on: dt.date | None = None
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    author: Author
+    recorded_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _kind(self) -> "DocDueAck":
+        if (self.kind == "snooze") != (self.until is not None):
+            raise ValueError("until: a snooze, and only a snooze, has an until date")
+        if (self.kind == "withdraw") != (self.withdraws is not None):
+            raise ValueError("withdraws: a withdrawal, and only a withdrawal, names the record it takes back")
+        return self
+
+
 class DocCatalogue(BaseModel):
     """Device models and drugs to add to the catalogue before the records that use them."""
 
@@ -170,6 +202,7 @@ class Document(Record):
     patients: list[DocPatient] = []
     devices: list[DocDevice] = []
     events: list[DocEvent] = []
+    due_acks: list[DocDueAck] = []
 
 
 # --------------------------------------------------------------------------- JSON paths
@@ -786,6 +819,9 @@ def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.
         )
     }
     targets |= set(review_target.values())
+    # Issue 14.2: acknowledgements and snoozes, and the events their items came from.
+    doc_acks, ack_sources = _read_acks(header.get("due_acks"), db, problems)
+    targets |= set(ack_sources.values())
 
     # 3. Catalogue additions.
     catalogue_before = forecasts.catalogue_hash(session)
@@ -1038,7 +1074,7 @@ def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.
             if len(pending) >= WRITE_BATCH:
                 write_events()
     write_events()
-    del kept, id_of
+    del kept
 
     # 6. Each device's present status: its events decide explanted/replaced; the document may
     #    say explanted or replaced without such an event (recorded so when it was added).
@@ -1068,6 +1104,8 @@ def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.
         for row in rows:
             session.expunge(row)
     del wanted_status
+    _write_acks(session, doc_acks, ack_sources, id_of, problems, author=author, audit_action=audit_action)
+    del id_of
 
     if problems:
         if skipped:
@@ -1157,6 +1195,102 @@ def _advisories_part(session: Session) -> list[dict]:
         }
         out.append(item)
     return out
+
+
+def _read_acks(raw: Any, db, problems: list[Problem]) -> tuple[list[tuple[int, DocDueAck]], dict[int, int]]:
+    """The document's acknowledgements, validated, and the doc index of each one's source event."""
+    if raw is None:
+        return [], {}
+    if not isinstance(raw, list):
+        problems.append(Problem("$.due_acks", None, "must be a list"))
+        return [], {}
+    found: list[tuple[int, DocDueAck]] = []
+    sources: dict[int, int] = {}
+    seen: set[str] = set()
+    for i, item in enumerate(raw):
+        try:
+            a = DocDueAck.model_validate(item)
+        except ValidationError as exc:
+            problems += _validation_problems(exc, f"$.due_acks[{i}]")
+            continue
+        if a.ref in seen:
+            problems.append(Problem(f"$.due_acks[{i}].ref", a.ref, "is also the ref of an earlier record"))
+        if a.withdraws is not None and a.withdraws not in seen:
+            problems.append(Problem(f"$.due_acks[{i}].withdraws", a.withdraws, "no earlier record in due_acks has this ref"))
+        seen.add(a.ref)
+        if a.source_event is not None:
+            row = db.execute("SELECT idx FROM first_ref WHERE ref = ?", (a.source_event,)).fetchone()
+            if row is None:
+                problems.append(Problem(f"$.due_acks[{i}].source_event", a.source_event, "no event in the document has this ref"))
+                continue
+            sources[i] = row[0]
+        found.append((i, a))
+    return found, sources
+
+
+def _write_acks(session: Session, doc_acks, sources: dict[int, int], id_of: dict[int, int], problems: list[Problem],
+                *, author: str, audit_action: str) -> None:
+    """Append the acknowledgements (``store.acks``), their item keys in this database's ids."""
+    from devicelog.store import acks, audit
+
+    if not doc_acks:
+        return
+    D = tables.Device.__table__
+    serials = sorted({a.device_serial for _, a in doc_acks})
+    device_of = dict(session.execute(select(D.c.serial, D.c.id).where(D.c.serial.in_(serials))).all())
+    id_of_ref: dict[str, int] = {}
+    changes = []
+    for i, a in doc_acks:
+        device_id = device_of.get(a.device_serial)
+        if device_id is None:
+            problems.append(Problem(f"$.due_acks[{i}].device_serial", a.device_serial, "no device has this serial"))
+            continue
+        source_id = id_of.get(sources[i]) if i in sources else None
+        if problems or (i in sources and source_id is None):
+            continue  # refused already: nothing more is written
+        values = {
+            "device_id": device_id, "item_key": f"{device_id}:{a.code}:{'' if source_id is None else source_id}",
+            "fingerprint": a.fingerprint, "kind": a.kind, "until": a.until,
+            "withdraws_id": id_of_ref.get(a.withdraws) if a.withdraws else None, "what": a.what, "due_on": a.due_on,
+            "reason": a.reason, "author": a.author, "recorded_at": a.recorded_at,
+        }
+        new_id = acks.insert(session, values)
+        id_of_ref[a.ref] = new_id
+        row = session.execute(select(acks.due_ack).where(acks.due_ack.c.id == new_id)).first()
+        changes.append(audit.Change("due_ack", new_id, None, audit.row_values(row)))
+    if changes and not problems:
+        audit.append(session, action=audit_action, author=author, changes=changes)
+
+
+def _acks_part(session: Session, event_refs: dict[int, str]) -> Iterator[dict]:
+    """Every acknowledgement, snooze and withdrawal in the order recorded, named by
+    serial, code and source event ref (``DocDueAck``)."""
+    from devicelog.store import acks
+
+    D = tables.Device.__table__
+    serial_of = dict(session.execute(select(D.c.id, D.c.serial)).all())
+    ref_of: dict[int, str] = {}
+    for n, a in enumerate(acks.records(session), start=1):
+        ref_of[a.id] = f"a{n}"
+        _, code, source = a.item_key.split(":", 2)
+        item = {"ref": f"a{n}", "device_serial": serial_of[a.device_id], "code": code}
+        if source:
+            item["source_event"] = event_refs[int(source)]
+        item |= {"fingerprint": a.fingerprint, "kind": a.kind}
+        if a.until is not None:
+            item["until"] = a.until.isoformat()
+        if a.withdraws_id is not None:
+            item["withdraws"] = ref_of[a.withdraws_id]
+        item |= {"what": a.what, "due_on": a.due_on.isoformat() if a.due_on else None, "reason": a.reason,
+                 "author": a.author, "recorded_at": _utc(a.recorded_at)}
+        yield item
+
+
+def ack_source_event_ids(session: Session) -> set[int]:
+    """The events the acknowledged items came from (their refs are needed in the export)."""
+    from devicelog.store import acks
+
+    return {int(k.rsplit(":", 1)[1]) for (k,) in session.execute(select(acks.due_ack.c.item_key)) if not k.endswith(":")}
 
 
 def _refresh_chunks(session: Session, device_ids: Iterable[int]) -> Iterator[list[int]]:
@@ -1404,8 +1538,11 @@ def _sorted_run(session: Session, run: list, with_data: bool, tie_key) -> list:
     return sorted(run, key=lambda r: tie_key(r, data[r.id]))
 
 
-def _events_part(session: Session) -> Iterator[dict]:
+def _events_part(session: Session, refs: dict[int, str] | None = None) -> Iterator[dict]:
+    """Every event as a document item; ``refs`` (event id -> ref), when given, gets the
+    ref of each event whose id is a key of it already (the items acknowledged came from)."""
     E = tables.EventRow.__table__
+    wanted = set(refs or ())
     # An amendment names its original by ref ("e" + the original's place in the export).
     # Amendments are nearly always recorded after their original, so the original's ref
     # is known when the amendment is written; when one is not, a first pass over the
@@ -1434,6 +1571,8 @@ def _events_part(session: Session) -> Iterator[dict]:
         ref = f"e{n}"
         if r.id in amended_ids:
             ref_of[r.id] = ref
+        if r.id in wanted:
+            refs[r.id] = ref
         item = {
             "ref": ref,
             "device_serial": r.serial,
@@ -1477,10 +1616,12 @@ def write_document(session: Session, out: IO[str], tick=_noop) -> dict[str, int]
     if notices:  # a document without safety notices is written as before
         out.write('"advisories": [' + ",\n".join(dumps(n) for n in notices) + "],\n")
     counts: dict[str, int] = {}
+    event_refs: dict[int, str] = dict.fromkeys(ack_source_event_ids(session), "")
     for name, items, last in (
         ("patients", _patients_part(session), False),
         ("devices", _devices_part(session), False),
-        ("events", _events_part(session), True),
+        ("events", _events_part(session, event_refs), False),
+        ("due_acks", _acks_part(session, event_refs), True),
     ):
         out.write(f'"{name}": [')
         n = 0

@@ -179,6 +179,24 @@ def test_scheduler_sees_the_due_list_not_the_history(server, capsys):
     assert "devicelog_" in capsys.readouterr().err
 
 
+def test_nurse_acknowledges_a_due_item_as_their_login_and_no_role_rewrites_it(server, engine, capsys):
+    """Issue 14.2: acknowledgements are append-only records like entries; the scheduler
+    reads them (the due list hides what they hide) and records none."""
+    login, url, eng = server["nurse"]
+    assert main(["--db", url, "due", "--as-of", "2026-11-23", "--format", "json"]) == 0
+    key = json.loads(capsys.readouterr().out)["items"][0]["item_key"]
+    assert main(["--db", url, "due", "ack", key, "--reason", "dealt with at the visit"]) == 0
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT author FROM due_ack")).scalar() == login
+    _, sched_url, sched = server["scheduler"]
+    assert main(["--db", sched_url, "due", "--as-of", "2026-11-23", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["acknowledged"][0]["item_key"] == key
+    assert main(["--db", sched_url, "due", "withdraw", key, "--reason", "x"]) == 2
+    for role in ("nurse", "clinician", "scheduler"):
+        assert refused(server[role][2], "UPDATE due_ack SET reason = 'x'"), role
+        assert refused(server[role][2], "DELETE FROM due_ack"), role
+
+
 def test_auditor_verifies_and_examines_but_does_not_write(server, capsys):
     _, url, eng = server["auditor"]
     assert main(["--db", url, "verify"]) == 0

@@ -165,7 +165,7 @@ def test_export_import_export_is_byte_identical(engine, other_engine):
 def test_export_of_an_empty_database_is_a_valid_empty_document(engine):
     doc = json.loads(transfer.export_text(engine))
     assert doc == {"format": "devicelog", "version": 1, "catalogue": {"device_models": [], "drugs": []},
-                   "patients": [], "devices": [], "events": []}
+                   "patients": [], "devices": [], "events": [], "due_acks": []}
 
 
 def test_import_is_audited_with_the_final_values_of_every_row(engine):

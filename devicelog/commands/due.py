@@ -6,6 +6,14 @@ Examples::
     devicelog due --within 14 --kind pump --kind scs --format csv -o due.csv
     devicelog due --within 28 --format pdf -o due.pdf --redact
     devicelog due --format ics -o due.ics
+    devicelog due --show-acknowledged                 # acknowledged and snoozed items too, marked
+    devicelog due ack 12:impedance:345 --reason "E2 programmed off, impedance accepted"
+    devicelog due snooze 7:mri_checklist: --until 2026-12-20 --reason "patient away until the 20th"
+    devicelog due withdraw 12:impedance:345 --reason "acknowledged the wrong item"
+
+ITEM is the item's key as ``devicelog due --format json`` shows it in ``item_key``.
+An acknowledged or snoozed item leaves the active list until its inputs change (a new
+reading, a new program) or, for a snooze, until its date (``clinic.acks``).
 """
 
 from __future__ import annotations
@@ -62,9 +70,43 @@ def configure(parser: argparse.ArgumentParser, name: str) -> None:
     )
     parser.add_argument("--group", choices=("week", "day"), default="week", help="pdf/html: group by week or day")
     parser.add_argument("--page-size", choices=("A4", "Letter"), help="pdf/html page size (default: the settings')")
+    parser.add_argument(
+        "--show-acknowledged", action="store_true",
+        help="also list the acknowledged and snoozed items, marked as such (they are counted at the foot either way)",
+    )
+    _configure_actions(parser)
+
+
+#: The options as a person typed them, for the refusals (``services`` names fields).
+OPTION_OF = {"item": "ITEM", "reason": "--reason", "until": "--until"}
+
+
+def _configure_actions(parser: argparse.ArgumentParser) -> None:
+    """``due ack|snooze|withdraw ITEM``: optional subcommands, so every listing
+    invocation (options only) works as before."""
+    from devicelog.cli import global_options, parse_date
+
+    actions = parser.add_subparsers(dest="due_action", metavar="ACTION", required=False)
+    common = global_options(default=argparse.SUPPRESS)
+    helps = {
+        "ack": "acknowledge a due item with a reason: it leaves the active list until its inputs change",
+        "snooze": "put a due item off until a date, with a reason (never past its latest safe date; never a critical item)",
+        "withdraw": "withdraw the acknowledgement or snooze in force for an item (both stay on record)",
+    }
+    for name, text in helps.items():
+        p = actions.add_parser(name, help=text, description=text, parents=[common])
+        p.add_argument("item", metavar="ITEM", help="the item's key, as item_key in devicelog due --format json")
+        p.add_argument("--reason", required=True, help="why (it stays on the device's record)")
+        p.add_argument("--as-of", type=parse_date, metavar="DATE", default=argparse.SUPPRESS,
+                       help="the day it is recorded for (default: today)")
+        if name == "snooze":
+            p.add_argument("--until", type=parse_date, metavar="DATE", required=True,
+                           help="the day the item comes back on the list")
 
 
 def run(args: argparse.Namespace, ctx) -> int:
+    if getattr(args, "due_action", None):
+        return _act(args, ctx)
     try:
         return _run(args, ctx)
     except BrokenPipeError:  # the reader (head, less) went away: not an error
@@ -96,7 +138,8 @@ def _run(args: argparse.Namespace, ctx) -> int:
 
     # A plain connection: the list is read from the due table without the ORM (issue 8.2).
     with ctx.engine.connect() as conn:
-        dl = due_list(conn, as_of=as_of, settings=settings, within_days=args.within, kinds=args.kind or ())
+        dl = due_list(conn, as_of=as_of, settings=settings, within_days=args.within, kinds=args.kind or (),
+                      show_acknowledged=args.show_acknowledged)
     if args.redact:
         from devicelog.reports.redact import redact_due_list
         from devicelog.store import queries
@@ -157,6 +200,36 @@ def _run(args: argparse.Namespace, ctx) -> int:
     if dl.suppressed and fmt in ("csv", "ics"):
         # These formats have no foot: say it here so it is never silent.
         print(f"devicelog due: {dl.suppressed_text()}", file=sys.stderr)
+    if dl.hidden and fmt in ("csv", "ics"):
+        print(f"devicelog due: {dl.hidden_text()}", file=sys.stderr)
+    return 0
+
+
+def _act(args: argparse.Namespace, ctx) -> int:
+    """Record an acknowledgement, a snooze or a withdrawal: one transaction, audited."""
+    from devicelog import services
+    from devicelog.problems import InputError, Problem
+    from devicelog.store.db import write_session
+
+    today = getattr(args, "as_of", None) or ctx.today
+    try:
+        with write_session(ctx.engine) as session:
+            if args.due_action == "ack":
+                services.acknowledge_item(session=session, item_key=args.item, reason=args.reason, author=ctx.user,
+                                          settings=ctx.settings)
+                said = "acknowledged: it leaves the active list until its inputs change"
+            elif args.due_action == "snooze":
+                services.snooze_item(session=session, item_key=args.item, until=args.until, reason=args.reason,
+                                     author=ctx.user, today=today, settings=ctx.settings)
+                said = f"snoozed until {args.until}: it comes back on that day, or sooner if its inputs change"
+            else:
+                services.withdraw_ack(session=session, item_key=args.item, reason=args.reason, author=ctx.user)
+                said = "acknowledgement withdrawn: the item is active again"
+    except InputError as exc:
+        if type(exc) is not InputError:  # a server refusal (AccessRefused): exit 2, as it is
+            raise
+        raise InputError([Problem(OPTION_OF.get(p.field, p.field), p.value, p.message) for p in exc.problems]) from None
+    print(f"devicelog due: {args.item}: {said}", file=sys.stderr)
     return 0
 
 

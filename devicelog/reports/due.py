@@ -60,13 +60,13 @@ class DueRecord:
     def of(cls, entry: DueEntry, as_of: dt.date, status: str | None = None) -> DueRecord:
         i = entry.item
         return cls(
-            status or entry.status,
+            status or (entry.ack.word if entry.ack is not None else entry.status),
             i.due_on,
             i.latest_safe_on,
             (i.due_on - as_of).days,
             i.severity,
             i.what,
-            i.why,
+            why_text(entry),
             i.patient_name,
             i.patient_mrn,
             i.device_kind.value,
@@ -111,13 +111,36 @@ def records(dl: DueList) -> list[dict[str, Any]]:
 
 
 def when_text(entry: DueEntry, as_of: dt.date) -> str:
-    """"overdue by 3 days", "today", "in 5 days"."""
+    """"overdue by 3 days", "today", "in 5 days"; an acknowledged or snoozed item
+    (listed with ``--show-acknowledged``) says so first."""
     days = (entry.item.due_on - as_of).days
     if days < 0:
-        return f"overdue by {-days} day{'s' if days != -1 else ''}"
-    if days == 0:
-        return "due today"
-    return f"in {days} day{'s' if days != 1 else ''}"
+        words = f"overdue by {-days} day{'s' if days != -1 else ''}"
+    elif days == 0:
+        words = "due today"
+    else:
+        words = f"in {days} day{'s' if days != 1 else ''}"
+    return f"{ack_word(entry)} · {words}" if entry.ack is not None else words
+
+
+def ack_word(entry: DueEntry) -> str:
+    """"ACKNOWLEDGED", "SNOOZED to 2026-12-20", or "" for an active item."""
+    a = entry.ack
+    if a is None:
+        return ""
+    return "ACKNOWLEDGED" if a.kind == "acknowledge" else f"SNOOZED to {a.until}"
+
+
+def why_text(entry: DueEntry) -> str:
+    """The item's why, and for an acknowledged or snoozed item who did it, when and why."""
+    if entry.ack is None:
+        return entry.item.why
+    return f"{entry.item.why} — {entry.ack.text()}"
+
+
+def active_overdue(dl: DueList) -> int:
+    """Overdue items that are active (an acknowledged one listed, marked, is not counted)."""
+    return sum(1 for e in dl.entries if e.status == "overdue" and e.ack is None)
 
 
 def title(dl: DueList) -> str:
@@ -135,8 +158,10 @@ def subtitle(dl: DueList) -> str:
 def foot_lines(dl: DueList) -> list[str]:
     """The lines every printed format ends with: count, suppressed items, notes."""
     n = len(dl.entries)
-    overdue = sum(1 for e in dl.entries if e.status == "overdue")
+    overdue = active_overdue(dl)
     lines = [f"{n} item{'s' if n != 1 else ''} listed, {overdue} overdue."] if n else [dl.empty_text()]
+    if dl.hidden:
+        lines.append(dl.hidden_text())
     if dl.suppressed:
         lines.append(dl.suppressed_text())
     for note in dl.notes:
@@ -338,6 +363,15 @@ def _suppressed_record(s, as_of: dt.date) -> dict[str, Any]:
     return {**DueRecord.of(DueEntry(s.item, "upcoming"), as_of, "suppressed").as_dict(), "reason": s.reason}
 
 
+def _ack_record(entry, as_of: dt.date) -> dict[str, Any]:
+    """An acknowledged or snoozed item (listed in ``acknowledged`` whether or not the
+    items show it), with the record that hides it."""
+    a = entry.ack
+    return {**DueRecord.of(entry, as_of).as_dict(), "acknowledged_by": a.author,
+            "acknowledged_at": a.recorded_at.isoformat(), "reason": a.reason,
+            "until": a.until.isoformat() if a.until else None}
+
+
 def document(dl: DueList) -> dict[str, Any]:
     """The JSON document (documented in the README, "Due list fields") as JSON values:
     what reading :func:`render_json`'s output gives."""
@@ -356,8 +390,11 @@ def _document(dl: DueList, items: Iterable[Any]) -> dict[str, Any]:
         "kinds": [k.value for k in dl.kinds],
         "redacted": dl.redacted,
         "count": len(dl.entries),
-        "overdue_count": sum(1 for e in dl.entries if e.status == "overdue"),
+        "overdue_count": active_overdue(dl),
         "items": items,
+        "acknowledged_count": dl.hidden_counts()[0],
+        "snoozed_count": dl.hidden_counts()[1],
+        "acknowledged": [_ack_record(h, as_of) for h in dl.hidden],
         "suppressed_count": len(dl.suppressed),
         "suppressed_by_reason": [{"reason": r, "count": c} for r, c in dl.suppressed_by_reason()],
         "suppressed": [_suppressed_record(s, as_of) for s in dl.suppressed],
@@ -366,7 +403,7 @@ def _document(dl: DueList, items: Iterable[Any]) -> dict[str, Any]:
 
 
 #: The document's arrays, written one object a line.
-_ARRAYS = ("items", "suppressed", "notes")
+_ARRAYS = ("items", "acknowledged", "suppressed", "notes")
 
 
 def render_json(dl: DueList, out: TextIO) -> None:

@@ -13,7 +13,7 @@ import html
 import io
 from typing import TextIO
 
-from devicelog.reports.due import foot_lines, subtitle, title, when_text
+from devicelog.reports.due import foot_lines, subtitle, title, when_text, why_text
 from devicelog.reports.due_pdf import Group, groups
 from devicelog.store.due import DueList
 
@@ -87,14 +87,14 @@ def write_html(dl: DueList, fh: TextIO, *, page_size: str = "A4", group: Group =
                 flush()
             i = entry.item
             out.append(
-                f'<tr class="{e(entry.status)}" data-item-key="{e(i.key)}" data-status="{e(entry.status)}"'
+                f'<tr class="{e(entry.status)}" data-item-key="{e(i.key)}" data-status="{e(entry.ack.word if entry.ack else entry.status)}"'
                 f' data-due-on="{i.due_on.isoformat()}" data-code="{e(i.code)}">'
                 f'<td class="due">{i.due_on.isoformat()}<small>{e(when_text(entry, dl.as_of))}</small></td>'
                 f'<td class="safe">{i.latest_safe_on.isoformat() if i.latest_safe_on else "—"}</td>'
                 f'<td class="who">{e(i.patient_name)}<small>{e(i.patient_mrn)}</small></td>'
                 f'<td class="dev">{e(i.device_model)}<small>SN {e(i.device_serial)}</small></td>'
                 f'<td class="what">{e(i.what)}</td>'
-                f'<td class="why">{e(i.why)}</td></tr>'
+                f'<td class="why">{e(why_text(entry))}</td></tr>'
             )
         out.append("</tbody></table></section>")
     out.append("</main><footer>")

@@ -124,7 +124,9 @@ def _event(e, dl: DueList, uid: str, stamp: dt.datetime, seq: int, reminder_days
     from icalendar import Alarm, Event
 
     i = e.item
-    what, why = visible(i.what, one_line=True), visible(i.why)
+    from devicelog.reports.due import why_text
+
+    what, why = visible(i.what, one_line=True), visible(why_text(e))
     name, mrn = visible(i.patient_name, one_line=True), visible(i.patient_mrn, one_line=True)
     model, serial = visible(i.device_model, one_line=True), visible(i.device_serial, one_line=True)
     ev = Event()
@@ -141,7 +143,7 @@ def _event(e, dl: DueList, uid: str, stamp: dt.datetime, seq: int, reminder_days
         f"Patient {name}, MRN {mrn}",
         f"Device {model}, SN {serial}",
         f"Why: {why}",
-        f"Severity {i.severity}; {e.status} as of {dl.as_of.isoformat()} ({i.rule})",
+        f"Severity {i.severity}; {e.ack.word if e.ack is not None else e.status} as of {dl.as_of.isoformat()} ({i.rule})",
     ]
     ev.add("description", "\n".join(lines))
     ev.add("categories", ["devicelog", i.severity])

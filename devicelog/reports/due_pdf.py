@@ -230,7 +230,7 @@ def write_pdf(
 def _layout(dl: DueList, *, page_size: PageSize, group: Group, max_pages: int | None):
     """The due list laid out on a :func:`_due_pdf_class` document."""
     from devicelog.reports import fonts
-    from devicelog.reports.due import foot_lines, subtitle, title, when_text
+    from devicelog.reports.due import foot_lines, subtitle, title, when_text, why_text
 
     as_of = dl.as_of
     heading_text = title(dl)
@@ -274,7 +274,7 @@ def _layout(dl: DueList, *, page_size: PageSize, group: Group, max_pages: int | 
                 layout.wrap(f"{i.patient_name}\n{i.patient_mrn}", widths[2]),
                 layout.wrap(f"{i.device_model}\nSN {i.device_serial}", widths[3]),
                 layout.wrap(i.what, widths[4], "B"),
-                layout.wrap(i.why, widths[5]),
+                layout.wrap(why_text(e), widths[5]),
             ]
             if pdf.y + layout.height(cells) > pdf.page_break_trigger:
                 pdf.add_page()

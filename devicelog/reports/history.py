@@ -122,6 +122,41 @@ class Deferred:
 
 
 @dataclass
+class AckLine:
+    """A due item acknowledged, snoozed or withdrawn, as the history shows it."""
+
+    id: int
+    device_serial: str
+    recorded_at: dt.datetime
+    author: str
+    action: str  # "acknowledged", "snoozed" or "withdrawn"
+    item_key: str
+    what: str
+    due_on: dt.date | None
+    until: dt.date | None
+    reason: str
+    withdraws_id: int | None = None
+
+    @property
+    def line(self) -> str:
+        """"Lead impedance out of range (due 2026-07-01) acknowledged by … on …: reason"."""
+        at = self.recorded_at.astimezone(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        until = f" until {self.until}" if self.until else ""
+        takes_back = f" (takes back record {self.withdraws_id})" if self.withdraws_id else ""
+        due = f" (due {self.due_on})" if self.due_on else ""
+        return f"{self.what}{due} {self.action}{until}{takes_back} by {self.author} on {at}: {self.reason}"
+
+
+def ack_lines(records, serials: Mapping[int, str]) -> list[AckLine]:
+    """``store.acks`` records as history lines (the device named by its serial)."""
+    return [
+        AckLine(a.id, serials.get(a.device_id, str(a.device_id)), a.recorded_at, a.author, a.word, a.item_key, a.what,
+                a.due_on, a.until, a.reason, a.withdraws_id)
+        for a in records
+    ]
+
+
+@dataclass
 class DeviceSummary:
     id: int
     serial: str
@@ -237,6 +272,8 @@ class HistoryReport:
     patient_series: list[Series] = Deferred()  # pain and oral MME, across the patient's devices; likewise
     oral_to_it_ratio: float
     notes: list[str] = field(default_factory=list)
+    #: Acknowledgements, snoozes and their withdrawals of the devices' due items (issue 14.2), oldest first.
+    acknowledgements: list[AckLine] = field(default_factory=list)
 
     @property
     def kinds(self) -> list[str]:
@@ -651,7 +688,11 @@ def load_report(
     histories = list(queries.load_histories(session, ids))
     corrections = load_corrections(session, ids)
     scope = f"patient {histories[0].patient.mrn} (all devices)" if whole_patient else f"device {device.serial}"
-    return build_report(histories, corrections, settings, queries.drugs_by_code(session), as_of, scope=scope)
+    report = build_report(histories, corrections, settings, queries.drugs_by_code(session), as_of, scope=scope)
+    from devicelog.store import acks
+
+    report.acknowledgements = ack_lines(acks.records(session, device_ids=ids), {h.device.id: h.device.serial for h in histories})
+    return report
 
 
 # ====================================================================== renderers
@@ -809,6 +850,12 @@ def render_text(report: HistoryReport, kinds: Iterable[str] | None = None) -> st
         out.append(
             f"  IT morphine oral equivalent at {report.oral_to_it_ratio:g}:1 is {REFERENCE_ONLY}: observed ratios vary from 10:1 to 300:1."
         )
+    if report.acknowledgements:
+        out.append("")
+        out.append("DUE ITEMS ACKNOWLEDGED OR SNOOZED")
+        for a in report.acknowledgements:
+            device = f"{a.device_serial}  " if several else ""
+            out.append(f"  {a.recorded_at.astimezone(dt.timezone.utc).date()}  {device}{a.line}")
     for note in report.notes:
         out.append(f"NOTE: {note}")
     return visible("\n".join(out)) + "\n"

@@ -96,7 +96,16 @@ def redact_due_list(dl: DueList, drugs: Iterable[Drug]) -> DueList:
     if dl.redacted:
         return dl
     r = Redactor(drugs)
-    entries = tuple(DueEntry(redact_item(e.item, r), e.status) for e in dl.entries)
+    def entry(e: DueEntry) -> DueEntry:
+        ack = e.ack
+        if ack is not None:
+            i = e.item
+            ack = replace(ack, reason=r.text(ack.reason, name=i.patient_name, mrn=i.patient_mrn, serial=i.device_serial),
+                          what=redact_item(i, r).what)
+        return DueEntry(redact_item(e.item, r), e.status, ack)
+
+    entries = tuple(entry(e) for e in dl.entries)
+    hidden = tuple(entry(e) for e in dl.hidden)
     suppressed = tuple(
         replace(
             s,
@@ -115,4 +124,4 @@ def redact_due_list(dl: DueList, drugs: Iterable[Drug]) -> DueList:
         )
         for n in dl.notes
     )
-    return replace(dl, entries=entries, suppressed=suppressed, notes=notes, redacted=True)
+    return replace(dl, entries=entries, hidden=hidden, suppressed=suppressed, notes=notes, redacted=True)

@@ -67,6 +67,7 @@ _WRITER_TABLES = {
     "advisory": "SELECT, INSERT",
     "advisory_match": "SELECT, INSERT",
     "advisory_action": "SELECT, INSERT",
+    "due_ack": "SELECT, INSERT",
     "audit": "SELECT (id, hash), INSERT",
     "due_item": "SELECT, INSERT, DELETE",
     "device_note": "SELECT, INSERT, DELETE",
@@ -83,10 +84,11 @@ RIGHTS: dict[str, dict[str, str]] = {
         "advisory": "SELECT",
         "due_item": "SELECT",
         "device_note": "SELECT",
+        "due_ack": "SELECT",  # the due list hides what is acknowledged or snoozed
         "audit": "SELECT (id, hash), INSERT",
     },
     AUDITOR: {
-        **{t: "SELECT" for t in _CATALOGUE + _DERIVED + ("patient", "device", "event", "advisory", "advisory_match", "advisory_action")},
+        **{t: "SELECT" for t in _CATALOGUE + _DERIVED + ("patient", "device", "event", "advisory", "advisory_match", "advisory_action", "due_ack")},
         "audit": "SELECT, INSERT",
     },
     ADMIN: {},

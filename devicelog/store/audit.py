@@ -55,7 +55,7 @@ from devicelog.store.chain import plain as _plain
 
 CHANGES_PER_ENTRY = 20_000
 #: The tables whose rows the trail accounts for: clinical records and the catalogue.
-AUDITED_TABLES = ("device_model", "drug", "patient", "device", "event", "advisory", "advisory_match", "advisory_action")
+AUDITED_TABLES = ("device_model", "drug", "patient", "device", "event", "advisory", "advisory_match", "advisory_action", "due_ack")
 
 
 @dataclass(frozen=True)
@@ -625,7 +625,7 @@ def trail(conn, *, patient_mrn: str | None = None, login: str | None = None,
                 return (
                     (c["table"] == "patient" and c["id"] == pid)
                     or (c["table"] == "device" and c["id"] in device_ids)
-                    or (c["table"] == "event" and values.get("device_id") in device_ids)
+                    or (c["table"] in ("event", "due_ack") and values.get("device_id") in device_ids)
                 )
 
             changes = [c for c in changes if concerns(c)]

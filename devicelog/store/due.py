@@ -33,6 +33,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Collection, Iterable, Iterator, Protocol, Sequence
 
+from devicelog.clinic.acks import Ack, hides
 from devicelog.clinic.due import (
     SEVERITY_ORDER,
     STATUS_ORDER,
@@ -80,10 +81,12 @@ def parse_kind(text: str) -> DeviceKind:
 
 @dataclass(frozen=True, slots=True)
 class DueEntry:
-    """One due item with its status on the list's as-of date."""
+    """One due item with its status on the list's as-of date, and the acknowledgement or
+    snooze that hides it (``ack``, None for an active item: issue 14.2)."""
 
     item: DueItem
     status: Status
+    ack: Ack | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,28 @@ class DueList:
     notes: tuple[DeviceNote, ...] = ()
     redacted: bool = False
     clinic_name: str = ""
+    #: Items an acknowledgement or a snooze in force hides (issue 14.2), in list order:
+    #: left out of ``entries`` unless ``show_acknowledged``, then listed there, marked.
+    hidden: tuple[DueEntry, ...] = ()
+    show_acknowledged: bool = False
+
+    def hidden_counts(self) -> tuple[int, int]:
+        """(acknowledged, snoozed) items hidden (or shown marked) on this list."""
+        acked = sum(1 for e in self.hidden if e.ack is not None and e.ack.kind == "acknowledge")
+        return acked, len(self.hidden) - acked
+
+    def hidden_text(self) -> str:
+        """The foot line about acknowledged and snoozed items; empty when there are none.
+        Never silent: an acknowledged item is counted here and reachable with the option."""
+        acked, snoozed = self.hidden_counts()
+        if not acked and not snoozed:
+            return ""
+        parts = [f"{acked} acknowledged"] if acked else []
+        parts += [f"{snoozed} snoozed"] if snoozed else []
+        noun = "item" if acked + snoozed == 1 else "items"
+        if self.show_acknowledged:
+            return f"{' and '.join(parts)} {noun} listed, marked as such (not counted as active)."
+        return f"{' and '.join(parts)} {noun} not listed (devicelog due --show-acknowledged, or h on the due screen, lists them)."
 
     @property
     def within_days(self) -> int | None:
@@ -321,13 +346,48 @@ def due_list(
     kinds: Sequence[DeviceKind] = (),
     device_ids: Collection[int] | None = None,
     source: ForecastSource | None = None,
+    show_acknowledged: bool = False,
 ) -> DueList:
     """Everything overdue, and due from ``as_of`` to ``as_of + within_days`` (or all ahead).
 
     ``kinds`` keeps only devices of those kinds (empty: all); ``device_ids`` only those
     devices (None: all).  Suppressed items and forecast notes are kept with the list,
-    in the same range, so a report can say so.
+    in the same range, so a report can say so.  Items an acknowledgement or snooze in
+    force hides (issue 14.2) are left out, counted in ``hidden``; with
+    ``show_acknowledged`` they stay in the list, marked (``DueEntry.ack``).
     """
+    dl = _due_list(session, as_of=as_of, settings=settings, within_days=within_days, kinds=kinds,
+                   device_ids=device_ids, source=source)
+    return apply_acks(session, dl, device_ids=device_ids, show_acknowledged=show_acknowledged)
+
+
+def apply_acks(session, dl: DueList, *, device_ids: Collection[int] | None = None, show_acknowledged: bool = False) -> DueList:
+    """``dl`` with the items hidden by an acknowledgement or snooze in force taken out
+    (or marked).  One query for the records in force (``store.acks``), then a key lookup
+    for the items of the devices that have one: nothing more when none is in force."""
+    from dataclasses import replace
+
+    from devicelog.store import acks
+
+    found = acks.in_force(session, device_ids=device_ids)
+    if not found:
+        return replace(dl, show_acknowledged=show_acknowledged)
+    devices = {a.device_id for a in found.values()}
+    entries: list[DueEntry] = []
+    hidden: list[DueEntry] = []
+    for e in dl.entries:
+        if e.item.device_id in devices:
+            record = found.get(e.item.key)
+            if hides(record, e.item, dl.as_of):
+                e = DueEntry(e.item, e.status, record)
+                hidden.append(e)
+                if not show_acknowledged:
+                    continue
+        entries.append(e)
+    return replace(dl, entries=tuple(entries), hidden=tuple(hidden), show_acknowledged=show_acknowledged)
+
+
+def _due_list(session, *, as_of, settings, within_days, kinds, device_ids, source) -> DueList:
     if within_days is not None and not 0 <= within_days <= MAX_WITHIN_DAYS:
         raise ValueError(f"within_days = {within_days}: must be 0 to {MAX_WITHIN_DAYS} days")
     until = None if within_days is None else as_of + dt.timedelta(days=within_days)
@@ -401,18 +461,41 @@ def clinic_warnings(
     there are in all (so a screen can say "and 312 more")."""
     limit = max(0, limit)
     if _use_table(session, settings, source):
+        hidden = hidden_warnings(session, as_of=as_of, settings=settings, source=source)
         lead = as_of + dt.timedelta(days=settings.lead_time_days)
-        found, total = forecasts.read_warnings(session, as_of=as_of, limit=limit)
+        found, total = forecasts.read_warnings(session, as_of=as_of, limit=limit + len(hidden))
         rows = [
             (item, "overdue" if item.due_on < as_of else ("due" if item.due_on <= lead else "upcoming"))
             for item in map(_item, found)
         ]
+        rows = [r for r in rows if r[0].key not in hidden]
+        total -= len(hidden)
     else:
         dl = due_list(session, as_of=as_of, settings=settings, source=source)
         rows = [(e.item, e.status) for e in dl.entries if e.status == "overdue" or e.item.severity == "critical"]
         total = len(rows)
     rows.sort(key=lambda r: warnings_key(*r))
     return rows[:limit], total
+
+
+def hidden_warnings(
+    session: Session, *, as_of: dt.date, settings: Settings, source: ForecastSource | None = None
+) -> dict[str, tuple[DueItem, Ack]]:
+    """The items ``clinic_warnings`` would show (overdue or critical) that an
+    acknowledgement or snooze in force hides, by key: not counted as active, but a
+    screen says how many there are (issue 14.2)."""
+    from devicelog.store import acks
+
+    found = acks.in_force(session)
+    if not found:
+        return {}
+    devices = {a.device_id for a in found.values()}
+    dl = _due_list(session, as_of=as_of, settings=settings, within_days=None, kinds=(), device_ids=devices, source=source)
+    return {
+        e.item.key: (e.item, found[e.item.key])
+        for e in dl.entries
+        if (e.status == "overdue" or e.item.severity == "critical") and hides(found.get(e.item.key), e.item, as_of)
+    }
 
 
 def device_forecast(session: Session, *, device_id: int, settings: Settings, source: ForecastSource | None = None) -> Forecast:

@@ -21,11 +21,13 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 #: The newest revision this devicelog knows (a test checks it is the migrations' head).
-HEAD = "0013"
+HEAD = "0010"
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK_KEY = 0x6465_7673  # "devs"
 
-#: Triggers guarding append-only rows: (name, table, operation). Created by revision 0002.
+#: Triggers guarding append-only rows: (name, table, operation). Created by revision 0002
+#: for its tables, and by each later revision for the tables it adds
+#: (``create_protections(conn, tables=...)``).
 PROTECTIONS = [
     ("event_no_update", "event", "UPDATE"),
     ("event_no_delete", "event", "DELETE"),
@@ -33,6 +35,10 @@ PROTECTIONS = [
     ("audit_no_delete", "audit", "DELETE"),
     ("patient_no_delete", "patient", "DELETE"),
     ("device_no_delete", "device", "DELETE"),
+    # Revision 0010: acknowledgements and snoozes of due items (``store.acks``).
+    ("due_ack_no_update", "due_ack", "UPDATE"),
+    ("due_ack_no_delete", "due_ack", "DELETE"),
+    # Revision 0009: safety notices, their matches and what was done.
     *((f"{t}_no_{op.lower()}", t, op) for t in ("advisory", "advisory_match", "advisory_action") for op in ("UPDATE", "DELETE")),
 ]
 
@@ -305,25 +311,27 @@ REPLACE_GUARDS = [
     ("advisory_no_replace", "advisory", "id = NEW.id"),
     ("advisory_match_no_replace", "advisory_match", "id = NEW.id OR (advisory_id = NEW.advisory_id AND device_id = NEW.device_id)"),
     ("advisory_action_no_replace", "advisory_action", "id = NEW.id"),
+    ("due_ack_no_replace", "due_ack", "id = NEW.id"),
 ]
-#: The safety-notice tables (revision 0013): append-only like ``event``.
-ADVISORY_TABLES = ("advisory", "advisory_match", "advisory_action")
 
 #: PostgreSQL: the one function every append-only trigger calls.
 _PG_REFUSE_BODY = " BEGIN RAISE EXCEPTION 'devicelog: % rows are never changed by %', TG_TABLE_NAME, TG_OP; END "
 
 
-def sqlite_protection_sql() -> dict[str, str]:
-    """Each append-only trigger's SQL exactly as SQLite keeps it in ``sqlite_master``."""
+def sqlite_protection_sql(protections=None, guards=None) -> dict[str, str]:
+    """Each append-only trigger's SQL exactly as SQLite keeps it in ``sqlite_master``
+    (every one devicelog makes, or those of ``protections`` and ``guards``)."""
+    protections = PROTECTIONS if protections is None else protections
+    guards = REPLACE_GUARDS if guards is None else guards
     sql = {
         name: (
             f"CREATE TRIGGER {name} BEFORE {op} ON {table} BEGIN "
             f"SELECT RAISE(ABORT, 'devicelog: {table} rows are never {op.lower()}d "
             f"(record an amendment instead)'); END"
         )
-        for name, table, op in PROTECTIONS
+        for name, table, op in protections
     }
-    for name, table, condition in REPLACE_GUARDS:
+    for name, table, condition in guards:
         sql[name] = (
             f"CREATE TRIGGER {name} BEFORE INSERT ON {table} "
             f"WHEN EXISTS (SELECT 1 FROM {table} WHERE {condition}) BEGIN "
@@ -333,13 +341,14 @@ def sqlite_protection_sql() -> dict[str, str]:
     return sql
 
 
-def pg_protection_sql() -> dict[str, str]:
+def pg_protection_sql(protections=None) -> dict[str, str]:
     """Each append-only trigger's definition as ``pg_get_triggerdef`` gives it (table unqualified)."""
+    protections = PROTECTIONS if protections is None else protections
     sql = {
         name: f"CREATE TRIGGER {name} BEFORE {op} ON {table} FOR EACH ROW EXECUTE FUNCTION devicelog_refuse()"
-        for name, table, op in PROTECTIONS
+        for name, table, op in protections
     }
-    for table in sorted({t for _, t, _ in PROTECTIONS}):
+    for table in sorted({t for _, t, _ in protections}):
         sql[f"{table}_no_truncate"] = (
             f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION devicelog_refuse()"
         )
@@ -351,11 +360,13 @@ def _on_table(sql: str) -> str:
     return sql.split(" ON ", 1)[1].split(" ", 1)[0]
 
 
-def create_protections(conn) -> None:
+def create_protections(conn, tables: tuple[str, ...] | None = None) -> None:
     """Triggers refusing UPDATE, DELETE (and on SQLite REPLACE) of append-only rows, on
-    the tables that exist (a migration run before a later table was added skips its
-    triggers; the revision adding the table creates them)."""
-    present = _tables_present(conn, tuple({t for _, t, _ in PROTECTIONS} | {t for _, t, _ in REPLACE_GUARDS}))
+    ``tables`` (every protected table when None) that exist: a migration run before a
+    later table was added skips its triggers, and the revision adding the table creates
+    them with ``tables=`` naming it."""
+    wanted = {t for _, t, _ in PROTECTIONS} | {t for _, t, _ in REPLACE_GUARDS}
+    present = _tables_present(conn, tuple(wanted if tables is None else wanted & set(tables)))
     if conn.dialect.name == "sqlite":
         have = {r[0] for r in conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'"))}
         for name, sql in sqlite_protection_sql().items():
@@ -370,15 +381,22 @@ def create_protections(conn) -> None:
                 conn.execute(text(sql))
 
 
-def drop_protections(conn) -> None:
+def drop_protections(conn, tables: tuple[str, ...] | None = None) -> None:
+    """Drop the triggers :func:`create_protections` made on ``tables`` (all when None;
+    the shared PostgreSQL function only then)."""
+    def mine(sql: str) -> bool:
+        return tables is None or _on_table(sql) in tables
+
     if conn.dialect.name == "sqlite":
-        for name in sqlite_protection_sql():
-            conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
+        for name, sql in sqlite_protection_sql().items():
+            if mine(sql):
+                conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
     elif conn.dialect.name == "postgresql":
         for name, sql in pg_protection_sql().items():
-            table = sql.split(" ON ", 1)[1].split(" ", 1)[0]
-            conn.execute(text(f"DROP TRIGGER IF EXISTS {name} ON {table}"))
-        conn.execute(text("DROP FUNCTION IF EXISTS devicelog_refuse()"))
+            if mine(sql):
+                conn.execute(text(f"DROP TRIGGER IF EXISTS {name} ON {_on_table(sql)}"))
+        if tables is None:
+            conn.execute(text("DROP FUNCTION IF EXISTS devicelog_refuse()"))
 
 
 def create_replace_guards(conn) -> None:

@@ -206,3 +206,9 @@ from devicelog.store import forecasts as _forecasts  # noqa: E402
 
 for _table in _forecasts.metadata.sorted_tables:
     _table.to_metadata(SQLModel.metadata)
+
+# Acknowledgements and snoozes of due items (issue 14.2): a Core table for the same reason.
+from devicelog.store import acks as _acks  # noqa: E402
+
+for _table in _acks.metadata.sorted_tables:
+    _table.to_metadata(SQLModel.metadata)

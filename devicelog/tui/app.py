@@ -58,6 +58,10 @@ class ClinicCommands(Provider):
             ("Search", "Find a patient by MRN, name or device serial (ctrl+f)", app.action_search),
             ("Log visit", "Log an entry for the device on screen (v)", app.action_log_visit),
             ("Safety notices", "Advisories and recalls, and the devices they concern (F7)", app.action_advisories),
+            ("Acknowledge due item", "Acknowledge the highlighted due item with a reason (a on the due list)",
+             app.action_acknowledge_item),
+            ("Snooze due item", "Snooze the highlighted due item until a date (z on the due list)", app.action_snooze_item),
+            ("Show or hide acknowledged items", "On the due list (h)", app.action_toggle_acknowledged),
             ("Reload", "Read the database again (F5)", app.action_reload),
         ]
         return commands
@@ -151,6 +155,25 @@ class DeviceLogApp(App):
         from devicelog.tui.screens.advisories import AdvisoriesScreen
 
         self.push_screen(AdvisoriesScreen())
+
+    def _on_due_list(self, action: str) -> None:
+        """Run a due-list action (issue 14.2) there, or open the due list to choose the item."""
+        from devicelog.tui.screens.due import DueScreen
+
+        if isinstance(self.screen, DueScreen):
+            getattr(self.screen, f"action_{action}")()
+        else:
+            self.action_due()
+            self.notify("Highlight the item on the due list, then press a (acknowledge) or z (snooze).")
+
+    def action_acknowledge_item(self) -> None:
+        self._on_due_list("acknowledge")
+
+    def action_snooze_item(self) -> None:
+        self._on_due_list("snooze")
+
+    def action_toggle_acknowledged(self) -> None:
+        self._on_due_list("toggle_acknowledged")
 
     def action_quality(self) -> None:
         from devicelog.tui.screens.quality import QualityScreen

@@ -132,6 +132,9 @@ class Warnings:
 
     rows: tuple[Row, ...]
     total: int
+    #: Overdue or critical items an acknowledgement or snooze hides: not counted in
+    #: ``total`` (not active), but said on the banner so none is lost (issue 14.2).
+    acknowledged: int = 0
 
     @property
     def complete(self) -> bool:
@@ -143,7 +146,8 @@ def opening_warnings(engine: Engine, *, as_of: dt.date, settings: Settings, limi
 
     with engine.connect() as conn:
         rows, total = due.clinic_warnings(conn, as_of=as_of, settings=settings, limit=limit)
-    return Warnings(rows=tuple(rows), total=total)
+        acknowledged = len(due.hidden_warnings(conn, as_of=as_of, settings=settings))
+    return Warnings(rows=tuple(rows), total=total, acknowledged=acknowledged)
 
 
 # ----------------------------------------------------------------------------- one device
@@ -157,6 +161,8 @@ class DeviceView:
     history: DeviceHistory
     forecast: Forecast
     entries: tuple[Event, ...] = ()
+    #: Item key -> the acknowledgement or snooze in force (issue 14.2; ``clinic.acks.hides`` says if it applies).
+    acks: dict = field(default_factory=dict)
 
     def items(self, as_of: dt.date, settings: Settings) -> list[Row]:
         """The device's due items with their status, in the due list's order."""
@@ -177,7 +183,10 @@ def device_view(engine: Engine, device_id: int, *, settings: Settings) -> Device
             return None
         forecast = due.device_forecast(session, device_id=device_id, settings=settings)
         entries = queries.raw_events(session, [device_id]).get(device_id, [])
-    return DeviceView(history=history, forecast=forecast, entries=tuple(entries))
+        from devicelog.store import acks
+
+        in_force = acks.in_force(session, device_ids=[device_id])
+    return DeviceView(history=history, forecast=forecast, entries=tuple(entries), acks=in_force)
 
 
 # ----------------------------------------------------------------------------- due list
@@ -190,10 +199,13 @@ def due_view(
     settings: Settings,
     within_days: int | None,
     kinds: Sequence[DeviceKind] = (),
+    show_acknowledged: bool = False,
 ) -> DueList:
-    """The due list with its suppressed items and forecast notes (``store.due.due_list``)."""
+    """The due list with its suppressed items and forecast notes (``store.due.due_list``);
+    acknowledged and snoozed items counted, and listed with ``show_acknowledged``."""
     from devicelog.store import due
     from devicelog.store.db import read_session
 
     with read_session(engine) as session:
-        return due.due_list(session, as_of=as_of, settings=settings, within_days=within_days, kinds=tuple(kinds or ()))
+        return due.due_list(session, as_of=as_of, settings=settings, within_days=within_days, kinds=tuple(kinds or ()),
+                            show_acknowledged=show_acknowledged)

@@ -213,9 +213,14 @@ class DeviceScreen(Screen):
         forecast = self.view.forecast
         if not rows:
             items.append("No due items.\n", style="dim")
+        from devicelog.clinic.acks import hides
+
         for item, status in rows:
             items.append_text(item_line(item, status, app.today))
             items.append(f"\n   why: {one_line(item.why)} [{item.rule}]\n", style="dim")
+            ack = self.view.acks.get(item.key)
+            if hides(ack, item, app.today):  # issue 14.2: off the active list, and why
+                items.append(f"   {one_line(ack.text())}\n", style="cyan")
         if forecast is not None:
             for w in forecast.warnings:
                 items.append(f"WARNING ({w.rule}): {one_line(w.message)}\n", style="bold yellow" if w.level != "note" else "dim")

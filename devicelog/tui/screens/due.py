@@ -29,6 +29,9 @@ class DueScreen(Screen):
         Binding("k", "focus_kind", "Kind"),
         Binding("g", "focus_range", "Range"),
         Binding("p", "print_due", "Print"),
+        Binding("a", "acknowledge", "Ack"),
+        Binding("z", "snooze", "Snooze"),
+        Binding("h", "toggle_acknowledged", "Ack'd"),
     ]
 
     def __init__(self) -> None:
@@ -37,6 +40,8 @@ class DueScreen(Screen):
         self.due_list = None
         self.stale = False
         self._filling = 0  # which list the table is being filled with
+        #: h: list the acknowledged and snoozed items too, marked (issue 14.2)
+        self.show_acknowledged = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -110,28 +115,74 @@ class DueScreen(Screen):
         kind = self.query_one("#due-kind", Select).value
         days = self.query_one("#due-range", Select).value
         kinds = None if kind is Select.NULL or kind is None else [DeviceKind(kind)]
-        self._compute(kinds, days)
+        self._compute(kinds, days, self.show_acknowledged)
+
+    def _highlighted(self):
+        table = self.query_one("#due-table", DataTable)
+        if not self.rows or table.cursor_row is None or table.cursor_row >= len(self.rows):
+            return None
+        return self.rows[table.cursor_row]
+
+    def action_acknowledge(self) -> None:
+        """a: acknowledge the highlighted item with a reason (a form with a preview)."""
+        self._open_ack_form("acknowledge")
+
+    def action_snooze(self) -> None:
+        """z: snooze the highlighted item until a date, with a reason."""
+        self._open_ack_form("snooze")
+
+    def _open_ack_form(self, kind: str) -> None:
+        from devicelog.tui.screens.acks import AckScreen
+
+        row = self._highlighted()
+        if row is None:
+            self.notify("Highlight an item first.", severity="warning")
+            return
+        item = row[0]
+        if self.due_list is not None and any(e.item.key == item.key for e in self.due_list.hidden):
+            self.notify("This item is already acknowledged or snoozed (devicelog due withdraw takes that back).",
+                        severity="warning")
+            return
+
+        def saved(message: str | None) -> None:
+            if message:
+                self.notify(message)
+
+        self.app.push_screen(AckScreen(item, kind), saved)
+
+    def action_toggle_acknowledged(self) -> None:
+        """h: show or hide the acknowledged and snoozed items (marked when shown)."""
+        self.show_acknowledged = not self.show_acknowledged
+        self.notify("Acknowledged and snoozed items shown, marked." if self.show_acknowledged
+                    else "Acknowledged and snoozed items hidden (counted under the list).")
+        self.load()
 
     @work(thread=True, exclusive=True, group="due")
-    def _compute(self, kinds, days) -> None:
+    def _compute(self, kinds, days, show_acknowledged=False) -> None:
         from textual.worker import get_current_worker
 
         from devicelog.tui.state import due_view
 
         app = self.app
         within = None if days == -1 else max(days, 0)
-        dl = due_view(app.engine, as_of=app.today, settings=app.settings, within_days=within, kinds=kinds or ())
+        dl = due_view(app.engine, as_of=app.today, settings=app.settings, within_days=within, kinds=kinds or (),
+                      show_acknowledged=show_acknowledged)
+        acks = {e.item.key: e.ack for e in dl.hidden}
         rows = [(e.item, e.status) for e in dl.entries]
         if days == 0:
             rows = [r for r in rows if r[1] == "overdue"]
-        cells = [self._cells(item, status, app.today) for item, status in rows]  # built here, off the UI thread
+        cells = [self._cells(item, status, app.today, acks.get(item.key)) for item, status in rows]  # off the UI thread
         if not get_current_worker().is_cancelled:
             app.call_from_thread(self._show, rows, cells, dl)
 
     @staticmethod
-    def _cells(item, status, today) -> tuple:
+    def _cells(item, status, today, ack=None) -> tuple:
         what = plain(item.what + ("  CRITICAL" if item.severity == "critical" else ""),
-                     style="bold red" if shown_red(item) else "")
+                     style="bold red" if shown_red(item) and ack is None else "")
+        if ack is not None:  # listed with h: marked, not shown as active
+            word = "ack'd" if ack.kind == "acknowledge" else "snoozed"
+            return (Text(word, style="dim italic"), str(item.due_on), when(item.due_on, today),
+                    plain(f"{item.patient_mrn} {item.patient_name}"), plain(item.device_serial), what)
         return (Text(STATUS_WORD[status], style=STATUS_STYLE[status]), str(item.due_on), when(item.due_on, today),
                 plain(f"{item.patient_mrn} {item.patient_name}"), plain(item.device_serial), what)
 
@@ -160,6 +211,12 @@ class DueScreen(Screen):
         and the forecast's notes, one line each, count first (the PDF, p, prints them all)."""
         foot = self.query_one("#due-foot", Static)
         lines = Text(no_wrap=True, overflow="ellipsis")
+        if dl is not None and dl.hidden:
+            acked, snoozed = dl.hidden_counts()
+            words = " and ".join(w for w in (f"{acked} acknowledged" if acked else "", f"{snoozed} snoozed" if snoozed else "") if w)
+            noun = "item" if acked + snoozed == 1 else "items"
+            lines.append(f"{words} {noun} {'shown, marked' if dl.show_acknowledged else 'not listed'}", style="bold cyan")
+            lines.append(" (h shows or hides them)\n", style="cyan")
         if dl is not None and dl.suppressed:
             n = len(dl.suppressed)
             reasons = "; ".join(f"{count} × {reason}" for reason, count in dl.suppressed_by_reason())
@@ -181,8 +238,10 @@ class DueScreen(Screen):
         if not self.rows or table.cursor_row is None or table.cursor_row >= len(self.rows):
             return
         item, _ = self.rows[table.cursor_row]
+        ack = next((e.ack for e in self.due_list.hidden if e.item.key == item.key), None) if self.due_list else None
+        said = f" — {ack.text()}" if ack is not None else ""
         self.query_one("#due-why", Static).update(
-            plain(f"{item.what} for {item.device_model} {item.device_serial}: {item.why} [{item.rule}]", style="dim")
+            plain(f"{item.what} for {item.device_model} {item.device_serial}: {item.why} [{item.rule}]{said}", style="dim")
         )
 
     @on(DataTable.RowSelected, "#due-table")

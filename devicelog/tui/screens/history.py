@@ -230,6 +230,11 @@ class HistoryScreen(Screen):
                 label = "original" if v.reason is None else "void" if v.voided else "amendment"
                 table.add_row("", "", Text(f"  ↳ {label}", style="dim italic"), plain(v.author), plain(_short(v.line), style="dim"))
                 self.timeline_rows.append(("version", v))
+        if not self.kind_filter:  # due items acknowledged or snoozed (issue 14.2), after the entries
+            for a in self.report.acknowledgements:
+                table.add_row(str(a.recorded_at.astimezone(dt.timezone.utc).date()), plain(a.device_serial if several else ""),
+                              Text(f"Due item {a.action}", style="cyan"), plain(a.author), plain(_short(a.line)))
+                self.timeline_rows.append(("ack", a))
         self.show_detail(0)
 
     def show_detail(self, row: int | None) -> None:
@@ -241,7 +246,7 @@ class HistoryScreen(Screen):
         if what == "entry":
             text = f"{item.occurred_on} {item.kind_label} by {item.author}: {item.summary}"
             text += "".join(f"\n· {v.line}" for v in item.versions)
-        else:
+        else:  # a version, or a due item acknowledged or snoozed: its line says it all
             text = item.line
         detail.update(shown(text))
 

@@ -197,8 +197,12 @@ class MainScreen(Screen):
         box = self.query_one("#warnings", Static)
         # Critical items first, then overdue ones in the due list's order (store.due.clinic_warnings).
         rows = list(found.rows)
+        acked = getattr(found, "acknowledged", 0)
+        acked_text = f"  {acked} acknowledged/snoozed" if acked else ""
         if not found.total:
-            box.update(Text(" No overdue or critical items. ", style="bold black on green"))
+            text = Text(" No overdue or critical items. ", style="bold black on green")
+            text.append(acked_text, style="dim")
+            box.update(text)
             box.set_class(False, "alert")
             return
         text = Text()
@@ -208,7 +212,7 @@ class MainScreen(Screen):
             text.append(f" {overdue} overdue · {critical} critical ", style="bold white on dark_red")
         else:
             text.append(f" {found.total} overdue or critical items ", style="bold white on dark_red")
-        text.append("  F4 due list for all\n", style="dim")
+        text.append("  F4 due list for all" + acked_text + "\n", style="dim")
         for item, status in rows[:WARNING_LINES]:
             line = fmt.item_line(item, status, app.today, with_patient=True)
             line.truncate(max(20, (self.size.width or app.size.width) - 4), overflow="ellipsis")

@@ -14,7 +14,7 @@ A match without an acknowledgement gives the device a due item (``clinic.advisor
 these tables feed the stored due table (``store.forecasts``): every write to them
 refreshes the devices concerned in the same transaction.
 
-Revision ID: 0013
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-03
 
@@ -24,10 +24,10 @@ from typing import Sequence, Union
 from alembic import op
 import sqlalchemy as sa
 import sqlmodel
-from sqlalchemy import text
+from devicelog.store.schema import create_protections, drop_protections
 
 # revision identifiers, used by Alembic.
-revision: str = "0013"
+revision: str = "0009"
 down_revision: Union[str, Sequence[str], None] = "0008"
 branch_labels: Union[str, Sequence[str], None] = None
 depends_on: Union[str, Sequence[str], None] = None
@@ -83,30 +83,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_advisory_action_device_id", "advisory_action", ["device_id"], unique=False)
-    _protect(op.get_bind())
-
-
-def _protect(conn) -> None:
-    """The append-only triggers of the three tables (the others exist already)."""
-    from devicelog.store.schema import pg_protection_sql, sqlite_protection_sql
-
-    if conn.dialect.name == "sqlite":
-        for name, sql in sqlite_protection_sql().items():
-            if name.startswith(TABLES):
-                conn.execute(text(sql))
-    elif conn.dialect.name == "postgresql":
-        for name, sql in pg_protection_sql().items():
-            if sql.split(" ON ", 1)[1].split(" ", 1)[0] in TABLES:
-                conn.execute(text(sql))
+    create_protections(op.get_bind(), tables=TABLES)
 
 
 def downgrade() -> None:
-    conn = op.get_bind()
-    from devicelog.store.schema import pg_protection_sql, sqlite_protection_sql
-
-    if conn.dialect.name == "sqlite":
-        for name in sqlite_protection_sql():
-            if name.startswith(TABLES):
-                conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
+    drop_protections(op.get_bind(), tables=TABLES)
     for table in reversed(TABLES):
         op.drop_table(table)
