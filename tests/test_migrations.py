@@ -22,7 +22,7 @@ from tests.conftest import requires_sqlite
 def test_head_constant_is_the_migrations_head():
     scripts = ScriptDirectory.from_config(schema.alembic_config())
     assert scripts.get_heads() == [schema.HEAD]
-    assert [s.revision for s in scripts.walk_revisions()][::-1] == ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"]
+    assert [s.revision for s in scripts.walk_revisions()][::-1] == ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0014"]
 
 
 def _include(name, type_, parent_names) -> bool:
@@ -88,8 +88,17 @@ def test_a_revision_1_database_upgrades_with_its_data_intact(db_url):
     report = audit.verify(engine)
     assert report.problems == []
     # The baseline (5 rows), revision 0007's device identifiers of the one model there,
-    # and the catalogue entries the old database lacked (13 models, 6 drugs).
-    assert (report.entries, report.rows) == (3, 5 + 13 + 6)
+    # revision 0014's drug-limit library of the one drug there, and the catalogue
+    # entries the old database lacked (13 models, 7 drugs: baclofen is new).
+    assert (report.entries, report.rows) == (4, 5 + 13 + 7)
+    # Issue 18.2: this old database's morphine row is not the one an earlier devicelog
+    # shipped (no maxima, another name): revision 0014 leaves a clinic's entry as it is.
+    from devicelog.store import queries
+    from devicelog.store.db import read_session
+
+    with read_session(engine) as session:
+        morphine = queries.drugs_by_code(session)["morphine"]
+    assert (morphine.name, morphine.limits, morphine.labelled_concentrations_mg_per_ml) == ("Morphine", (), ())
     engine.dispose()
 
 
@@ -202,8 +211,13 @@ def test_revision_5_indexes_the_patients_already_there_and_goes_back(db_url):
         command.downgrade(schema.alembic_config(conn), "0004")
     with engine.connect() as conn:
         assert schema.current_revision(conn) == "0004"
-        # The tables as the code describes them, but for the column revision 0007 adds.
-        assert [(d[0], d[2], d[3].name) for d in _diffs(conn)] == [("add_column", "device_model", "device_identifiers")]
+        # The tables as the code describes them, but for the columns revisions 0007 and 0014 add.
+        assert sorted((d[0], d[2], d[3].name) for d in _diffs(conn)) == [
+            ("add_column", "device_model", "device_identifiers"),
+            ("add_column", "drug", "boxed_warning"),
+            ("add_column", "drug", "labelled_concentrations_mg_per_ml"),
+            ("add_column", "drug", "limits"),
+        ]
         if conn.dialect.name == "sqlite":
             assert conn.execute(text("SELECT count(*) FROM sqlite_master WHERE name LIKE 'patient_search_fts%'")).scalar() == 0
         else:
