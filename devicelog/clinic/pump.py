@@ -647,12 +647,11 @@ def describe_limit(drug: Drug, limit: DrugLimit, settings: Settings | None = Non
 
 def _exceeded(drug: Drug, limit: DrugLimit, what: str, level: str | None = None) -> ClinicalWarning:
     level = level or ("block" if limit.severity == "hard" else "warn")
-    then = "refused" if level == "block" else "give a reason to override it"
     return ClinicalWarning(
         level,
         limit_code(drug, limit),
         "rule 6" if drug.is_ziconotide else "rule 7",
-        f"{what} is above the {describe_limit(drug, limit)}: {then}",
+        f"{what} is above the {describe_limit(drug, limit)}" + (": refused" if level == "block" else ""),
     )
 
 
@@ -746,8 +745,7 @@ def titration_checks(
                         limit_code(drug, lim),
                         "rule 6" if drug.is_ziconotide else "rule 7",
                         f"{drug.name} was last increased on {last_increase_on} ({ago}, counting by dates); the "
-                        f"{describe_limit(drug, lim)} is not met: "
-                        + ("refused" if lim.severity == "hard" else "give a reason to override it"),
+                        f"{describe_limit(drug, lim)} is not met" + (": refused" if lim.severity == "hard" else ""),
                     )
                 )
     return warnings
@@ -808,7 +806,7 @@ def override_problems(warnings: Iterable[ClinicalWarning], override: LimitOverri
     an override names only limits that are exceeded."""
     soft = overridable(warnings)
     named = {lim.code for lim in override.limits} if override is not None else set()
-    problems = [f"soft limit exceeded: {w.message}" for w in soft if w.code not in named]
+    problems = [f"soft limit exceeded: {w.message}; give a reason to override it" for w in soft if w.code not in named]
     if override is not None:
         exceeded = {w.code for w in soft}
         stale = sorted(named - exceeded)

@@ -298,6 +298,11 @@ class VisitScreen(Screen["int | None"]):
         app = self.app
         pv = refill_preview(self.history, ev.data, ev.occurred_on, app.settings, app.load_catalogue(), amends=self.amend)
         self._program_changes(text, ev.data.program)
+        # Drug limits and boxed warnings first: they ask for an action before saving, and
+        # must be seen in a short preview (80x24) without scrolling (issue 18.2).
+        first = [w for w in pv.warnings if w.code.startswith(("limit_", "boxed_warning_"))]
+        for w in first:
+            self._warning(ev, text, w)
         alarm_before = self.amend.data.low_alarm_ml if self.amend is not None else forms.last_low_alarm_ml(self.history)
         if ev.data.low_alarm_ml != alarm_before:
             text.append(f"• low-reservoir alarm: {fmt_amount(alarm_before, 'mL', 3)} → {fmt_amount(ev.data.low_alarm_ml, 'mL', 3)}\n",
@@ -324,7 +329,8 @@ class VisitScreen(Screen["int | None"]):
         text.append(f" (latest safe {pv.refill_latest_safe_on})\n")
         text.append(f"  why: {pv.refill_due_why}\n", style="dim")
         for w in pv.warnings:
-            self._warning(ev, text, w)
+            if w not in first:
+                self._warning(ev, text, w)
 
     # ------------------------------------------------------------------ showing it
 
