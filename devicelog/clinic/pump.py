@@ -638,7 +638,7 @@ def show_limit(drug: Drug, limit: DrugLimit) -> str:
     return drug.show(limit.value, limit.kind.per)
 
 
-def describe_limit(drug: Drug, limit: DrugLimit, settings: Settings | None = None) -> str:
+def describe_limit(drug: Drug, limit: DrugLimit) -> str:
     """``maximum daily dose 19.2 mcg/day (hard, US; source: ...)``: the limit, whether it
     blocks, its region and its source (issue 18.2: every limit names its source)."""
     where = f", {limit.region}" if limit.region else ""
