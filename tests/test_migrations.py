@@ -225,3 +225,33 @@ def test_revision_5_indexes_the_patients_already_there_and_goes_back(db_url):
     schema.prepare(engine)  # and up again
     assert _search(engine, "ÖLLER") == ["MRN10"]
     engine.dispose()
+
+
+def test_revision_14_brings_the_drugs_an_earlier_version_shipped_to_the_library(db_url):
+    """Issue 18.2: a database holding the shipped drug rows of revision 0008 (single maxima)
+    gets the library's limits, each with its source; a clinic's own entry is left alone."""
+    old = _at_revision(db_url, "0008")
+    with old.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO drug (code, name, display_unit, stability_days, max_concentration_mg_per_ml, max_dose_mg_per_day, "
+            "caution_dose_mg_per_day, is_ziconotide, is_opioid, source) VALUES ('morphine', 'Morphine (Infumorph)', 'mg', 90, "
+            "20, 15, 20, false, true, 'Infumorph label (90 d in pump, caution >20 mg/d); PACC 2017 maxima 20 mg/mL, 15 mg/d [GK, verify]')"))
+        conn.execute(text(
+            "INSERT INTO drug (code, name, display_unit, max_dose_mg_per_day, is_ziconotide, is_opioid, source) "
+            "VALUES ('ketamine', 'Ketamine', 'mcg', 2.0, false, false, 'clinic')"))
+    old.dispose()
+    engine = make_engine(db_url)
+    schema.prepare(engine)
+    from devicelog.clinic.catalogue import shipped_catalogue
+    from devicelog.store import queries
+    from devicelog.store.db import read_session
+
+    with read_session(engine) as session:
+        drugs = queries.drugs_by_code(session)
+    assert drugs["morphine"] == shipped_catalogue().drug("morphine")  # the library's entry, limits and sources
+    assert drugs["morphine"].max_concentration_mg_per_ml is None
+    ketamine = drugs["ketamine"]
+    assert ketamine.limits == () and ketamine.max_dose_mg_per_day == 2.0  # read as a soft limit naming the entry
+    assert [(lim.severity, lim.source) for lim in ketamine.all_limits()] == [("soft", "clinic catalogue entry ketamine (clinic)")]
+    assert "baclofen" in drugs  # added on opening, as every shipped entry a database lacks
+    engine.dispose()
