@@ -608,7 +608,14 @@ def clinical_refusals(*, session: Session, event: EventIn, settings: Settings) -
     warnings = forecast.dose_warnings(history, program, event.occurred_on, settings, drugs)
     for warning in warnings:
         if warning.level == "block":
-            problems.append(Problem(f"{where}.dose_mg_per_day", program.dose_mg_per_day, warning.message))
+            # A concentration limit names the drug's concentration field; any other the dose.
+            conc = next((i for i, d in enumerate(program.drugs)
+                         if warning.code.startswith(f"limit_{d.drug}_max_concentration_")), None)
+            if conc is not None:
+                problems.append(Problem(f"{where}.drugs.{conc}.concentration_mg_per_ml",
+                                        program.drugs[conc].concentration_mg_per_ml, warning.message))
+            else:
+                problems.append(Problem(f"{where}.dose_mg_per_day", program.dose_mg_per_day, warning.message))
     # Issue 18.2: a soft drug limit is saved only with an override naming it, with a
     # reason; on a server, only a clinician's login overrides.
     override = data.limit_override

@@ -380,3 +380,17 @@ def test_a_limit_override_is_refused_with_a_bad_code_or_no_reason(engine):
     problems = refusals(engine, doc)
     assert "$.events[1].data.limit_override.reason" in problems
     assert "$.events[1].data.limit_override.limits[0].code" in problems or "$.events[1].data.limit_override.limits.0.code" in problems
+
+
+def test_a_clinics_hard_concentration_limit_is_refused_at_the_concentration_field(clinic):
+    # The clinic's hard 12 mg/mL hydromorphone maximum (tighter than PACC 15 mg/mL, added by import).
+    entry = CATALOGUE.drug("hydromorphone").model_dump(mode="json")
+    entry["limits"].append({"kind": "max_concentration", "value": 12.0, "severity": "hard", "ref": "clinic", "source": "formulary"})
+    with write_session(clinic) as s:
+        transfer.import_document(s, {"format": "devicelog", "version": 1, "catalogue": {"drugs": [entry]},
+                                     "patients": [], "devices": [], "events": []}, author="pharmacist", today=dt.date(2026, 11, 23))
+    data = service_refill(program=PumpProgram.model_validate({
+        "mode": "simple_continuous", "dose_mg_per_day": 2.0, "drugs": [{"drug": "hydromorphone", "concentration_mg_per_ml": 13.0}]}))
+    problems = refused(clinic, lambda: record(clinic, EventIn(device_serial="NGP100", occurred_on=dt.date(2026, 10, 1), author="rn", data=data)))
+    value, message = problems["data.program.drugs.0.concentration_mg_per_ml"]
+    assert value == 13.0 and "maximum concentration 12 mg/mL (hard; source: formulary): refused" in message

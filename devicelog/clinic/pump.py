@@ -737,17 +737,16 @@ def titration_checks(
         if any(lim.severity == "hard" for lim in unmet):  # refused: a softer interval adds nothing
             unmet = [lim for lim in unmet if lim.severity == "hard"]
         for lim in unmet:
-            if True:
-                ago = "the same day" if hours == 0 else f"{hours} h before"
-                warnings.append(
-                    ClinicalWarning(
-                        "block" if lim.severity == "hard" else "warn",
-                        limit_code(drug, lim),
-                        "rule 6" if drug.is_ziconotide else "rule 7",
-                        f"{drug.name} was last increased on {last_increase_on} ({ago}, counting by dates); the "
-                        f"{describe_limit(drug, lim)} is not met" + (": refused" if lim.severity == "hard" else ""),
-                    )
+            ago = "the same day" if hours == 0 else f"{hours} h before"
+            warnings.append(
+                ClinicalWarning(
+                    "block" if lim.severity == "hard" else "warn",
+                    limit_code(drug, lim),
+                    "rule 6" if drug.is_ziconotide else "rule 7",
+                    f"{drug.name} was last increased on {last_increase_on} ({ago}, counting by dates); the "
+                    f"{describe_limit(drug, lim)} is not met" + (": refused" if lim.severity == "hard" else ""),
                 )
+            )
     return warnings
 
 
