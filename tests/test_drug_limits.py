@@ -337,6 +337,11 @@ def test_a_clinic_tightens_and_adds_limits_by_import_and_the_export_carries_them
     assert codes(dose_checks(morphine, 13.0, settings)) == {"limit_morphine_max_dose_pacc-2017": "warn"}
     assert codes(dose_checks(morphine, 31.0, settings))["limit_morphine_max_dose_clinic-formulary"] == "block"
     assert audited, "the tightening is audited"
+    # The due table was recomputed with the tightened catalogue in the same transaction.
+    from devicelog.store import forecasts
+
+    with engine.connect() as conn:
+        assert forecasts.staleness(conn) is None
     first = transfer.export_text(engine)
     exported = {d["code"]: d for d in json.loads(first)["catalogue"]["drugs"]}
     assert {lim["ref"] for lim in exported["morphine"]["limits"]} >= {"clinic-formulary"}
@@ -394,3 +399,22 @@ def test_a_clinics_hard_concentration_limit_is_refused_at_the_concentration_fiel
     problems = refused(clinic, lambda: record(clinic, EventIn(device_serial="NGP100", occurred_on=dt.date(2026, 10, 1), author="rn", data=data)))
     value, message = problems["data.program.drugs.0.concentration_mg_per_ml"]
     assert value == 13.0 and "maximum concentration 12 mg/mL (hard; source: formulary): refused" in message
+
+
+def test_a_tightened_limit_reaches_the_stored_warnings_of_every_device(engine):
+    # The document's pump NGP2: morphine 10 mg/mL at 2 mg/day.  Tightening the PACC
+    # maximum daily dose from 15 to 1.5 mg/day puts 2 mg/day above it: the stored
+    # warnings (due list) say so at once, without a rebuild.
+    from devicelog.store import forecasts
+
+    do_import(engine, document())
+    entry = CATALOGUE.drug("morphine").model_dump(mode="json")
+    for lim in entry["limits"]:
+        if lim["ref"] == "pacc-2017" and lim["kind"] == "max_dose":
+            lim["value"] = 1.5
+    do_import(engine, {"format": "devicelog", "version": 1, "catalogue": {"drugs": [entry]},
+                       "patients": [], "devices": [], "events": []})
+    with engine.connect() as conn:
+        assert forecasts.staleness(conn) is None
+        notes = [r.message for r in conn.execute(select(forecasts.device_note)).all()]
+    assert any("Morphine (Infumorph) 2 mg/day is above the maximum daily dose 1.5 mg/day" in m for m in notes), notes
