@@ -50,7 +50,7 @@ NURSE, CLINICIAN, SCHEDULER, AUDITOR, ADMIN = (
 #: The group roles, with what a person holding each may do (``admin who`` and the docs).
 GROUPS = {
     NURSE: "register patients and devices; record visits; read what a nurse needs",
-    CLINICIAN: "everything a nurse may; amend and void entries",
+    CLINICIAN: "everything a nurse may; amend and void entries; override a soft drug limit",
     SCHEDULER: "read the due list and patients' contact details; no clinical history, no visit notes",
     AUDITOR: "read the audit trail (devicelog audit); run devicelog verify",
     ADMIN: "grant and revoke these roles (devicelog admin grant/revoke/who)",
