@@ -418,3 +418,41 @@ def test_a_tightened_limit_reaches_the_stored_warnings_of_every_device(engine):
         assert forecasts.staleness(conn) is None
         notes = [r.message for r in conn.execute(select(forecasts.device_note)).all()]
     assert any("Morphine (Infumorph) 2 mg/day is above the maximum daily dose 1.5 mg/day" in m for m in notes), notes
+
+
+async def test_tui_refill_above_a_soft_limit_shows_it_needs_a_reason_and_saves_the_override(engine):
+    """By keyboard: NGP100 (morphine 10 mg/mL at 2 mg/day, filled 2026-10-01) refilled on
+    2026-11-23 at 16 mg/day: the preview names the PACC 15 mg/day limit and its source;
+    saving without a reason is refused at the override field; with one it saves."""
+    from devicelog.tui.screens.visit import VisitScreen
+    from tests.test_tui import events, make, open_device, seed_clinic, settle, type_into
+
+    seed_clinic(engine)
+    app = make(engine)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await open_device(pilot, "NGP100")
+        await pilot.press("r")
+        await settle(pilot)
+        form = app.screen
+        # Expected residual 20 mL − 53 days × 0.2 mL/day = 9.4 mL: 9.4 withdrawn, no flag.
+        await pilot.press(*"9.4")
+        await type_into(pilot, form.rows["program.dose_mg_per_day"], "16")
+        await settle(pilot)
+        preview = str(form.query_one("#preview").render())
+        assert "SOFT LIMIT (rule 7): Morphine (Infumorph) 16 mg/day is above the maximum daily dose 15 mg/day" in preview
+        assert "PACC 2017" in preview and "to save, type a Soft-limit override reason" in preview
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, VisitScreen)
+        assert "give a reason to override it" in str(form.rows["limit_override_reason"].query_one(".problem").render())
+        await type_into(pilot, form.rows["limit_override_reason"], "pain crisis, agreed")
+        await settle(pilot)
+        preview = str(form.query_one("#preview").render())
+        assert "OVERRIDDEN SOFT LIMIT" in preview and "override reason: pain crisis, agreed" in preview
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert not isinstance(app.screen, VisitScreen)
+    new = [r for r in events(engine, "NGP100") if r.kind == "refill"][-1]
+    assert new.data["program"]["dose_mg_per_day"] == 16.0 and new.author == "nurse"
+    assert new.data["limit_override"]["reason"] == "pain crisis, agreed"
+    assert [lim["code"] for lim in new.data["limit_override"]["limits"]] == ["limit_morphine_max_dose_pacc-2017"]
