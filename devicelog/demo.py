@@ -718,6 +718,12 @@ class _Checker:
         catalogue = queries.catalogue(session)
         self.models = {m.code: m for m in catalogue.device_models}
         self.drug_codes = {d.code for d in catalogue.drugs}
+        from devicelog import services
+        from devicelog.settings import Settings
+
+        self.settings = Settings()  # the implausible-dose guard at its default (issue 19)
+        self.lookups = services.Lookups()
+        self.lookups.drug_table = {d.code: d for d in catalogue.drugs}
 
     def refusals(self, typed, model, occurred_on: dt.date, implanted_on: dt.date) -> list:
         """What ``services.check_event`` would refuse in this event whatever the order
@@ -729,6 +735,7 @@ class _Checker:
         found = services._fits_device(EventKind(typed.kind), typed, model)
         found += services._drugs_known(self.session, typed, self.drug_codes)
         found += services._volumes_fit(typed, model)
+        found += services._plausible_doses(self.session, typed, self.settings, self.lookups)
         if occurred_on < implanted_on or occurred_on > self.as_of:
             found.append(services.Problem("occurred_on", occurred_on.isoformat(), "outside the device's service"))
         return found

@@ -386,6 +386,11 @@ def stim_program_fields() -> list[FormField]:
 
 
 NOTES = FormField("notes", "Notes", "text")
+#: Issue 18.2: one reason overrides every soft drug limit the preview shows exceeded
+#: (the record keeps the reason with the limits named: ``LimitOverride``).
+LIMIT_OVERRIDE = FormField("limit_override_reason", "Soft-limit override reason", "text",
+                           help="only when the preview shows a soft drug limit exceeded",
+                           targets=("limit_override",))
 
 
 def event_fields(kind: EventKind | str, model: DeviceModel, drugs: Sequence[Drug]) -> list[FormField]:
@@ -401,6 +406,7 @@ def event_fields(kind: EventKind | str, model: DeviceModel, drugs: Sequence[Drug
             FormField("volume_added_ml", "Volume added", unit="mL", required=True, help=reservoir),
             FormField("reservoir_volume_after_ml", "Reservoir volume programmed", unit="mL", required=True),
             *pump_program_fields("program", model, drugs),
+            LIMIT_OVERRIDE,
             FormField("measured_after_ml", "Measured after fill", unit="mL", help="if a check was made"),
             FormField("bolus_volume_since_last_fill_ml", "Boluses since last fill", unit="mL", help="from the pump log"),
             FormField("low_alarm_ml", "Low-reservoir alarm", unit="mL"),
@@ -440,6 +446,7 @@ def event_fields(kind: EventKind | str, model: DeviceModel, drugs: Sequence[Drug
             return [
                 OCCURRED,
                 *pump_program_fields("pump_program", model, drugs),
+                LIMIT_OVERRIDE,
                 FormField("reservoir_volume_ml", "Reservoir volume now", unit="mL"),
                 FormField("reason", "Reason for change", "text"),
             ]
@@ -596,7 +603,7 @@ def event_values(
     kind = EventKind(kind)
     values: dict[str, Any] = {}
     for key, value in typed.items():
-        if key == "occurred_on" or "." in key:
+        if key in ("occurred_on", LIMIT_OVERRIDE.key) or "." in key:  # the override: ``with_limit_override``
             continue
         if value is None or value == "":
             continue
@@ -629,6 +636,19 @@ def event_values(
     elif kind is EventKind.outcome and not values.get("functional_instrument"):
         values.pop("functional_instrument", None)
     return values
+
+
+def with_limit_override(data: Any, reason: str | None, warnings: Sequence[Any]) -> Any:
+    """Issue 18.2: the record with an override of every soft drug limit in ``warnings``
+    (the preview's), for the reason typed; unchanged when no reason was typed or no soft
+    limit is exceeded (the store then refuses the soft limits, or an override of none)."""
+    from devicelog.clinic.pump import overridable
+
+    soft = overridable(warnings)
+    if not reason or not soft:
+        return data
+    override = {"reason": reason, "limits": [{"code": w.code, "limit": w.message} for w in soft]}
+    return type(data).model_validate({**data.model_dump(mode="json"), "limit_override": override})
 
 
 def field_for(problem_field: str, fields: Sequence[FormField]) -> str:
@@ -775,6 +795,9 @@ def raw_from_data(kind: EventKind | str, data: Any, occurred_on: dt.date) -> dic
     raw: dict[str, Any] = {"occurred_on": occurred_on.isoformat()}
     for key, value in dumped.items():
         if key in ("kind", "program", "pump_program", "stim_programs", "active_program", "expected_residual_ml"):
+            continue
+        if key == "limit_override":
+            raw[LIMIT_OVERRIDE.key] = value["reason"] if value else ""
             continue
         if isinstance(value, bool):
             raw[key] = value

@@ -32,7 +32,7 @@ from devicelog.clinic.records import (
     ReinterventionKind,
 )
 from devicelog.settings import Settings
-from devicelog.store import audit, forecasts, queries, tables
+from devicelog.store import access, audit, forecasts, queries, tables
 
 
 def current_user(explicit: str | None = None) -> str:
@@ -363,6 +363,7 @@ class Lookups:
         self.devices: dict[str, tables.Device] = {}
         self.models: dict[str, DeviceModel] = {}
         self.drug_codes: set[str] | None = None
+        self.drug_table: dict | None = None
 
     def device(self, session: Session, serial: str) -> tables.Device | None:
         found = self.devices.get(serial)
@@ -410,6 +411,7 @@ def check_event(
     problems += _after_the_mri(event)
     problems += _drugs_known(session, data, lookups.drugs(session) if lookups is not None else None)
     problems += _volumes_fit(data, model)
+    problems += _plausible_doses(session, data, settings or Settings(), lookups)
     problems += _review_names_a_refill(session, event, device)
     if device.status in (DeviceStatus.explanted.value, DeviceStatus.replaced.value) and kind not in (
         EventKind.wound_check,
@@ -545,6 +547,25 @@ def _drugs_known(session: Session, data, known: set[str] | None = None) -> list[
     ]
 
 
+def _plausible_doses(session: Session, data, settings: Settings, lookups: Lookups | None = None) -> list[Problem]:
+    """Issue 19: a drug concentration or daily dose no clinic can have (hydromorphone at
+    1000 mg/mL or 1000 mg/day) is refused at every entry point, imports included,
+    whatever the overrides (``clinic.pump.implausible_values``)."""
+    program = data.program if isinstance(data, RefillData) else getattr(data, "pump_program", None)
+    if program is None:
+        return []
+    from devicelog.clinic.pump import implausible_values
+
+    if lookups is not None:
+        if lookups.drug_table is None:
+            lookups.drug_table = queries.drugs_by_code(session)
+        drugs = lookups.drug_table
+    else:
+        drugs = queries.drugs_by_code(session)
+    where = "data.program" if isinstance(data, RefillData) else "data.pump_program"
+    return [Problem(f"{where}.{name}", value, message) for name, value, message in implausible_values(program, drugs, settings)]
+
+
 def _volumes_fit(data, model: DeviceModel) -> list[Problem]:
     if model.reservoir_ml is None:
         return []
@@ -590,9 +611,25 @@ def clinical_refusals(*, session: Session, event: EventIn, settings: Settings) -
     problems = []
     history = queries.history_by_serial(session, event.device_serial)
     drugs = queries.drugs_by_code(session)
-    for warning in forecast.dose_warnings(history, program, event.occurred_on, settings, drugs):
+    warnings = forecast.dose_warnings(history, program, event.occurred_on, settings, drugs)
+    for warning in warnings:
         if warning.level == "block":
-            problems.append(Problem(f"{where}.dose_mg_per_day", program.dose_mg_per_day, warning.message))
+            # A concentration limit names the drug's concentration field; any other the dose.
+            conc = next((i for i, d in enumerate(program.drugs)
+                         if warning.code.startswith(f"limit_{d.drug}_max_concentration_")), None)
+            if conc is not None:
+                problems.append(Problem(f"{where}.drugs.{conc}.concentration_mg_per_ml",
+                                        program.drugs[conc].concentration_mg_per_ml, warning.message))
+            else:
+                problems.append(Problem(f"{where}.dose_mg_per_day", program.dose_mg_per_day, warning.message))
+    # Issue 18.2: a soft drug limit is saved only with an override naming it, with a
+    # reason; on a server, only a clinician's login overrides.
+    override = data.limit_override
+    for message in forecast.override_problems(warnings, override):
+        problems.append(Problem("data.limit_override", None, message))
+    if override is not None and not access.holds_clinician_rights(session.connection()):
+        problems.append(Problem("data.limit_override", override.reason,
+                                f"overriding a soft drug limit needs the role {access.CLINICIAN} (ask a clinician)"))
     if isinstance(data, RefillData) and not (data.pocket_fill_reason or "").strip():
         check = forecast.possible_pocket_fill(data, settings)
         if check.flagged:

@@ -101,8 +101,17 @@ class Settings(BaseModel):
     ziconotide_first_refill_days: Annotated[int, Field(ge=1, le=14)] = 14
     ziconotide_diluted_days: Annotated[int, Field(ge=1, le=60)] = 40
     ziconotide_undiluted_days: Annotated[int, Field(ge=1, le=84)] = 84
-    # Rule 6: region sets the ziconotide maximum daily dose (EU 21.6 mcg/d, US 19.2 mcg/d).
-    ziconotide_region: Literal["EU", "US"] = "EU"
+    # Issue 18.2 / rule 6: the jurisdiction whose product labels' drug limits apply
+    # (ziconotide at most 21.6 mcg/day EU, 19.2 mcg/day US).  ``ziconotide_region``, its
+    # earlier name, is still read.
+    region: Literal["EU", "US"] = "EU"
+    # Issue 18.2: whether consensus-guideline limits (PACC 2017) are checked, as soft warnings.
+    consensus_limits: bool = True
+    # Issue 19: a drug concentration or daily dose more than this many times the highest
+    # number the drug-limit library knows for that drug (a limit or a labelled strength)
+    # is refused as a value no clinic can have (a typing slip: 1000 for 10), whatever
+    # the overrides.  Not a clinical limit.
+    implausible_factor: Annotated[float, Field(ge=2, le=10)] = 4
     # Rule 11: SynchroMed replacement planned at implant + 7 y - 6 months is per model
     # (catalogue); ERI to EOS likewise.  Rule 12: alarm task horizons.
     critical_alarm_days: Annotated[int, Field(ge=0, le=0)] = 0
@@ -150,6 +159,16 @@ class Settings(BaseModel):
     # A patient older than this on the day of registration is refused as a typing slip.
     max_age_years: Annotated[int, Field(ge=100, le=130)] = 120
 
+    @model_validator(mode="before")
+    @classmethod
+    def _earlier_names(cls, values):
+        if isinstance(values, dict) and "ziconotide_region" in values:
+            values = dict(values)
+            old = values.pop("ziconotide_region")
+            if values.setdefault("region", old) != old:
+                raise ValueError(f"region {values['region']!r} and ziconotide_region {old!r} disagree: keep region only")
+        return values
+
     @field_validator("follow_up_days", mode="before")
     @classmethod
     def _follow_up_over_defaults(cls, value):
@@ -180,10 +199,6 @@ class Settings(BaseModel):
             if d.reservoir_ml <= reservoir_ml + 1e-9:
                 chosen = d
         return chosen.limit_ml
-
-    @property
-    def ziconotide_max_mg_per_day(self) -> float:
-        return 0.0216 if self.ziconotide_region == "EU" else 0.0192
 
 
 def default_settings_path() -> Path:

@@ -827,6 +827,7 @@ def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.
     catalogue_before = forecasts.catalogue_hash(session)
     session.info[forecasts.DEFER_KEY] = set()  # the use cases below leave the due table to the end
     added_catalogue = 0
+    session.info.pop("devicelog.catalogue_tightened", None)
     if catalogue is not None:
         changes: list[tuple[str, Any]] = []
         added_catalogue = _add_catalogue(session, catalogue, problems, changes)
@@ -1118,6 +1119,11 @@ def _import(session: Session, spool: _Spool, entries, *, author: str, today: dt.
 
     spool.close()  # before the due table's refresh, which needs memory of its own
     # The due table, in this same transaction: every device added or given events.
+    if session.info.pop("devicelog.catalogue_tightened", False):
+        # A drug's limits tightened (issue 18.2): every pump's warnings may change, so
+        # every device is refreshed below and the table stays in step with the catalogue.
+        touched |= set(session.execute(select(tables.Device.__table__.c.id)).scalars())
+        added_catalogue = added_catalogue or 1
     if added_catalogue:
         forecasts.catalogue_added(session, catalogue_before)
     touched |= set(device_ids.values())
@@ -1340,10 +1346,21 @@ def _add_catalogue(session: Session, catalogue: DocCatalogue, problems: list[Pro
             seen[entry.code] = i
             existing = session.get(row_type, entry.code)
             if existing is not None:
-                if model.model_validate(existing.model_dump()) != entry:
-                    problems.append(
-                        Problem(f"{where}.code", entry.code, "is already in the catalogue with other values; give it a new code")
-                    )
+                current = model.model_validate(existing.model_dump())
+                if current == entry:
+                    continue
+                # Issue 18.2: a clinic adds or tightens a drug's limits under its code.
+                why = entry.tightening_problem(current) if model is Drug else "differs; give it a new code"
+                if why is not None:
+                    problems.append(Problem(f"{where}.code", entry.code, f"is already in the catalogue and this entry {why}"))
+                    continue
+                from devicelog.store import audit
+
+                before = audit.row_values(existing)
+                existing.limits = [lim.model_dump(mode="json") for lim in entry.limits]
+                session.add(existing)
+                changes.append((row_type.__tablename__, existing, before))
+                session.info["devicelog.catalogue_tightened"] = True
                 continue
             row = row_type(**entry.model_dump(mode="json"))
             session.add(row)
@@ -1362,8 +1379,9 @@ def _audit_rows(session: Session, action: str, author: str, changes: list[tuple[
         action=action,
         author=author,
         changes=[
-            audit.Change(table, row.code if table in ("drug", "device_model") else row.id, None, audit.row_values(row))
-            for table, row in changes
+            audit.Change(table, row.code if table in ("drug", "device_model") else row.id, before[0] if before else None,
+                         audit.row_values(row))
+            for table, row, *before in changes
         ],
     )
 

@@ -311,3 +311,37 @@ def test_a_database_owner_who_is_not_a_superuser_sets_up_and_upgrades(db_url, ca
             conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
             conn.execute(text(f'DROP ROLE IF EXISTS "{owner}"'))
         admin.dispose()
+
+
+def test_a_soft_drug_limit_is_overridden_by_a_clinician_only(server):
+    """Issue 18.2: morphine 16 mg/day is above the PACC 15 mg/day (soft); the override with
+    its reason is a clinician's, refused to a nurse by devicelog and by the server."""
+    from devicelog import forms
+    from devicelog.clinic.catalogue import shipped_catalogue
+    from devicelog.clinic.forecast import dose_warnings
+    from devicelog.settings import Settings
+    from devicelog.store import queries
+    from tests.test_history import refill
+
+    on = TODAY
+    nurse, _, nurse_eng = server["nurse"]
+    clinician, _, clinician_eng = server["clinician"]
+    with read_session(clinician_eng) as s:
+        history = queries.history_by_serial(s, "NGP200")
+    data = refill(20.0, dose=16.0, volume=40.0)
+    warnings = dose_warnings(history, data.program, on, Settings(), shipped_catalogue())
+    overridden = forms.with_limit_override(data, "pain crisis, agreed", warnings)
+    assert overridden.limit_override is not None
+    with pytest.raises(services.InputError, match="needs the role devicelog_clinician"):
+        with write_session(nurse_eng) as s:
+            services.record_event(session=s, event=EventIn(device_serial="NGP200", occurred_on=on, author=nurse, data=overridden), today=TODAY)
+    # The server refuses it too, to a nurse writing past devicelog (row-level security).
+    payload = json.dumps(overridden.model_dump(mode="json")).replace("'", "''")
+    sql = (f"INSERT INTO event (device_id, kind, occurred_on, author, recorded_at, data, voided) "
+           f"SELECT id, 'refill', DATE '{on}', '{nurse}', now(), '{payload}'::json, false FROM device WHERE serial = 'NGP200'")
+    assert refused(nurse_eng, sql)
+    with write_session(clinician_eng) as s:
+        row = services.record_event(session=s, event=EventIn(device_serial="NGP200", occurred_on=on, author=clinician, data=overridden),
+                                    today=TODAY)
+    with read_session(clinician_eng) as s:
+        assert s.get(tables.EventRow, row.id).data["limit_override"]["reason"] == "pain crisis, agreed"

@@ -20,8 +20,8 @@ from tests.safety_data import make_clinic
 # By hand: catalogue seeding, 2 patients, 3 devices (pump, stimulator, its replacement),
 # refill, amendment, wound check, its void, explant = 11 actions, one entry each.
 ENTRIES = 11
-# 14 device models + 7 drugs in the shipped catalogue, 2 patients, 3 devices, 5 events.
-ROWS = 14 + 7 + 2 + 3 + 5
+# 14 device models + 8 drugs (baclofen is the eighth) in the shipped catalogue, 2 patients, 3 devices, 5 events.
+ROWS = 14 + 8 + 2 + 3 + 5
 
 
 def entries(engine) -> list[dict]:
@@ -289,7 +289,7 @@ def test_an_import_sized_entry_is_read_change_by_change(engine, paged, monkeypat
         audit.append(s, action="import", author="importer", changes=[audit.Change("patient", r.id, None, audit.row_values(r)) for r in rows])
     assert [len(e["changes"]) for e in entries(engine) if e["action"] == "import"] == [3, 3, 1]
     report = audit.verify(engine)
-    assert report.ok and report.rows == 14 + 7 + 7  # the catalogue and the 7 patients
+    assert report.ok and report.rows == 14 + 8 + 7  # the catalogue and the 7 patients
 
 
 def test_payload_changes_reads_canonical_and_other_json_alike():

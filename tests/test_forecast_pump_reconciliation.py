@@ -238,5 +238,5 @@ def test_preview_includes_dose_warnings():
         Story().history, refill(simple_program(21.0, concentration_mg_per_ml=20.0)), d("2025-01-06"), SETTINGS, CATALOGUE
     )
     messages = [w.message for w in preview.warnings]
-    assert any("21 mg/day is above the label caution of 20 mg/day" in m for m in messages)
-    assert any("21 mg/day is above the maximum of 15 mg/day" in m for m in messages)
+    assert any("21 mg/day is above the maximum daily dose 20 mg/day (soft; source: Infumorph label" in m for m in messages)
+    assert any("21 mg/day is above the maximum daily dose 15 mg/day (soft; source: PACC 2017" in m for m in messages)

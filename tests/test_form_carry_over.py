@@ -49,10 +49,13 @@ SETTING = st.one_of(st.none(), st.just(0.0), st.floats(0.01, 1.0, allow_nan=Fals
 
 @st.composite
 def pump_programs(draw, constant_flow: bool) -> PumpProgram:
-    concentration = draw(st.floats(1.0, 20.0, allow_nan=False))
+    # Within the drug-limit library's soft limits (issue 18.2: beyond them a save needs an
+    # override, tested in test_drug_limits): morphine ≤ 10 mg/mL × ≤ 1.5 mL/day ≤ 15 mg/day
+    # (PACC); bupivacaine ≤ 4 mg/mL × ≤ 4 mL/day (4 mg/day ÷ 1 mg/mL) ≤ 16 mg/day (< 20).
+    concentration = draw(st.floats(1.0, 10.0, allow_nan=False))
     drugs = [{"drug": "morphine", "concentration_mg_per_ml": concentration}]
     if draw(st.booleans()):
-        drugs.append({"drug": "bupivacaine", "concentration_mg_per_ml": draw(st.floats(0.5, 10.0, allow_nan=False))})
+        drugs.append({"drug": "bupivacaine", "concentration_mg_per_ml": draw(st.floats(0.5, 4.0, allow_nan=False))})
     mode = "constant_flow" if constant_flow else draw(st.sampled_from(["simple_continuous", "flex"]))
     values = {"mode": mode, "drugs": drugs}
     if mode == "simple_continuous":

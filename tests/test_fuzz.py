@@ -361,3 +361,33 @@ def test_hostile_json_text_is_read_or_refused_cleanly(fuzz_engine, text):
         assert_names_fields(exc, allowed=lambda f: f.startswith("$"))
     except _RollBack:
         pass
+
+
+# --------------------------------------------------------------------- issue 19: drug numbers outside clinical ranges
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(["concentration_mg_per_ml", "dose_mg_per_day"]), st.floats(min_value=100.5, max_value=1000, allow_nan=False))
+def test_a_drug_number_no_clinic_has_is_refused_by_its_field(fuzz_engine, field, value):
+    """Morphine: the highest concentration the drug-limit library knows is 25 mg/mL (the
+    Infumorph labelled strength) × 4 (``implausible_factor``) = 100 mg/mL; its highest
+    daily dose 20 mg/day (the label's caution) × 4 = 80 mg/day.  Every value drawn is
+    above both, finite, and inside the record's own range (≤ 1000): refused by its path."""
+    transfer = pytest.importorskip("devicelog.transfer")
+    from devicelog.store.db import write_session
+
+    doc = copy.deepcopy(VALID_DOCUMENT)
+    i, event = next((i, e) for i, e in enumerate(doc["events"]) if "program" in e["data"])
+    program = event["data"]["program"]
+    if field == "dose_mg_per_day":
+        program["dose_mg_per_day"] = value
+        path = f"$.events[{i}].data.program.dose_mg_per_day"
+    else:
+        program["drugs"][0]["concentration_mg_per_ml"] = value
+        path = f"$.events[{i}].data.program.drugs[0].concentration_mg_per_ml"
+    with pytest.raises(InputError) as info:
+        with write_session(fuzz_engine) as s:
+            transfer.import_document(s, doc, author="fuzz", today=TODAY)
+            raise _RollBack
+    assert path in {p.field for p in info.value.problems}
+    assert_names_fields(info.value, allowed=lambda f: f.startswith("$"))

@@ -91,8 +91,17 @@ def test_a_revision_1_database_upgrades_with_its_data_intact(db_url):
     report = audit.verify(engine)
     assert report.problems == []
     # The baseline (5 rows), revision 0007's device identifiers of the one model there,
-    # and the catalogue entries the old database lacked (13 models, 6 drugs).
-    assert (report.entries, report.rows) == (3, 5 + 13 + 6)
+    # revision 0011's drug-limit library of the one drug there, and the catalogue
+    # entries the old database lacked (13 models, 7 drugs: baclofen is new).
+    assert (report.entries, report.rows) == (4, 5 + 13 + 7)
+    # Issue 18.2: this old database's morphine row is not the one an earlier devicelog
+    # shipped (no maxima, another name): revision 0011 leaves a clinic's entry as it is.
+    from devicelog.store import queries
+    from devicelog.store.db import read_session
+
+    with read_session(engine) as session:
+        morphine = queries.drugs_by_code(session)["morphine"]
+    assert (morphine.name, morphine.limits, morphine.labelled_concentrations_mg_per_ml) == ("Morphine", (), ())
     engine.dispose()
 
 
@@ -205,17 +214,52 @@ def test_revision_5_indexes_the_patients_already_there_and_goes_back(db_url):
         command.downgrade(schema.alembic_config(conn), "0004")
     with engine.connect() as conn:
         assert schema.current_revision(conn) == "0004"
-        # The tables as the code describes them, but for the column revision 0007 adds and
-        # the tables (with their indexes) revisions after 0008 add.
+        # The tables as the code describes them, but for the columns revisions 0007 and 0011
+        # add, and the tables (with their indexes) revisions after 0008 add.
         diffs = _diffs(conn)
         later = [d for d in diffs if d[0] in ("add_table", "add_index")
                  and (d[1].name if d[0] == "add_table" else d[1].table.name) in TABLES_AFTER_0008]
         assert {d[1].name for d in later if d[0] == "add_table"} == set(TABLES_AFTER_0008)
-        assert [(d[0], d[2], d[3].name) for d in diffs if d not in later] == [("add_column", "device_model", "device_identifiers")]
+        assert sorted((d[0], d[2], d[3].name) for d in diffs if d not in later) == [
+            ("add_column", "device_model", "device_identifiers"),
+            ("add_column", "drug", "boxed_warning"),
+            ("add_column", "drug", "labelled_concentrations_mg_per_ml"),
+            ("add_column", "drug", "limits"),
+        ]
         if conn.dialect.name == "sqlite":
             assert conn.execute(text("SELECT count(*) FROM sqlite_master WHERE name LIKE 'patient_search_fts%'")).scalar() == 0
         else:
             assert conn.execute(text("SELECT count(*) FROM pg_indexes WHERE indexname LIKE '%_trgm'")).scalar() == 0
     schema.prepare(engine)  # and up again
     assert _search(engine, "ÖLLER") == ["MRN10"]
+    engine.dispose()
+
+
+def test_revision_14_brings_the_drugs_an_earlier_version_shipped_to_the_library(db_url):
+    """Issue 18.2: a database holding the shipped drug rows of revision 0008 (single maxima)
+    gets the library's limits, each with its source; a clinic's own entry is left alone."""
+    old = _at_revision(db_url, "0008")
+    with old.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO drug (code, name, display_unit, stability_days, max_concentration_mg_per_ml, max_dose_mg_per_day, "
+            "caution_dose_mg_per_day, is_ziconotide, is_opioid, source) VALUES ('morphine', 'Morphine (Infumorph)', 'mg', 90, "
+            "20, 15, 20, false, true, 'Infumorph label (90 d in pump, caution >20 mg/d); PACC 2017 maxima 20 mg/mL, 15 mg/d [GK, verify]')"))
+        conn.execute(text(
+            "INSERT INTO drug (code, name, display_unit, max_dose_mg_per_day, is_ziconotide, is_opioid, source) "
+            "VALUES ('ketamine', 'Ketamine', 'mcg', 2.0, false, false, 'clinic')"))
+    old.dispose()
+    engine = make_engine(db_url)
+    schema.prepare(engine)
+    from devicelog.clinic.catalogue import shipped_catalogue
+    from devicelog.store import queries
+    from devicelog.store.db import read_session
+
+    with read_session(engine) as session:
+        drugs = queries.drugs_by_code(session)
+    assert drugs["morphine"] == shipped_catalogue().drug("morphine")  # the library's entry, limits and sources
+    assert drugs["morphine"].max_concentration_mg_per_ml is None
+    ketamine = drugs["ketamine"]
+    assert ketamine.limits == () and ketamine.max_dose_mg_per_day == 2.0  # read as a soft limit naming the entry
+    assert [(lim.severity, lim.source) for lim in ketamine.all_limits()] == [("soft", "clinic catalogue entry ketamine (clinic)")]
+    assert "baclofen" in drugs  # added on opening, as every shipped entry a database lacks
     engine.dispose()

@@ -13,7 +13,7 @@ def test_defaults_are_the_clinical_reference():
     assert s.discrepancy_limit_ml(20) == 1.0 and s.discrepancy_limit_ml(40) == 2.0
     assert (s.impedance_open_ohm, s.impedance_short_ohm) == (4000, 250)
     assert s.oral_to_it_morphine_ratio == 300
-    assert s.ziconotide_max_mg_per_day == 0.0216
+    assert s.region == "EU" and s.consensus_limits is True
 
 
 def test_a_30_ml_reservoir_takes_the_stricter_limit():
@@ -37,7 +37,9 @@ def test_one_follow_up_interval_keeps_the_others(tmp_path):
     [
         ("refill_margin_days = 14", "refill_margin_days", "14"),
         ("refill_margin_days = 2", "refill_margin_days", "2"),
-        ('ziconotide_region = "JP"', "ziconotide_region", "'JP'"),
+        ('region = "JP"', "region", "'JP'"),
+        ('ziconotide_region = "JP"', "region", "'JP'"),  # the earlier name, still read
+        ("implausible_factor = 100", "implausible_factor", "100"),
         ("impedance_open_ohm = 100", "impedance_open_ohm", "100"),
         ("no_such_setting = 1", "no_such_setting", "1"),
     ],

@@ -55,7 +55,7 @@ def document() -> dict:
         "format": "devicelog",
         "version": 1,
         "catalogue": {
-            "drugs": [{"code": "baclofen", "name": "Baclofen", "display_unit": "mcg", "max_dose_mg_per_day": 2.0}]
+            "drugs": [{"code": "ketamine", "name": "Ketamine", "display_unit": "mcg", "max_dose_mg_per_day": 2.0}]
         },
         "patients": [
             {"mrn": "MRN-1", "name": "Ann Lee", "birth_date": "1950-01-02", "goals_of_care": "hospice", "author": "clerk",
@@ -158,7 +158,7 @@ def test_export_import_export_is_byte_identical(engine, other_engine):
     amended = [e for e in doc["events"] if "amends" in e]
     assert {(by_ref[e["amends"]]["device_serial"], e.get("voided", False)) for e in amended} == {("NGP1", False), ("NGP2", True)}
     assert [d["serial"] for d in doc["devices"] if d.get("replaces_serial") == "NGP1"] == ["NGP2"]
-    assert doc["catalogue"]["drugs"][0]["code"] == "baclofen" and doc["catalogue"]["device_models"] == []
+    assert doc["catalogue"]["drugs"][0]["code"] == "ketamine" and doc["catalogue"]["device_models"] == []
     assert {p["mrn"]: p.get("author") for p in doc["patients"]} == {"MRN-1": "clerk", "MRN-2": "importer"}
 
 
@@ -229,10 +229,10 @@ def test_unknown_model_and_unknown_drug_are_refused(engine):
 
 def test_a_drug_added_by_the_catalogue_section_is_known_to_the_events(engine):
     doc = document()
-    doc["events"][1]["data"]["program"]["drugs"].append({"drug": "baclofen", "concentration_mg_per_ml": 0.5})
+    doc["events"][1]["data"]["program"]["drugs"].append({"drug": "ketamine", "concentration_mg_per_ml": 0.5})
     do_import(engine, doc)
     doc = json.loads(transfer.export_text(engine))
-    assert any(d["drug"] == "baclofen" for e in doc["events"] if e["data"]["kind"] == "refill" for d in e["data"]["program"]["drugs"])
+    assert any(d["drug"] == "ketamine" for e in doc["events"] if e["data"]["kind"] == "refill" for d in e["data"]["program"]["drugs"])
 
 
 def test_duplicate_serial_and_mrn_are_refused_within_the_document_and_against_the_database(engine):

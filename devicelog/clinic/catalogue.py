@@ -11,7 +11,7 @@ import enum
 import functools
 import json
 from importlib import resources
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -114,22 +114,75 @@ def identifier_contradiction(models: "list[DeviceModel]", model_code: str, devic
             "choose the model of the device in hand (reservoir size and refill dates depend on it)")
 
 
+class LimitKind(str, enum.Enum):
+    """What a drug limit bounds (issue 18.2).  Amounts are in mg whatever the drug's
+    display unit (mcg = mg × 1000); intervals in hours."""
+
+    max_concentration = "max_concentration"  # mg/mL
+    max_dose = "max_dose"  # mg/day, continuous dose
+    max_step = "max_step"  # mg/day, the largest single increase
+    min_step_interval = "min_step_interval"  # hours, the shortest time between increases
+
+    @property
+    def per(self) -> str:
+        return {"max_concentration": "/mL", "max_dose": "/day", "max_step": "/day", "min_step_interval": ""}[self.value]
+
+
+class DrugLimit(CatalogueEntry):
+    """One limit of the drug-limit library: a number, what it bounds, where it comes
+    from, and whether exceeding it is refused ("hard") or warned and overridable with a
+    reason ("soft").
+
+    ``region``: the product label's jurisdiction (``US``, ``EU``); None: every region.
+    ``consensus``: a consensus guideline's number (PACC), applied only when the clinic's
+    settings apply consensus limits.  ``ref``: a short name of the source, unique within
+    the drug for one kind, e.g. ``pacc-2017``, ``label-us``.
+    """
+
+    kind: LimitKind
+    value: Annotated[float, Field(gt=0, le=100_000)]
+    severity: Literal["soft", "hard"]
+    source: Annotated[str, Field(min_length=1, max_length=300)]
+    ref: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9\-]*$", max_length=40)]
+    region: Literal["US", "EU"] | None = None
+    consensus: bool = False
+
+
 class Drug(CatalogueEntry):
-    """One intrathecal drug with its stability cap and dose warnings (reference 1.3).
+    """One intrathecal drug with its stability cap, its labelled strengths and its
+    limits (reference 1.3 and 8; the drug-limit library of issue 18.2).
 
     Amounts are in mg; ``display_unit`` says how people read them (mcg = mg × 1000).
+    ``max_concentration_mg_per_ml``, ``max_dose_mg_per_day`` and
+    ``caution_dose_mg_per_day`` are the single maxima of catalogues written before the
+    library: a clinic's catalogue that still has them gets them as soft limits whose
+    source is the catalogue entry (:meth:`all_limits`); the shipped catalogue uses
+    ``limits``.
     """
 
     code: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9\-]*$", max_length=40)]
     name: str
     display_unit: Annotated[str, Field(pattern=r"^(mg|mcg)$")] = "mg"
     stability_days: Annotated[int, Field(gt=0, le=365)] | None = None  # None: compounded, pharmacy BUD
-    max_concentration_mg_per_ml: Annotated[float, Field(gt=0)] | None = None
-    max_dose_mg_per_day: Annotated[float, Field(gt=0)] | None = None  # PACC maximum: warning
-    caution_dose_mg_per_day: Annotated[float, Field(gt=0)] | None = None  # label caution: warning
+    max_concentration_mg_per_ml: Annotated[float, Field(gt=0, le=100_000)] | None = None
+    max_dose_mg_per_day: Annotated[float, Field(gt=0, le=100_000)] | None = None
+    caution_dose_mg_per_day: Annotated[float, Field(gt=0, le=100_000)] | None = None
     is_ziconotide: bool = False
     is_opioid: bool = False
     source: str = ""
+    #: Strengths on a product label (mg/mL): never a hard block (issue 18.2, Infumorph 25 mg/mL).
+    labelled_concentrations_mg_per_ml: tuple[Annotated[float, Field(gt=0, le=100_000)], ...] = ()
+    limits: Annotated[tuple[DrugLimit, ...], Field(max_length=40)] = ()
+    #: A label's boxed warning shown wherever this drug's refills are (baclofen withdrawal).
+    boxed_warning: Annotated[str, Field(max_length=1000)] = ""
+
+    @model_validator(mode="after")
+    def _limits_named_once(self) -> "Drug":
+        keys = [(lim.kind, lim.ref) for lim in self.limits]
+        dupes = sorted({f"{k.value} {r}" for k, r in keys if keys.count((k, r)) > 1})
+        if dupes:
+            raise ValueError(f"{self.code}: limit listed twice: {', '.join(dupes)}")
+        return self
 
     @property
     def per_mg(self) -> float:
@@ -140,6 +193,41 @@ class Drug(CatalogueEntry):
         """Format an amount in the drug's display unit, e.g. ``2.4 mcg/day``."""
         value = round(amount_mg * self.per_mg, 6)  # mg → mcg without float dust (0.0192 → 19.2)
         return f"{value:.6g} {self.display_unit}{per}"
+
+    def all_limits(self) -> tuple[DrugLimit, ...]:
+        """The library limits and, for a catalogue written before the library, its single
+        maxima as soft limits naming the catalogue entry as their source."""
+        legacy = []
+        where = f"clinic catalogue entry {self.code}" + (f" ({self.source})" if self.source else "")
+        for kind, value, ref in (
+            (LimitKind.max_concentration, self.max_concentration_mg_per_ml, "catalogue-max"),
+            (LimitKind.max_dose, self.max_dose_mg_per_day, "catalogue-max"),
+            (LimitKind.max_dose, self.caution_dose_mg_per_day, "catalogue-caution"),
+        ):
+            if value is not None:
+                legacy.append(DrugLimit(kind=kind, value=value, severity="soft", source=where, ref=ref))
+        return (*self.limits, *legacy)
+
+    def is_labelled_strength(self, concentration_mg_per_ml: float) -> bool:
+        return any(abs(concentration_mg_per_ml - c) <= 1e-9 for c in self.labelled_concentrations_mg_per_ml)
+
+    def tightening_problem(self, current: "Drug") -> str | None:
+        """Why this entry cannot replace ``current`` (the one in the database) as a clinic's
+        tightening of its limits, or None when it can: every other field is the same,
+        and every current limit is still there (same kind and source name) with a value
+        no looser and a severity no softer; new limits may be added."""
+        same = self.model_dump(exclude={"limits"}) == current.model_dump(exclude={"limits"})
+        if not same:
+            return "differs in more than its limits; give it a new code"
+        mine = {(lim.kind, lim.ref): lim for lim in self.limits}
+        for old in current.limits:
+            new = mine.get((old.kind, old.ref))
+            if new is None:
+                return f"drops the limit {old.kind.value} {old.ref}; limits may be added or tightened, never removed"
+            looser = new.value < old.value if old.kind is LimitKind.min_step_interval else new.value > old.value
+            if looser or (old.severity == "hard" and new.severity == "soft") or new.region != old.region or new.consensus != old.consensus:
+                return f"loosens the limit {old.kind.value} {old.ref}; limits may be added or tightened, never loosened"
+        return None
 
 
 class Catalogue(BaseModel):

@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence, Union
 
-from devicelog.clinic.catalogue import Catalogue, Drug
+from devicelog.clinic.catalogue import Catalogue, Drug, DrugLimit, LimitKind
 from devicelog.clinic.due import (
     ClinicalWarning,
     DueItem,
@@ -24,6 +24,7 @@ from devicelog.clinic.due import (
 from devicelog.clinic.history import DeviceHistory, clinical_order
 from devicelog.clinic.records import (
     Event,
+    LimitOverride,
     ProgrammingData,
     PumpMode,
     PumpProgram,
@@ -38,8 +39,6 @@ DrugLookup = Union[Catalogue, Mapping[str, Drug], Iterable[Drug]]
 DEFAULT_LOW_ALARM_ML = 2.0
 #: Ziconotide vial strengths (reference 1.3): 25 mcg/mL and 100 mcg/mL, in mg/mL.
 ZICONOTIDE_VIAL_MG_PER_ML = (0.025, 0.1)
-#: Rule 6: the largest single ziconotide increase, mg/day (2.4 mcg/day).
-ZICONOTIDE_MAX_STEP_MG_PER_DAY = 0.0024
 _EPS = 1e-9
 
 
@@ -606,62 +605,126 @@ def reconcile_refill(
 # ============================================================== rules 6 and 7: doses
 
 
-def ziconotide_dose_checks(
+def applicable_limits(drug: Drug, settings: Settings, kind: LimitKind | None = None) -> list[DrugLimit]:
+    """Issue 18.2: the drug's limits that apply under the clinic's settings: a label's
+    limit of the clinic's region (or one naming no region), and consensus limits only
+    when the clinic applies them (``consensus_limits``).  Of ``kind`` when given."""
+    return [
+        lim
+        for lim in drug.all_limits()
+        if (kind is None or lim.kind is kind)
+        and (lim.region is None or lim.region == settings.region)
+        and (settings.consensus_limits or not lim.consensus)
+    ]
+
+
+def limit_code(drug: Drug, limit: DrugLimit) -> str:
+    """The code of a warning about ``limit``: an override names the limits it overrides by it."""
+    return f"limit_{drug.code}_{limit.kind.value}_{limit.ref}"
+
+
+_LIMIT_WORDS = {
+    LimitKind.max_concentration: "maximum concentration",
+    LimitKind.max_dose: "maximum daily dose",
+    LimitKind.max_step: "largest increase",
+    LimitKind.min_step_interval: "shortest time between increases",
+}
+
+
+def show_limit(drug: Drug, limit: DrugLimit) -> str:
+    """A limit as people read it: ``20 mg/mL``, ``2.4 mcg/day``, ``24 h``."""
+    if limit.kind is LimitKind.min_step_interval:
+        return f"{limit.value:g} h"
+    return drug.show(limit.value, limit.kind.per)
+
+
+def describe_limit(drug: Drug, limit: DrugLimit) -> str:
+    """``maximum daily dose 19.2 mcg/day (hard, US; source: ...)``: the limit, whether it
+    blocks, its region and its source (issue 18.2: every limit names its source)."""
+    where = f", {limit.region}" if limit.region else ""
+    return f"{_LIMIT_WORDS[limit.kind]} {show_limit(drug, limit)} ({limit.severity}{where}; source: {limit.source})"
+
+
+def _exceeded(drug: Drug, limit: DrugLimit, what: str, level: str | None = None) -> ClinicalWarning:
+    level = level or ("block" if limit.severity == "hard" else "warn")
+    return ClinicalWarning(
+        level,
+        limit_code(drug, limit),
+        "rule 6" if drug.is_ziconotide else "rule 7",
+        f"{what} is above the {describe_limit(drug, limit)}" + (": refused" if level == "block" else ""),
+    )
+
+
+def concentration_checks(drug: Drug, concentration_mg_per_ml: float, settings: Settings) -> list[ClinicalWarning]:
+    """Rule 7 (domain.md, Rules the software must encode) and issue 18.2: a concentration
+    above each applicable maximum concentration, naming that limit's source.
+
+    A labelled strength (Infumorph 25 mg/mL) is never a hard block: a hard limit it
+    exceeds is a soft one for it, and the message says it is a labelled strength."""
+    warnings = []
+    labelled = drug.is_labelled_strength(concentration_mg_per_ml)
+    for lim in applicable_limits(drug, settings, LimitKind.max_concentration):
+        if concentration_mg_per_ml <= lim.value + _EPS:
+            continue
+        what = f"{drug.name} {drug.show(concentration_mg_per_ml, '/mL')}"
+        if labelled:
+            what += " (a labelled strength: never a hard block)"
+        warnings.append(_exceeded(drug, lim, what, "warn" if labelled else None))
+    return warnings
+
+
+def dose_checks(drug: Drug, dose_mg_per_day: float, settings: Settings) -> list[ClinicalWarning]:
+    """Rules 6 and 7 (domain.md, Rules the software must encode) and issue 18.2: a daily
+    dose above each applicable maximum daily dose (ziconotide's by region, hard; the
+    Infumorph label's caution and the PACC maxima, soft), naming each one's source."""
+    return [
+        _exceeded(drug, lim, f"{drug.name} {drug.show(dose_mg_per_day, '/day')}")
+        for lim in applicable_limits(drug, settings, LimitKind.max_dose)
+        if dose_mg_per_day > lim.value + _EPS
+    ]
+
+
+def titration_checks(
     previous_doses: Sequence[tuple[dt.date, float]],
     new_dose_mg_per_day: float,
     on: dt.date,
     settings: Settings,
     drug: Drug,
 ) -> list[ClinicalWarning]:
-    """Rule 6 (domain.md, Rules the software must encode): block a ziconotide increase
-    > 2.4 mcg/day or < 24 h after the last one, warn if < 48 h; block a dose above the
-    region's maximum (21.6 mcg/day EU, 19.2 mcg/day US).
+    """Rule 6 (domain.md, Rules the software must encode) and issue 18.2: the titration
+    limits of the library (ziconotide: an increase above 2.4 mcg/day is refused; one
+    less than 24 h after the last is refused, less than 48 h warned).
 
     ``previous_doses`` are the (date, continuous mg/day) of earlier programs, oldest
-    first; 0 when ziconotide was not in the pump.  Events carry dates, not times: the
-    same day counts as < 24 h and the next day as < 48 h.  The first dose in a device
-    is a start: above 2.4 mcg/day it is a warning, not a block, since it may continue a
-    dose from a replaced pump.
+    first; 0 when the drug was not in the pump.  Events carry dates, not times: the
+    same day counts as 0 h since the last increase, the next day as 24 h, two days as
+    48 h.  The first dose in a device is a start, not an increase: for ziconotide,
+    above the largest step it is a warning (it may continue a replaced pump's dose).
     """
     warnings: list[ClinicalWarning] = []
-    maximum = settings.ziconotide_max_mg_per_day
-    if new_dose_mg_per_day > maximum + _EPS:
-        warnings.append(
-            ClinicalWarning(
-                "block",
-                "ziconotide_max_dose",
-                "rule 6",
-                f"ziconotide {drug.show(new_dose_mg_per_day, '/day')} is above the "
-                f"{settings.ziconotide_region} maximum of {drug.show(maximum, '/day')}",
-            )
-        )
+    steps = applicable_limits(drug, settings, LimitKind.max_step)
+    intervals = applicable_limits(drug, settings, LimitKind.min_step_interval)
     previous = previous_doses[-1][1] if previous_doses else 0.0
     increase = new_dose_mg_per_day - previous
-    if increase <= _EPS:
+    if increase <= _EPS or not (steps or intervals):
         return warnings
-    step = drug.show(ZICONOTIDE_MAX_STEP_MG_PER_DAY, "/day")
     if previous <= _EPS and not any(dose > _EPS for _, dose in previous_doses):
-        if new_dose_mg_per_day > ZICONOTIDE_MAX_STEP_MG_PER_DAY + _EPS:
-            warnings.append(
-                ClinicalWarning(
-                    "warn",
-                    "ziconotide_start_dose",
-                    "rule 6",
-                    f"ziconotide starts at {drug.show(new_dose_mg_per_day, '/day')}; the label starts at ≤ {step} "
-                    "(ignore if this continues the dose of a replaced pump)",
+        for lim in steps:
+            if drug.is_ziconotide and new_dose_mg_per_day > lim.value + _EPS:
+                warnings.append(
+                    ClinicalWarning(
+                        "warn",
+                        "ziconotide_start_dose",
+                        "rule 6",
+                        f"{drug.name} starts at {drug.show(new_dose_mg_per_day, '/day')}; the label starts at "
+                        f"≤ {show_limit(drug, lim)} (ignore if this continues the dose of a replaced pump)",
+                    )
                 )
-            )
         return warnings
-    if increase > ZICONOTIDE_MAX_STEP_MG_PER_DAY + _EPS:
-        warnings.append(
-            ClinicalWarning(
-                "block",
-                "ziconotide_step",
-                "rule 6",
-                f"ziconotide increase of {drug.show(increase, '/day')} "
-                f"({drug.show(previous, '/day')} → {drug.show(new_dose_mg_per_day, '/day')}) is above {step}",
-            )
-        )
+    change = f"{drug.show(previous, '/day')} → {drug.show(new_dose_mg_per_day, '/day')}"
+    for lim in steps:
+        if increase > lim.value + _EPS:
+            warnings.append(_exceeded(drug, lim, f"{drug.name} increase of {drug.show(increase, '/day')} ({change})"))
     last_increase_on = None
     level = 0.0
     for when, dose in previous_doses:
@@ -669,69 +732,90 @@ def ziconotide_dose_checks(
             last_increase_on = when
         level = dose
     if last_increase_on is not None:
-        days = (on - last_increase_on).days
-        if days < 1:
+        hours = (on - last_increase_on).days * 24
+        unmet = [lim for lim in intervals if hours < lim.value - _EPS]
+        if any(lim.severity == "hard" for lim in unmet):  # refused: a softer interval adds nothing
+            unmet = [lim for lim in unmet if lim.severity == "hard"]
+        for lim in unmet:
+            ago = "the same day" if hours == 0 else f"{hours} h before"
             warnings.append(
                 ClinicalWarning(
-                    "block",
-                    "ziconotide_interval",
-                    "rule 6",
-                    f"ziconotide was last increased on {last_increase_on}, less than 24 h ago (same day)",
-                )
-            )
-        elif days < 2:
-            warnings.append(
-                ClinicalWarning(
-                    "warn",
-                    "ziconotide_interval",
-                    "rule 6",
-                    f"ziconotide was last increased on {last_increase_on}, less than 48 h ago "
-                    "(48 h recommended; check that 24 h have passed)",
+                    "block" if lim.severity == "hard" else "warn",
+                    limit_code(drug, lim),
+                    "rule 6" if drug.is_ziconotide else "rule 7",
+                    f"{drug.name} was last increased on {last_increase_on} ({ago}, counting by dates); the "
+                    f"{describe_limit(drug, lim)} is not met" + (": refused" if lim.severity == "hard" else ""),
                 )
             )
     return warnings
 
 
-def max_dose_check(drug: Drug, dose_mg_per_day: float) -> ClinicalWarning | None:
-    """Rule 7 (domain.md, Rules the software must encode; PACC maxima, reference 1.3):
-    warn when a drug's daily dose exceeds its configured maximum."""
-    limit = drug.max_dose_mg_per_day
-    if drug.is_ziconotide or limit is None or dose_mg_per_day <= limit + _EPS:
-        return None
-    return ClinicalWarning(
-        "warn",
-        f"max_dose_{drug.code}",
-        "rule 7",
-        f"{drug.name} {drug.show(dose_mg_per_day, '/day')} is above the maximum of {drug.show(limit, '/day')}",
-    )
+def implausible_values(program: PumpProgram, drugs: Mapping[str, Drug], settings: Settings) -> list[tuple[str, float, str]]:
+    """Issue 19 (numbers outside clinical ranges): a concentration or daily dose no clinic
+    can have, refused whatever the settings' soft limits and overrides.
+
+    Implausible means more than ``settings.implausible_factor`` times the highest number
+    the library knows for that drug: any of its limits (every region, consensus or not)
+    and its labelled strengths.  Hydromorphone: highest concentration 15 mg/mL (PACC),
+    × 4 = 60 mg/mL, so 1000 mg/mL is refused; highest daily dose 25 mg/day (clinical
+    range), × 4 = 100 mg/day, so 1000 mg/day is refused.  A drug the library gives no
+    number for (sufentanil; baclofen's dose) is bounded only by the record's own range.
+
+    Returns (field within the program, value, message) for each."""
+    found: list[tuple[str, float, str]] = []
+    factor = settings.implausible_factor
+    doses = drug_doses_mg_per_day(program)
+    for i, entry in enumerate(program.drugs):
+        drug = drugs.get(entry.drug)
+        if drug is None:
+            continue
+        limits = drug.all_limits()
+        concs = [lim.value for lim in limits if lim.kind is LimitKind.max_concentration]
+        concs += list(drug.labelled_concentrations_mg_per_ml)
+        if concs and entry.concentration_mg_per_ml > factor * max(concs) + _EPS:
+            found.append((
+                f"drugs.{i}.concentration_mg_per_ml",
+                entry.concentration_mg_per_ml,
+                f"{drug.name} {drug.show(entry.concentration_mg_per_ml, '/mL')} is more than {factor:g} × the highest "
+                f"concentration devicelog knows for it ({drug.show(max(concs), '/mL')}): not a value a clinic can have "
+                "(check the unit: mg or mcg)",
+            ))
+        dose_limits = [lim.value for lim in limits if lim.kind is LimitKind.max_dose]
+        dose = doses.get(entry.drug, 0.0)
+        if dose_limits and dose > factor * max(dose_limits) + _EPS:
+            where = "dose_mg_per_day" if i == 0 and program.dose_mg_per_day is not None else f"drugs.{i}.concentration_mg_per_ml"
+            found.append((
+                where,
+                program.dose_mg_per_day if where == "dose_mg_per_day" else entry.concentration_mg_per_ml,
+                f"{drug.name} {drug.show(dose, '/day')} is more than {factor:g} × the highest daily dose devicelog "
+                f"knows for it ({drug.show(max(dose_limits), '/day')}): not a value a clinic can have "
+                "(check the unit: mg or mcg)",
+            ))
+    return found
 
 
-def infumorph_caution_check(drug: Drug, dose_mg_per_day: float) -> ClinicalWarning | None:
-    """Rule 7 (domain.md, Rules the software must encode): Infumorph, warn if the
-    intrathecal dose is above 20 mg/day (the drug's ``caution_dose_mg_per_day``)."""
-    limit = drug.caution_dose_mg_per_day
-    if limit is None or dose_mg_per_day <= limit + _EPS:
-        return None
-    return ClinicalWarning(
-        "warn",
-        f"caution_dose_{drug.code}",
-        "rule 7",
-        f"{drug.name} {drug.show(dose_mg_per_day, '/day')} is above the label caution of {drug.show(limit, '/day')}",
-    )
+def overridable(warnings: Iterable[ClinicalWarning]) -> list[ClinicalWarning]:
+    """The soft drug limits exceeded (issue 18.2): saving them needs an override with a reason."""
+    return [w for w in warnings if w.level == "warn" and w.code.startswith("limit_")]
 
 
-def concentration_check(drug: Drug, concentration_mg_per_ml: float) -> ClinicalWarning | None:
-    """Rule 7 (domain.md, Rules the software must encode): warn if the drug
-    concentration exceeds the configurable PACC maximum."""
-    limit = drug.max_concentration_mg_per_ml
-    if limit is None or concentration_mg_per_ml <= limit + _EPS:
-        return None
-    return ClinicalWarning(
-        "warn",
-        f"max_concentration_{drug.code}",
-        "rule 7",
-        f"{drug.name} {drug.show(concentration_mg_per_ml, '/mL')} is above the maximum of {drug.show(limit, '/mL')}",
-    )
+def override_problems(warnings: Iterable[ClinicalWarning], override: LimitOverride | None) -> list[str]:
+    """Issue 18.2: why an entry with these dose warnings cannot be saved with this
+    override (empty: it can).  Every soft limit exceeded is named by the override;
+    an override names only limits that are exceeded."""
+    soft = overridable(warnings)
+    named = {lim.code for lim in override.limits} if override is not None else set()
+    problems = [f"soft limit exceeded: {w.message}; give a reason to override it" for w in soft if w.code not in named]
+    if override is not None:
+        exceeded = {w.code for w in soft}
+        stale = sorted(named - exceeded)
+        if stale:
+            problems.append(f"the override names limits this entry does not exceed: {', '.join(stale)}")
+    return problems
+
+
+def overridden_text(override: LimitOverride, on: dt.date, author: str) -> str:
+    return f"overridden on {on} by {author}: {override.reason}"
 
 
 def program_timeline(events: Iterable[Event]) -> list[tuple[Event, PumpProgram]]:
@@ -763,15 +847,10 @@ def program_dose_warnings(
             )
             continue
         dose = doses[entry.drug]
-        if drug.is_ziconotide:
-            previous = [(when, drug_doses_mg_per_day(p).get(entry.drug, 0.0)) for when, p in earlier]
-            warnings.extend(ziconotide_dose_checks(previous, dose, on, settings, drug))
-        for check in (max_dose_check(drug, dose), infumorph_caution_check(drug, dose)):
-            if check is not None:
-                warnings.append(check)
-        check = concentration_check(drug, entry.concentration_mg_per_ml)
-        if check is not None:
-            warnings.append(check)
+        previous = [(when, drug_doses_mg_per_day(p).get(entry.drug, 0.0)) for when, p in earlier]
+        warnings.extend(dose_checks(drug, dose, settings))
+        warnings.extend(titration_checks(previous, dose, on, settings, drug))
+        warnings.extend(concentration_checks(drug, entry.concentration_mg_per_ml, settings))
     return warnings
 
 
@@ -860,6 +939,7 @@ def pump_items(history: DeviceHistory, settings: Settings, drugs: Mapping[str, D
 
     latest = len(fills) - 1
     due = refill_schedule(history, fills, latest, settings, drugs)
+    boxed = boxed_warnings(fills[latest].data.program, drugs)
     items.append(
         make_item(
             history,
@@ -869,7 +949,7 @@ def pump_items(history: DeviceHistory, settings: Settings, drugs: Mapping[str, D
             latest_safe_on=due.latest_safe_on,
             severity="high",
             rule="rule 4",
-            why=due.why,
+            why="; ".join([due.why, *(w.message for w in boxed)]),
             source_event_id=fills[latest].event.id,
         )
     )
@@ -922,8 +1002,25 @@ def pump_items(history: DeviceHistory, settings: Settings, drugs: Mapping[str, D
     if timeline:
         event, program = timeline[-1]
         earlier = [(e.occurred_on, p) for e, p in timeline[:-1]]
-        warnings.extend(program_dose_warnings(earlier, program, event.occurred_on, settings, drugs))
+        override = getattr(event.data, "limit_override", None)
+        overridden = {lim.code for lim in override.limits} if override is not None else set()
+        for w in program_dose_warnings(earlier, program, event.occurred_on, settings, drugs):
+            if w.code in overridden:  # dealt with: said so, never dropped
+                w = ClinicalWarning(w.level, w.code, w.rule, f"{w.message}; {overridden_text(override, event.occurred_on, event.author)}")
+            warnings.append(w)
     return items, warnings
+
+
+def boxed_warnings(program: PumpProgram, drugs: Mapping[str, Drug]) -> list[ClinicalWarning]:
+    """Reference 8 (intrathecal baclofen): a drug label's boxed warning, shown with the
+    refill items and previews of every pump holding that drug (baclofen withdrawal:
+    refill scheduling and alarm awareness are the safeguards)."""
+    found = []
+    for entry in program.drugs:
+        drug = drugs.get(entry.drug)
+        if drug is not None and drug.boxed_warning:
+            found.append(ClinicalWarning("warn", f"boxed_warning_{drug.code}", "reference 8", drug.boxed_warning))
+    return found
 
 
 # ============================================================== preview (before saving)
@@ -1012,6 +1109,7 @@ def refill_preview(
     if discrepancy is not None and discrepancy.flagged:
         flags.append(discrepancy.text)
     warnings = dose_warnings(history, new_refill.program, occurred_on, settings, table)
+    warnings += boxed_warnings(new_refill.program, table)
     if pocket.flagged:
         flags.append(pocket.text)
         if not new_refill.pocket_fill_reason:
@@ -1051,15 +1149,24 @@ __all__ = [
     "RefillFlags",
     "RefillPreview",
     "bolus_allowance_ml_per_day",
-    "concentration_check",
+    "boxed_warnings",
+    "applicable_limits",
+    "concentration_checks",
+    "describe_limit",
+    "dose_checks",
+    "implausible_values",
+    "limit_code",
+    "overridable",
+    "override_problems",
+    "overridden_text",
+    "show_limit",
+    "titration_checks",
     "daily_volume_ml",
     "dose_warnings",
     "drug_stability_limits",
     "drug_table",
     "expected_residual_ml",
-    "infumorph_caution_check",
     "low_reservoir_alarm_date",
-    "max_dose_check",
     "observed_over_delivery",
     "possible_pocket_fill",
     "refill_discrepancy",
@@ -1068,6 +1175,5 @@ __all__ = [
     "refill_preview",
     "refill_reviews",
     "worst_case_daily_volume_ml",
-    "ziconotide_dose_checks",
     "ziconotide_refill_limit_days",
 ]

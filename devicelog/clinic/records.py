@@ -362,6 +362,22 @@ class PumpProgram(Record):
         return self
 
 
+class OverriddenLimit(Record):
+    """One soft drug limit an entry exceeds, as the preview showed it (issue 18.2)."""
+
+    code: Annotated[str, Field(pattern=r"^limit_[a-z0-9_\-]+$", max_length=160)]
+    limit: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class LimitOverride(Record):
+    """A soft drug limit overridden, with the reason (issue 18.2): stored with the refill
+    or programming change, audited with it and shown in the history.  On a server
+    (PostgreSQL), only a login holding ``devicelog_clinician`` saves one."""
+
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    limits: Annotated[list[OverriddenLimit], Field(min_length=1, max_length=24)]
+
+
 class Kit(str, enum.Enum):
     refill = "refill"
     cap = "cap"  # catheter access port kit
@@ -383,6 +399,7 @@ class RefillData(Record):
     low_alarm_ml: Annotated[float, Field(ge=0, le=10)] | None = None
     admixture_bud: dt.date | None = None  # pharmacy beyond-use date (rule 4)
     pocket_fill_reason: Annotated[str, Field(max_length=200)] | None = None
+    limit_override: LimitOverride | None = None  # soft drug limits overridden (issue 18.2)
     notes: Text = ""
 
     @model_validator(mode="after")
@@ -552,6 +569,7 @@ class ProgrammingData(Record):
     stim_programs: Annotated[list[StimProgram], Field(max_length=16)] = []
     active_program: Annotated[str, Field(max_length=40)] | None = None
     reason: Text = ""
+    limit_override: LimitOverride | None = None  # soft drug limits overridden (issue 18.2)
 
     @model_validator(mode="after")
     def _something(self) -> "ProgrammingData":

@@ -319,6 +319,15 @@ def impedance_flags(data: InterrogationData, settings: Settings) -> list[str]:
     return flags
 
 
+def limit_override_text(data: Any) -> str:
+    """Issue 18.2: the soft drug limits an entry overrode, each with its source, and why."""
+    override = getattr(data, "limit_override", None)
+    if override is None:
+        return ""
+    limits = " | ".join(lim.limit for lim in override.limits)
+    return f"; SOFT LIMIT OVERRIDDEN ({override.reason}): {limits}"
+
+
 def summarize(event: Event, settings: Settings, drugs: Mapping[str, Drug], memo: dict[str, str] | None = None) -> str:
     """One line a clinician reads for an event, every number with its unit (``memo``:
     see ``pump_program_text``)."""
@@ -337,6 +346,7 @@ def summarize(event: Event, settings: Settings, drugs: Mapping[str, Drug], memo:
             text += f"; beyond-use {d.admixture_bud}"
         if d.pocket_fill_reason:
             text += f"; pocket-fill reason: {d.pocket_fill_reason}"
+        text += limit_override_text(d)
     elif isinstance(d, InterrogationData):
         parts = []
         if d.battery_percent is not None:
@@ -374,6 +384,7 @@ def summarize(event: Event, settings: Settings, drugs: Mapping[str, Drug], memo:
                 text += f"; active {d.active_program}"
         if d.reason:
             text += f"; reason: {d.reason}"
+        text += limit_override_text(d)
     elif isinstance(d, WoundCheckData):
         parts = [f"site {d.site}"] if d.site else []
         parts += [f"erythema {_g(d.erythema_cm, 'cm')}", f"drainage {d.drainage.value}"]

@@ -50,7 +50,7 @@ NURSE, CLINICIAN, SCHEDULER, AUDITOR, ADMIN = (
 #: The group roles, with what a person holding each may do (``admin who`` and the docs).
 GROUPS = {
     NURSE: "register patients and devices; record visits; read what a nurse needs",
-    CLINICIAN: "everything a nurse may; amend and void entries",
+    CLINICIAN: "everything a nurse may; amend and void entries; override a soft drug limit",
     SCHEDULER: "read the due list and patients' contact details; no clinical history, no visit notes",
     AUDITOR: "read the audit trail (devicelog audit); run devicelog verify",
     ADMIN: "grant and revoke these roles (devicelog admin grant/revoke/who)",
@@ -101,7 +101,9 @@ RIGHTS: dict[str, dict[str, str]] = {
 #: Row-level security on ``event``: (policy, command, role, condition).
 EVENT_POLICIES = [
     ("event_read", "SELECT", f"{NURSE}, {CLINICIAN}, {AUDITOR}", "USING (true)"),
-    ("event_record_new", "INSERT", NURSE, "WITH CHECK (amends_id IS NULL)"),
+    # Issue 18.2: a soft drug limit is overridden by a clinician only.
+    ("event_record_new", "INSERT", NURSE,
+     "WITH CHECK (amends_id IS NULL AND COALESCE(json_typeof(data -> 'limit_override'), 'null') = 'null')"),
     ("event_record_any", "INSERT", CLINICIAN, "WITH CHECK (true)"),
 ]
 _AUTHOR_CHECK_BODY = (
@@ -153,7 +155,8 @@ def refusal(exc: BaseException) -> AccessRefused | None:
     if "audit entry is signed" in message:
         return AccessRefused(message.removeprefix("devicelog: "))
     if (m := _RLS.search(message)) and m.group(1) == "event":
-        return AccessRefused(f"refused by the server: amending or voiding an entry needs the role {CLINICIAN}")
+        return AccessRefused(f"refused by the server: amending or voiding an entry, or overriding a soft drug limit, "
+                             f"needs the role {CLINICIAN}")
     statement = getattr(exc, "statement", "") or ""
     verb = (_VERB.match(statement).group(1).upper() if _VERB.match(statement) else "SELECT")
     verb = "SELECT" if verb == "WITH" else verb
@@ -171,6 +174,20 @@ def refusal(exc: BaseException) -> AccessRefused | None:
         f"refused by the server: {what}{where} is not granted to any devicelog role "
         f"(the table owner {OWNER} only: ask the database owner)"
     )
+
+
+def holds_clinician_rights(conn) -> bool:
+    """Whether this login may do what only ``devicelog_clinician`` may (amend, void,
+    override a soft drug limit): always on SQLite; on a server set up by ``admin
+    setup`` (row-level security on ``event``), a clinician, the owner role's members
+    and superusers."""
+    if conn.dialect.name != "postgresql":
+        return True
+    return bool(conn.execute(text(
+        "SELECT CASE WHEN NOT c.relrowsecurity OR r.rolsuper OR r.rolbypassrls THEN true "
+        "ELSE pg_has_role(session_user, c.relowner, 'USAGE') OR pg_has_role(session_user, :clinician, 'USAGE') END "
+        "FROM pg_class c, pg_roles r WHERE c.oid = 'event'::regclass AND r.rolname = session_user"
+    ), {"clinician": CLINICIAN}).scalar())
 
 
 # --------------------------------------------------------------------- setup

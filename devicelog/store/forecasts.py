@@ -97,7 +97,7 @@ MAX_WITHIN_DAYS = 3660
 #: computed by another version is rebuilt on the next open.  A docstring edit changes
 #: nothing.  ``tests/test_forecast_version.py`` fails when the demo clinic's forecast
 #: changes while this number did not.
-FORECAST_VERSION = 4
+FORECAST_VERSION = 5
 #: Devices whose histories are loaded at once (their validated events are the memory
 #: a rebuild holds: about 50 MB per 500 devices of the demo clinic).
 BATCH_DEVICES = 500
@@ -211,7 +211,8 @@ _CATALOGUE_SQL = (
     "SELECT code, maker, model, kind, power, reservoir_ml, low_alarm_ml, constant_flow, battery_life_years, "
     "eri_to_eos_days, planned_replacement_months, lead_removal_day, mr_status FROM device_model ORDER BY code",
     "SELECT code, name, display_unit, stability_days, max_concentration_mg_per_ml, max_dose_mg_per_day, "
-    "caution_dose_mg_per_day, is_ziconotide, is_opioid FROM drug ORDER BY code",
+    "caution_dose_mg_per_day, is_ziconotide, is_opioid, labelled_concentrations_mg_per_ml, limits, boxed_warning "
+    "FROM drug ORDER BY code",
 )
 
 

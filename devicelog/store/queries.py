@@ -48,7 +48,8 @@ def _columns(names: Iterable[str], dates: Iterable[str] = ()) -> list:
 _MODEL_T = table(
     "device_model", *(column(n, JSON) if n == "device_identifiers" else column(n) for n in DeviceModel.model_fields)
 )
-_DRUG_T = table("drug", *_columns(Drug.model_fields))
+_DRUG_JSON = ("labelled_concentrations_mg_per_ml", "limits")
+_DRUG_T = table("drug", *(column(n, JSON) if n in _DRUG_JSON else column(n) for n in Drug.model_fields))
 _PATIENT_T = table("patient", *_columns(PatientInfo.model_fields, dates=("birth_date", "died_on")))
 #: The columns of ``DeviceInfo`` that ``device`` holds as they are (the model, and the
 #: serials of the devices replaced and replacing, come from elsewhere).

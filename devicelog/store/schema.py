@@ -21,7 +21,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 #: The newest revision this devicelog knows (a test checks it is the migrations' head).
-HEAD = "0010"
+HEAD = "0011"
 MIGRATIONS = Path(__file__).parent / "migrations"
 _PG_LOCK_KEY = 0x6465_7673  # "devs"
 

@@ -59,6 +59,13 @@ class DrugRow(SQLModel, table=True):
     is_ziconotide: bool = False
     is_opioid: bool = False
     source: str = ""
+    # Issue 18.2, the drug-limit library (migration 0011): ``clinic.catalogue.DrugLimit``
+    # values and labelled strengths as JSON lists, and a label's boxed warning.
+    labelled_concentrations_mg_per_ml: list[float] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
+    limits: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
+    boxed_warning: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
 
 
 class Patient(SQLModel, table=True):

@@ -140,9 +140,11 @@ def event_summary(event: Event, drugs: Mapping[str, Drug] | None = None) -> str:
         p = d.program
         drug = p.drugs[0]
         dose = f", {drug_amount(drugs, drug.drug, p.dose_mg_per_day, '/day')}" if p.dose_mg_per_day is not None else ""
+        override = f"; soft limit overridden: {d.limit_override.reason}" if d.limit_override is not None else ""
         return (
             f"withdrew {_n(d.volume_withdrawn_ml, 'mL')}, added {_n(d.volume_added_ml, 'mL')}, "
             f"reservoir {_n(d.reservoir_volume_after_ml, 'mL')}; {drug.drug} {drug_amount(drugs, drug.drug, drug.concentration_mg_per_ml, '/mL')}{dose}"
+            f"{override}"
         )
     if isinstance(d, InterrogationData):
         parts = [f"battery {d.battery_state.value.upper()}"]
@@ -160,7 +162,8 @@ def event_summary(event: Event, drugs: Mapping[str, Drug] | None = None) -> str:
             p = d.pump_program
             first = p.drugs[0]
             dose = drug_amount(drugs, first.drug, p.dose_mg_per_day, "/day") if p.dose_mg_per_day is not None else p.mode.value.replace("_", " ")
-            return f"pump program {first.drug} {drug_amount(drugs, first.drug, first.concentration_mg_per_ml, '/mL')}, {dose}"
+            override = f"; soft limit overridden: {d.limit_override.reason}" if d.limit_override is not None else ""
+            return f"pump program {first.drug} {drug_amount(drugs, first.drug, first.concentration_mg_per_ml, '/mL')}, {dose}{override}"
         s = next((p for p in d.stim_programs if p.name == d.active_program), d.stim_programs[0])
         return (f"program {s.name}: {s.amplitude:g} {s.amplitude_unit}, {s.pulse_width_us:g} µs, {s.frequency_hz:g} Hz, "
                 f"{WAVEFORM_WORDS[s.waveform.value]}")

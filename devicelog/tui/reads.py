@@ -25,13 +25,7 @@ def may_amend(engine) -> bool:
     ``event``), the owner role's members and superusers."""
     if engine.dialect.name != "postgresql":
         return True
-    from sqlalchemy import text
-
-    from devicelog.store.access import CLINICIAN
+    from devicelog.store.access import holds_clinician_rights
 
     with engine.connect() as conn:
-        return bool(conn.execute(text(
-            "SELECT CASE WHEN NOT c.relrowsecurity OR r.rolsuper OR r.rolbypassrls THEN true "
-            "ELSE pg_has_role(session_user, c.relowner, 'USAGE') OR pg_has_role(session_user, :clinician, 'USAGE') END "
-            "FROM pg_class c, pg_roles r WHERE c.oid = 'event'::regclass AND r.rolname = session_user"
-        ), {"clinician": CLINICIAN}).scalar())
+        return holds_clinician_rights(conn)

@@ -14,6 +14,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -184,6 +185,7 @@ class VisitScreen(Screen["int | None"]):
 
         try:
             ev.data = parse_event_data(self.kind.value, values)
+            ev.data = forms.with_limit_override(ev.data, typed.get(forms.LIMIT_OVERRIDE.key), self._dose_warnings(ev))
         except InputError as exc:
             for p in exc.problems:
                 key = forms.field_for(p.field, self.fields)
@@ -192,8 +194,20 @@ class VisitScreen(Screen["int | None"]):
                 else:
                     ev.general.append(forms.problem_text(p, self.fields))
             return ev
+        except ValidationError as exc:  # the override's reason (length, characters)
+            add(forms.LIMIT_OVERRIDE.key, "; ".join(e["msg"] for e in exc.errors()))
+            return ev
         self._preview(ev)
         return ev
+
+    def _dose_warnings(self, ev: Evaluation) -> list:
+        """The dose warnings of the program this entry sets (rules 6-7, issue 18.2)."""
+        from devicelog.clinic.forecast import dose_warnings
+
+        program = ev.data.program if isinstance(ev.data, RefillData) else getattr(ev.data, "pump_program", None)
+        if program is None or ev.occurred_on is None:
+            return []
+        return dose_warnings(self.history, program, ev.occurred_on, self.app.settings, self.app.load_catalogue())
 
     def _preview(self, ev: Evaluation) -> None:
         app = self.app
@@ -204,10 +218,8 @@ class VisitScreen(Screen["int | None"]):
                 self._refill_preview(ev, text)
             elif isinstance(data, ProgrammingData):
                 if data.pump_program is not None:
-                    from devicelog.clinic.forecast import dose_warnings
-
                     self._program_changes(text, data.pump_program)
-                    for w in dose_warnings(self.history, data.pump_program, on_date, app.settings, app.load_catalogue()):
+                    for w in self._dose_warnings(ev):
                         self._warning(ev, text, w)
                 else:
                     programs, active = forms.current_stim_programs(self.history)
@@ -261,9 +273,24 @@ class VisitScreen(Screen["int | None"]):
     def _warning(self, ev: Evaluation, text: Text, w) -> None:
         style = {"block": "bold white on dark_red", "warn": "bold yellow", "note": "dim"}[w.level]
         word = {"block": "REFUSED", "warn": "WARNING", "note": "note"}[w.level]
+        override = getattr(ev.data, "limit_override", None)
+        overridden = override is not None and any(lim.code == w.code for lim in override.limits)
+        if w.level == "warn" and w.code.startswith("limit_"):
+            word = "OVERRIDDEN SOFT LIMIT" if overridden else "SOFT LIMIT"
         text.append(f"{word} ({w.rule}): {w.message}\n", style=style)
+        if overridden:
+            text.append(f"  override reason: {override.reason}\n", style="bold")
+        elif w.level == "warn" and w.code.startswith("limit_"):
+            need = "a soft drug limit is exceeded (see the preview): give a reason to override it"
+            if need not in ev.problems.get(forms.LIMIT_OVERRIDE.key, []):
+                ev.problems.setdefault(forms.LIMIT_OVERRIDE.key, []).append(need)
+            text.append("  to save, type a Soft-limit override reason" + (" (a clinician's login)" if self._server() else "") + "\n",
+                        style="bold yellow")
         if w.level == "block":
             ev.blocked.append(w.message)
+
+    def _server(self) -> bool:
+        return self.app.engine.dialect.name == "postgresql"
 
     def _refill_preview(self, ev: Evaluation, text: Text) -> None:
         from devicelog.clinic.forecast import refill_preview
@@ -271,6 +298,11 @@ class VisitScreen(Screen["int | None"]):
         app = self.app
         pv = refill_preview(self.history, ev.data, ev.occurred_on, app.settings, app.load_catalogue(), amends=self.amend)
         self._program_changes(text, ev.data.program)
+        # Drug limits and boxed warnings first: they ask for an action before saving, and
+        # must be seen in a short preview (80x24) without scrolling (issue 18.2).
+        first = [w for w in pv.warnings if w.code.startswith(("limit_", "boxed_warning_"))]
+        for w in first:
+            self._warning(ev, text, w)
         alarm_before = self.amend.data.low_alarm_ml if self.amend is not None else forms.last_low_alarm_ml(self.history)
         if ev.data.low_alarm_ml != alarm_before:
             text.append(f"• low-reservoir alarm: {fmt_amount(alarm_before, 'mL', 3)} → {fmt_amount(ev.data.low_alarm_ml, 'mL', 3)}\n",
@@ -297,7 +329,8 @@ class VisitScreen(Screen["int | None"]):
         text.append(f" (latest safe {pv.refill_latest_safe_on})\n")
         text.append(f"  why: {pv.refill_due_why}\n", style="dim")
         for w in pv.warnings:
-            self._warning(ev, text, w)
+            if w not in first:
+                self._warning(ev, text, w)
 
     # ------------------------------------------------------------------ showing it
 
