@@ -846,6 +846,13 @@ def acknowledge_item(*, session: Session, item_key: Any, reason: str, author: st
     """Record that a person dealt with a due item, and why: it leaves the active list
     while its inputs stay as they are (``clinic.acks``).  Returns the record's id."""
     item = find_due_item(session, item_key, settings)
+    if item.code.startswith("advisory_"):
+        notice = item.code.removeprefix("advisory_")
+        raise InputError([Problem(
+            "item", item.key,
+            f"a safety notice is closed with what was done: devicelog advisory ack {notice} {item.device_serial} "
+            "--done … (or k on the safety notices screen, F7)",
+        )])
     return _ack_row(session, item, kind="acknowledge", reason=reason, author=author)
 
 

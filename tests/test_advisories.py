@@ -227,6 +227,23 @@ def test_import_gives_a_due_item_until_acknowledged_and_the_database_says_so(cli
     assert not audit.verify(clinic).problems
 
 
+def test_the_generic_acknowledge_sends_a_notice_item_to_advisory_ack(clinic):
+    """A notice item is closed with what was done (advisory_action), never by a bare
+    reason: `due ack` on it is refused, names the command, and writes nothing."""
+    n = notice({"models": ["synchromed-ii-40"], "lots": ["L1"]}, notice_class="II")
+    with write_session(clinic) as s:
+        row, _ = advisories.import_notice(s, notice=n, author="rn", today=TODAY)
+    with read_session(clinic) as s:
+        [entry] = [e for e in due_list(s, as_of=TODAY, settings=Settings()).entries if e.item.code.startswith("advisory_")]
+        before = s.execute(select(func.count()).select_from(tables.AuditEntry)).scalar()
+    with write_session(clinic) as s:
+        with pytest.raises(InputError, match=f"devicelog advisory ack {row.id} NGP1"):
+            services.acknowledge_item(session=s, item_key=entry.item.key, reason="done", author="rn")
+    with read_session(clinic) as s:
+        assert s.execute(select(func.count()).select_from(tables.AuditEntry)).scalar() == before
+    assert advisory_items(clinic) == [("NGP1", "high", TODAY)]
+
+
 def test_a_device_registered_later_is_matched_and_gets_its_item(clinic):
     with write_session(clinic) as s:
         advisories.import_notice(s, notice=notice({"models": ["synchromed-ii-40"], "serials": ["NGP7"]}), author="rn", today=TODAY)
